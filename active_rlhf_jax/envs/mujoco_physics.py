@@ -53,6 +53,7 @@ from flax import struct
 #: Environment variable read for the default thread count.
 THREADS_ENV_VAR = "ACTIVE_RLHF_MUJOCO_THREADS"
 _SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+_CHUNKS_PER_THREAD = 4
 
 
 @struct.dataclass
@@ -203,9 +204,11 @@ class MujocoPhysics:
             self._free.put(d)
 
     def _parallel(self, n: int, chunk_fn: Callable[[int, int], None]) -> None:
-        """Run ``chunk_fn(lo, hi)`` over contiguous chunks of ``range(n)`` on the pool."""
-        k = min(self.num_threads, n)
-        if k <= 1:
+        """Run ``chunk_fn(lo, hi)`` over contiguous chunks of ``range(n)`` on the pool.
+
+        A few chunks per thread, so one slow (preempted) thread does not hold up the batch.
+        """
+        if self.num_threads <= 1 or n <= 2:
             if n:
                 chunk_fn(0, n)
             return
@@ -214,6 +217,7 @@ class MujocoPhysics:
                 self._pool = concurrent.futures.ThreadPoolExecutor(
                     self.num_threads, thread_name_prefix="mujoco_physics"
                 )
+        k = min(n, _CHUNKS_PER_THREAD * self.num_threads)
         bounds = np.linspace(0, n, k + 1).astype(int)
         futures = [self._pool.submit(chunk_fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         for fut in futures:
