@@ -1,0 +1,44 @@
+"""PPO (Stable-Baselines3 semantics) as pure JAX functions.
+
+* :func:`make_ppo` -> :class:`PPO` bundle (``init``, ``rollout``, ``update``,
+  ``update_obs_norm``, ``act``, ``value``) over :class:`PPOState`.
+* :func:`make_train` -> ``train(key)``: the ground-truth baseline (PPO on the true reward).
+* :func:`compute_gae`, :func:`compute_ppo_loss`: the math, standalone.
+"""
+
+from active_rlhf_jax.ppo.agent import PPO, PPOState, Transition, make_ppo
+from active_rlhf_jax.ppo.checkpoint import load_policy, save_policy
+from active_rlhf_jax.ppo.config import PPOConfig, TrainConfig
+from active_rlhf_jax.ppo.losses import compute_gae, compute_ppo_loss, compute_sb3_advantages
+from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
+from active_rlhf_jax.ppo.normalizer import (
+    ObsNormState,
+    init_obs_norm,
+    normalize_obs,
+    update_obs_norm_stats,
+)
+from active_rlhf_jax.ppo.train import TrainState, compute_episode_returns, make_train
+
+__all__ = [
+    "PPO",
+    "Actor",
+    "Critic",
+    "ObsNormState",
+    "PPOConfig",
+    "PPOState",
+    "TrainConfig",
+    "TrainState",
+    "Transition",
+    "compute_episode_returns",
+    "compute_gae",
+    "compute_ppo_loss",
+    "compute_sb3_advantages",
+    "init_obs_norm",
+    "load_policy",
+    "make_distribution",
+    "make_ppo",
+    "make_train",
+    "normalize_obs",
+    "save_policy",
+    "update_obs_norm_stats",
+]

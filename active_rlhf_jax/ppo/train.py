@@ -1,0 +1,102 @@
+"""Ground-truth PPO: ``make_train(config) -> train(key)``, PPO on the true reward.
+
+One whole run is one pure function, so seeds are a vmap axis::
+
+    train = make_train(sb3_preset("HalfCheetah-v5"))
+    state, metrics = jax.jit(jax.vmap(train))(jax.random.split(key, 4))
+
+``metrics`` holds per-update arrays ``[num_updates]`` (``[seeds, num_updates]`` under vmap).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from active_rlhf_jax.envs import TrainingEnv, make
+from active_rlhf_jax.ppo.agent import PPOState, Transition, make_ppo
+from active_rlhf_jax.ppo.config import TrainConfig
+
+
+@struct.dataclass
+class TrainState:
+    """Carried through the run: learner, env batch and the running episode returns."""
+
+    ppo: PPOState
+    env: object
+    episode_return: jax.Array  # [B] true return of the episode in progress
+
+
+def compute_episode_returns(
+    rewards: jax.Array, dones: jax.Array, running: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sum rewards ``[T, B]`` into episodes that end where ``dones`` ``[T, B]``.
+
+    Args:
+        running: ``[B]`` return accumulated before this rollout.
+
+    Returns:
+        (sum of the completed episodes' returns ``[]``, number completed ``[]``,
+        running return carried into the next rollout ``[B]``).
+    """
+
+    def step(acc, xs):
+        r, d = xs
+        acc = acc + r
+        done_return = jnp.sum(jnp.where(d > 0, acc, 0.0))
+        return jnp.where(d > 0, 0.0, acc), (done_return, jnp.sum(d))
+
+    running, (sums, counts) = jax.lax.scan(step, running, (rewards, dones))
+    return jnp.sum(sums), jnp.sum(counts), running
+
+
+def make_train(config: TrainConfig, env=None):
+    """Validate ``config`` (host side, before tracing) and return ``train(key)``.
+
+    Args:
+        config: TrainConfig.
+        env: optional pre-built unbatched ``Env`` (default: ``make(env_id, backend)``).
+
+    Returns:
+        ``train(key) -> (TrainState, metrics)`` where metrics are ``[num_updates]``:
+        ``episode_return`` (mean true return of episodes finished in that rollout, NaN if
+        none), ``episodes``, ``env_steps``, and the update's loss statistics.
+    """
+    config.validate()
+    pc = config.ppo
+    base = env if env is not None else make(
+        config.env_id, backend=config.backend, **dict(config.env_options)
+    )
+    benv = TrainingEnv(base, pc.num_envs)
+    ppo = make_ppo(pc, benv, num_updates=config.num_updates)
+
+    def one_update(ts: TrainState, key: jax.Array):
+        key_rollout, key_update = jax.random.split(key)
+        env_state, tr = ppo.rollout(ts.ppo, ts.env, key_rollout)
+        ppo_state = ppo.update_obs_norm(ts.ppo, tr.raw_obs)
+        ppo_state, metrics = ppo.update(ppo_state, tr, tr.true_reward, key_update)
+        ret_sum, count, running = compute_episode_returns(
+            tr.true_reward, tr.done, ts.episode_return
+        )
+        metrics["episode_return"] = jnp.where(count > 0, ret_sum / jnp.maximum(count, 1), jnp.nan)
+        metrics["episodes"] = count
+        metrics["env_steps"] = ppo_state.update_step * pc.batch_size
+        metrics["mean_reward"] = jnp.mean(tr.true_reward)
+        return TrainState(ppo=ppo_state, env=env_state, episode_return=running), metrics
+
+    def train(key: jax.Array):
+        key_init, key_env, key_loop = jax.random.split(key, 3)
+        ts = TrainState(
+            ppo=ppo.init(key_init),
+            env=benv.reset(key_env),
+            episode_return=jnp.zeros((pc.num_envs,), jnp.zeros(()).dtype),
+        )
+        return jax.lax.scan(one_update, ts, jax.random.split(key_loop, config.num_updates))
+
+    train.ppo = ppo
+    train.env = benv
+    return train
+
+
+__all__ = ["TrainState", "Transition", "compute_episode_returns", "make_train"]

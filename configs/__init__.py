@@ -1,0 +1,1 @@
+"""Small preset files built with ``dataclasses.replace`` on the package defaults."""
