@@ -31,8 +31,9 @@ import time
 
 DEFAULT_ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Reacher-v5", "Ant-v5")
 DEFAULT_BATCHES = (1, 16, 64, 256, 1024, 4096)
-SMALL = dict(envs=("HalfCheetah-v5",), batch_sizes=(1, 64, 256), steps=50, repeats=1,
-             max_run_seconds=8.0)
+SMALL = dict(
+    envs=("HalfCheetah-v5",), batch_sizes=(1, 64, 256), steps=50, repeats=1, max_run_seconds=8.0
+)
 
 
 def _parse_args(argv):
@@ -42,14 +43,25 @@ def _parse_args(argv):
     p.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCHES)))
     p.add_argument("--steps", type=int, default=100, help="env steps per jitted scan")
     p.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up")
-    p.add_argument("--max-run-seconds", type=float, default=30.0,
-                   help="skip larger batches once one run is estimated to exceed this")
-    p.add_argument("--threads", type=int, default=None,
-                   help="C backend threads (default: $ACTIVE_RLHF_MUJOCO_THREADS or cpu count)")
+    p.add_argument(
+        "--max-run-seconds",
+        type=float,
+        default=30.0,
+        help="skip larger batches once one run is estimated to exceed this",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="C backend threads (default: $ACTIVE_RLHF_MUJOCO_THREADS or cpu count)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the records to this JSON file")
-    p.add_argument("--small", action="store_true",
-                   help="quick run (~1 min): HalfCheetah-v5, batches 1,64,256, 50 steps")
+    p.add_argument(
+        "--small",
+        action="store_true",
+        help="quick run (~1 min): HalfCheetah-v5, batches 1,64,256, 50 steps",
+    )
     args = p.parse_args(argv)
     args.envs = tuple(e for e in args.envs.split(",") if e)
     args.backends = tuple(b for b in args.backends.split(",") if b)
@@ -97,9 +109,17 @@ def measure(env_id: str, backend: str, batch: int, steps: int, repeats: int, see
         t0 = time.perf_counter()
         jax.block_until_ready(compiled(state, jax.random.fold_in(key_run, r)))
         best = min(best, time.perf_counter() - t0)
-    return dict(env_id=env_id, backend=backend, batch=batch, steps=steps,
-                compile_s=compile_s, run_s=best, sps=batch * steps / best,
-                device=_device_name(jax), skipped=None)
+    return dict(
+        env_id=env_id,
+        backend=backend,
+        batch=batch,
+        steps=steps,
+        compile_s=compile_s,
+        run_s=best,
+        sps=batch * steps / best,
+        device=_device_name(jax),
+        skipped=None,
+    )
 
 
 def run(args) -> list[dict]:
@@ -112,9 +132,17 @@ def run(args) -> list[dict]:
             for batch in args.batch_sizes:
                 est = None if sps_prev is None else batch * args.steps / sps_prev
                 if est is not None and est > args.max_run_seconds:
-                    rec = dict(env_id=env_id, backend=backend, batch=batch, steps=args.steps,
-                               compile_s=None, run_s=None, sps=None,
-                               device=_device_name(jax), skipped=f"est. {est:.0f} s/run")
+                    rec = dict(
+                        env_id=env_id,
+                        backend=backend,
+                        batch=batch,
+                        steps=args.steps,
+                        compile_s=None,
+                        run_s=None,
+                        sps=None,
+                        device=_device_name(jax),
+                        skipped=f"est. {est:.0f} s/run",
+                    )
                 else:
                     rec = measure(env_id, backend, batch, args.steps, args.repeats, args.seed)
                     sps_prev = rec["sps"]
@@ -134,15 +162,18 @@ def _line(rec) -> str:
     head = f"{rec['env_id']:>15} {rec['backend']:>6} B={rec['batch']:<5}"
     if rec["skipped"]:
         return f"{head} skipped ({rec['skipped']}) [{rec['device']}]"
-    return (f"{head} {rec['sps']:>10,.0f} steps/s  compile {rec['compile_s']:.1f} s  "
-            f"[{rec['device']}]")
+    return (
+        f"{head} {rec['sps']:>10,.0f} steps/s  compile {rec['compile_s']:.1f} s  [{rec['device']}]"
+    )
 
 
 def markdown_table(records: list[dict], backends=("mujoco", "mjx")) -> str:
     """One row per (env, batch), one steps/s + compile column pair per backend."""
     cells = {(r["env_id"], r["batch"], r["backend"]): r for r in records}
-    rows = sorted({(r["env_id"], r["batch"]) for r in records},
-                  key=lambda k: ([r["env_id"] for r in records].index(k[0]), k[1]))
+    rows = sorted(
+        {(r["env_id"], r["batch"]) for r in records},
+        key=lambda k: ([r["env_id"] for r in records].index(k[0]), k[1]),
+    )
     backends = [b for b in backends if any(r["backend"] == b for r in records)]
     head = ["env", "batch"]
     for b in backends:
@@ -173,16 +204,21 @@ def main(argv=None) -> list[dict]:
         os.environ["ACTIVE_RLHF_MUJOCO_THREADS"] = str(args.threads)
     import jax
 
-    print(f"# env throughput: jax {jax.__version__}, devices {jax.devices()}, "
-          f"host cpus {os.cpu_count()}, {platform.processor() or platform.machine()}")
+    print(
+        f"# env throughput: jax {jax.__version__}, devices {jax.devices()}, "
+        f"host cpus {os.cpu_count()}, {platform.processor() or platform.machine()}"
+    )
     print(f"# C backend threads: {_threads()}; {args.steps} steps per jitted scan")
     records = run(args)
     print()
     print(markdown_table(records))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(jax=jax.__version__, cpus=os.cpu_count(), steps=args.steps,
-                           records=records), f, indent=1)
+            json.dump(
+                dict(jax=jax.__version__, cpus=os.cpu_count(), steps=args.steps, records=records),
+                f,
+                indent=1,
+            )
     return records
 
 

@@ -21,7 +21,6 @@ from active_rlhf_jax.envs.mujoco_physics import (
     THREADS_ENV_VAR,
     MujocoPhysics,
     default_num_threads,
-    shard_envs,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -246,8 +245,12 @@ def test_shard_envs_two_cpu_devices():
     env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     env["JAX_PLATFORMS"] = "cpu"
     res = subprocess.run(
-        [sys.executable, "-c", _SHARD_SCRIPT], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=240,
+        [sys.executable, "-c", _SHARD_SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr[-3000:]
 
@@ -256,8 +259,102 @@ def test_x64_suite_in_subprocess():
     # float64 pipeline (jax_enable_x64 must be set before JAX starts, hence a subprocess).
     env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
     res = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "x64_mujoco")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests" / "x64_mujoco"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+# ----------------------------------------------------------------- task level (tasks.py)
+
+TASK_ENVS = {
+    "HalfCheetah-v5": {},
+    "Hopper-v4": {"terminate_when_unhealthy": False},
+    "Hopper-v5": {"terminate_when_unhealthy": False},
+    "Walker2d-v5": {"terminate_when_unhealthy": False},
+    "Swimmer-v5": {},
+    "Reacher-v4": {},
+    "Reacher-v5": {},
+    "Ant-v5": {"terminate_when_unhealthy": False},
+}
+
+
+@pytest.mark.parametrize("env_id", list(TASK_ENVS))
+def test_task_float32_first_10_steps_match_gymnasium(env_id):
+    pytest.importorskip("active_rlhf_jax.envs.tasks")
+    from active_rlhf_jax.envs import make
+
+    kwargs = TASK_ENVS[env_id]
+    ours = make(env_id, backend="mujoco", **kwargs)
+    assert ours.backend == "mujoco"
+    ref = gym.make(env_id, **kwargs).unwrapped
+    ref.reset(seed=0)
+    state = jax.jit(ours.reset)(jax.random.PRNGKey(0))
+    ref.set_state(np.asarray(state.data.qpos, np.float64), np.asarray(state.data.qvel, np.float64))
+    step = jax.jit(ours.step)
+    rng = np.random.default_rng(1)
+    for t in range(10):
+        action = rng.uniform(ref.action_space.low, ref.action_space.high).astype(np.float32)
+        obs, reward, *_ = ref.step(action)
+        state = step(state, jnp.asarray(action))
+        assert state.obs.dtype == jnp.float32
+        np.testing.assert_allclose(
+            np.asarray(state.obs), obs, rtol=1e-3, atol=1e-3, err_msg=f"{env_id} obs at step {t}"
+        )
+        np.testing.assert_allclose(
+            float(state.reward),
+            reward,
+            rtol=1e-3,
+            atol=1e-3,
+            err_msg=f"{env_id} reward at step {t}",
+        )
+    # The carried float64 state is still exactly Gymnasium's.
+    np.testing.assert_array_equal(
+        np.asarray(state.data.exact).view(np.float64)[1 : 1 + ref.model.nq], ref.data.qpos
+    )
+
+
+def test_training_env_jit_scan_deterministic_and_matches_unbatched():
+    pytest.importorskip("active_rlhf_jax.envs.tasks")
+    from active_rlhf_jax.envs import TrainingEnv, make
+
+    env = make("Ant-v5", backend="mujoco")
+    tenv = TrainingEnv(env, 3)
+
+    @jax.jit
+    def rollout(key):
+        state = tenv.reset(key)
+
+        def body(state, k):
+            a = jax.random.uniform(k, (3, env.action_size), minval=-1.0, maxval=1.0)
+            state = tenv.step(state, a)
+            return state, (state.obs, state.reward, a)
+
+        return jax.lax.scan(body, state, jax.random.split(key, 20))
+
+    final, (obs, rew, acts) = rollout(jax.random.PRNGKey(3))
+    final2, (obs2, rew2, _) = rollout(jax.random.PRNGKey(3))
+    np.testing.assert_array_equal(np.asarray(obs), np.asarray(obs2))
+    np.testing.assert_array_equal(np.asarray(final.data.exact), np.asarray(final2.data.exact))
+    assert np.isfinite(np.asarray(rew)).all() and float(jnp.abs(rew).sum()) > 0
+
+    # Env 1 of the batch, replayed unbatched from its reset state, gives the same rewards.
+    state = jax.tree.map(lambda x: x[1], tenv.reset(jax.random.PRNGKey(3)))
+    wrapper_keys = ("steps", "truncation", "final_obs", "key")
+    state = state.replace(info={k: v for k, v in state.info.items() if k not in wrapper_keys})
+    step = jax.jit(env.step)
+    for t in range(20):
+        state = step(state, acts[t, 1])
+        np.testing.assert_array_equal(np.asarray(state.reward), np.asarray(rew[t, 1]))

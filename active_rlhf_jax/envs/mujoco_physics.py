@@ -219,7 +219,10 @@ class MujocoPhysics:
                 )
         k = min(n, _CHUNKS_PER_THREAD * self.num_threads)
         bounds = np.linspace(0, n, k + 1).astype(int)
-        futures = [self._pool.submit(chunk_fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        futures = [
+            self._pool.submit(chunk_fn, lo, hi)
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
         for fut in futures:
             fut.result()
 

@@ -43,9 +43,7 @@ def test_physics_float64_fields_are_exact():
         data = phys.step(data, a)
         return data, data
 
-    traj = jax.jit(lambda q, v, a: jax.lax.scan(body, phys.init(q, v), a)[1])(
-        qpos, qvel, actions
-    )
+    traj = jax.jit(lambda q, v, a: jax.lax.scan(body, phys.init(q, v), a)[1])(qpos, qvel, actions)
     assert traj.qpos.dtype == jnp.float64 and traj.time.dtype == jnp.float64
     d = mujoco.MjData(model)
     d.qpos[:], d.qvel[:] = qpos, qvel
@@ -80,8 +78,10 @@ def test_task_parity_with_gymnasium_200_steps(env_id):
         action = rng.uniform(low, high).astype(np.float64)
         obs, reward, *_ = ref.step(action)
         state = step(state, jnp.asarray(action))
-        np.testing.assert_allclose(np.asarray(state.obs), obs, rtol=0, atol=1e-9,
-                                   err_msg=f"{env_id} obs at step {t}")
-        np.testing.assert_allclose(float(state.reward), reward, rtol=0, atol=1e-9,
-                                   err_msg=f"{env_id} reward at step {t}")
+        np.testing.assert_allclose(
+            np.asarray(state.obs), obs, rtol=0, atol=1e-9, err_msg=f"{env_id} obs at step {t}"
+        )
+        np.testing.assert_allclose(
+            float(state.reward), reward, rtol=0, atol=1e-9, err_msg=f"{env_id} reward at step {t}"
+        )
     np.testing.assert_array_equal(np.asarray(state.data.qpos), ref.data.qpos)
