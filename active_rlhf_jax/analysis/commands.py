@@ -1,0 +1,160 @@
+"""``evaluate``, ``plot`` and ``compare`` subcommands (registered by ``active_rlhf_jax.cli``).
+
+Thin: argument parsing and printing only; the work is in :mod:`active_rlhf_jax.evaluation`
+and :mod:`active_rlhf_jax.analysis`. Heavy imports (JAX, MuJoCo, matplotlib) happen inside
+the handlers, so building the parser is cheap. Standalone use::
+
+    python -m active_rlhf_jax.analysis.commands plot RUN_A RUN_B --out figs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+
+from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS
+
+
+def _dumps(obj) -> str:
+    """JSON with NaN/inf written as null (strict JSON, like metrics.jsonl)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(u) for k, u in v.items()}
+        if isinstance(v, list):
+            return [clean(u) for u in v]
+        return v
+    return json.dumps(clean(obj))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from active_rlhf_jax import evaluation
+
+    if args.video:
+        # Before anything renders (also before the evaluation, in case it imports a renderer).
+        evaluation.ensure_gl_backend()
+    if args.episodes > 0:
+        per_seed, summary = evaluation.evaluate(
+            args.run_dir, episodes=args.episodes, backend=args.backend, step=args.step,
+            max_steps=args.max_steps, seed=args.seed,
+        )
+        for rec in per_seed:
+            print(_dumps(rec))
+        print(_dumps(summary))
+        if args.output:
+            pathlib.Path(args.output).write_text(_dumps({"per_seed": per_seed, "summary": summary}))
+    if args.video:
+        w, h = _parse_size(args.video_size)
+        info = evaluation.render_video(
+            args.run_dir, args.video, step=args.step, seed_index=args.video_seed_index,
+            max_steps=args.max_steps, width=w, height=h, seed=args.seed,
+        )
+        print(_dumps({"video": info}))
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--video-size: expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from active_rlhf_jax.analysis.figures import make_all_figures
+    from active_rlhf_jax.analysis.loading import load_runs
+    from active_rlhf_jax.analysis.summary import COLUMNS, compute_summary, format_markdown, write_csv
+
+    runs = load_runs(args.run_dirs, args.labels)
+    out = pathlib.Path(args.out)
+    paths = make_all_figures(runs, out, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
+    rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
+    table = format_markdown(rows, reps=args.bootstrap_reps)
+    (out / "summary.md").write_text(table)
+    write_csv(out / "summary.csv", rows, COLUMNS)
+    print(table)
+    print(f"wrote {len(paths) + 2} files to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from active_rlhf_jax.analysis.loading import load_runs
+    from active_rlhf_jax.analysis.summary import compute_summary, format_markdown
+
+    runs = load_runs(args.run_dirs, args.labels)
+    rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
+    if args.json:
+        for r in rows:
+            print(_dumps(r))
+    else:
+        print(format_markdown(rows, reps=args.bootstrap_reps), end="")
+    return 0
+
+
+def _add_common_runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories (one group of seeds each)")
+    p.add_argument("--labels", nargs="+", default=None, help="legend label per DIR (default: directory names)")
+    p.add_argument("--bootstrap-reps", type=int, default=DEFAULT_BOOTSTRAP_REPS,
+                   help="stratified-bootstrap resamples for IQM CIs and profiles (default %(default)s)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+
+
+def add_subparsers(subparsers) -> None:
+    """Register ``evaluate``, ``plot`` and ``compare`` on an argparse subparsers object.
+
+    Each subparser sets ``func`` (``args.func(args) -> exit code``).
+    """
+    from active_rlhf_jax.evaluation import BACKENDS
+
+    p = subparsers.add_parser(
+        "evaluate", help="run the saved deterministic policies and report the true return",
+        description="Load the final (or --step) policy of every seed with its observation "
+        "normaliser, run N deterministic episodes per seed, print one JSON object per seed "
+        "and a summary (mean and Student-t 95%% CI of the true return over seeds).",
+    )
+    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per seed (0: video only)")
+    p.add_argument("--backend", choices=BACKENDS, default="ours",
+                   help="ours (our envs; C MuJoCo on CPU, MJX on GPU), mjx, mujoco, or gymnasium "
+                   "(Gymnasium's own env with the same id); default %(default)s")
+    p.add_argument("--step", type=int, default=None, help="env step of an intermediate checkpoint")
+    p.add_argument("--max-steps", type=int, default=None, help="episode horizon (default: the task's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial-state noise")
+    p.add_argument("--output", default=None, help="also write the results as JSON to this file")
+    p.add_argument("--video", default=None, metavar="PATH",
+                   help="write an MP4 of one deterministic episode (MuJoCo offscreen rendering; "
+                   "MUJOCO_GL defaults to egl)")
+    p.add_argument("--video-size", default="320x240", help="WIDTHxHEIGHT (default %(default)s)")
+    p.add_argument("--video-seed-index", type=int, default=0, help="which seed's policy to film")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser(
+        "plot", help="figures (PNG+SVG+CSV) and a summary table from run directories",
+        description="True return vs env steps and vs queries, reward-model Spearman vs "
+        "queries, BALD per modality, per-iteration modality split, IQM/mean with 95%% CIs and "
+        "performance profiles (rliable), and a markdown summary table.",
+    )
+    _add_common_runs(p)
+    p.add_argument("--out", required=True, metavar="FIGDIR", help="output folder")
+    p.set_defaults(func=cmd_plot)
+
+    p = subparsers.add_parser("compare", help="final-return summary table of run directories")
+    _add_common_runs(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per run instead of markdown")
+    p.set_defaults(func=cmd_compare)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m active_rlhf_jax.analysis.commands")
+    add_subparsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

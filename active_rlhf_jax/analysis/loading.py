@@ -1,0 +1,182 @@
+"""Read run directories (``config.json``, ``metrics.jsonl``, ``final_eval.json``).
+
+A run directory is one configuration trained with several seeds (see docs/CONTRACTS.md).
+``metrics.jsonl`` holds one JSON object per seed per iteration; here it becomes one
+``[n_seeds, n_iterations]`` float array per field, aligned on ``iteration`` (NaN where a
+seed has no row for an iteration or logged ``null``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from typing import Any
+
+import numpy as np
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+FINAL_EVAL_FILE = "final_eval.json"
+
+#: Fields the figures read (all other numeric fields are loaded too).
+PLOT_FIELDS = (
+    "env_steps", "queries_pref", "queries_eval", "queries_total", "true_return",
+    "reward_corr", "bald_pref", "bald_eval", "n_pref", "n_eval",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """One run directory in memory.
+
+    Attributes:
+        path: the directory.
+        label: legend label (the directory name unless given).
+        config: parsed ``config.json`` (empty dict when missing).
+        env_id: environment id found in the config (``""`` when unknown).
+        seeds: seed ids ``[S]`` in row order.
+        iterations: iteration numbers ``[I]`` (sorted union over seeds).
+        fields: field name -> ``[S, I]`` float64 (NaN = missing).
+        final_eval: parsed ``final_eval.json`` or None.
+    """
+
+    path: pathlib.Path
+    label: str
+    config: dict
+    env_id: str
+    seeds: np.ndarray
+    iterations: np.ndarray
+    fields: dict[str, np.ndarray]
+    final_eval: dict | None
+
+    def field(self, name: str) -> np.ndarray:
+        """``[S, I]`` values of ``name`` (all NaN when the field was never logged)."""
+        if name in self.fields:
+            return self.fields[name]
+        return np.full((len(self.seeds), len(self.iterations)), np.nan)
+
+    def final_scores(self) -> tuple[np.ndarray, str]:
+        """Final true return per seed ``[S']`` and where it came from.
+
+        ``final_eval.json`` (deterministic evaluation episodes, mean per seed) when the
+        directory has one, else the last logged ``true_return`` of each seed.
+        """
+        if self.final_eval and self.final_eval.get("seeds"):
+            vals = [_to_float(s.get("mean")) for s in self.final_eval["seeds"]]
+            return np.asarray(vals, np.float64), FINAL_EVAL_FILE
+        tr = self.field("true_return")
+        last = np.full(tr.shape[0], np.nan)
+        for i, row in enumerate(tr):
+            finite = np.flatnonzero(np.isfinite(row))
+            if finite.size:
+                last[i] = row[finite[-1]]
+        return last, "last true_return"
+
+
+def _to_float(v: Any) -> float:
+    if v is None or isinstance(v, bool):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _find_key(tree: Any, key: str) -> Any:
+    """Depth-first search for ``key`` in nested dicts (config layouts may nest env_id)."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        for v in tree.values():
+            found = _find_key(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def read_metrics(path: pathlib.Path) -> list[dict]:
+    """Parse ``metrics.jsonl``; a truncated last line (a run still writing) is skipped.
+
+    Raises:
+        ValueError: a malformed line other than the last, or a row without seed/iteration.
+    """
+    rows = []
+    lines = pathlib.Path(path).read_text().splitlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if lineno == len(lines):
+                break
+            raise ValueError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+        if "seed" not in row or "iteration" not in row:
+            raise ValueError(f"{path}:{lineno}: row lacks 'seed' or 'iteration'")
+        rows.append(row)
+    return rows
+
+
+def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
+    """Load one run directory.
+
+    Raises:
+        FileNotFoundError: the directory has no ``metrics.jsonl``.
+    """
+    run_dir = pathlib.Path(run_dir)
+    mpath = run_dir / METRICS_FILE
+    if not mpath.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
+    rows = read_metrics(mpath)
+    config = json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
+    final_eval = None
+    if (run_dir / FINAL_EVAL_FILE).is_file():
+        final_eval = json.loads((run_dir / FINAL_EVAL_FILE).read_text())
+    env_id = _find_key(config, "env_id") or (final_eval or {}).get("env_id") or ""
+
+    seeds = np.array(sorted({int(r["seed"]) for r in rows}), dtype=np.int64)
+    iterations = np.array(sorted({int(r["iteration"]) for r in rows}), dtype=np.int64)
+    s_idx = {int(s): i for i, s in enumerate(seeds)}
+    i_idx = {int(it): j for j, it in enumerate(iterations)}
+    names = sorted({k for r in rows for k in r} - {"seed", "iteration"})
+    fields = {}
+    for name in names:
+        arr = np.full((len(seeds), len(iterations)), np.nan)
+        numeric = False
+        for r in rows:
+            if name in r and not isinstance(r[name], (str, list, dict)):
+                arr[s_idx[int(r["seed"])], i_idx[int(r["iteration"])]] = _to_float(r[name])
+                numeric = True
+        if numeric:
+            fields[name] = arr
+    return RunData(
+        path=run_dir,
+        label=label or run_dir.resolve().name,
+        config=config,
+        env_id=str(env_id),
+        seeds=seeds,
+        iterations=iterations,
+        fields=fields,
+        final_eval=final_eval,
+    )
+
+
+def load_runs(run_dirs, labels=None) -> list[RunData]:
+    """Load several run directories; ``labels`` (optional) must match their number.
+
+    Raises:
+        ValueError: wrong number of labels, or duplicate labels.
+    """
+    run_dirs = list(run_dirs)
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(f"--labels: got {len(labels)} labels for {len(run_dirs)} run directories")
+    runs = [load_run(d, None if labels is None else labels[i]) for i, d in enumerate(run_dirs)]
+    seen: dict[str, int] = {}
+    for r in runs:
+        seen[r.label] = seen.get(r.label, 0) + 1
+    dups = [k for k, v in seen.items() if v > 1]
+    if dups:
+        raise ValueError(f"duplicate run labels {dups}; pass --labels to tell the runs apart")
+    return runs

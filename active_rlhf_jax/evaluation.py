@@ -1,0 +1,284 @@
+"""Evaluate saved policies: deterministic episodes in our envs or in Gymnasium's, and video.
+
+* ``backend="ours"`` (``envs.make`` with ``auto``: C MuJoCo on CPUs, MJX on accelerators),
+  ``"mujoco"`` or ``"mjx"``: every seed and episode runs in one jitted ``lax.scan`` over the
+  horizon, vmapped over seeds and episodes.
+* ``backend="gymnasium"``: Gymnasium's own environment with the same id (C MuJoCo, its own
+  wrappers and reset noise), all seeds x episodes stepped in lock-step on the host with one
+  batched, jitted ``act`` call per step.
+
+In both, the policy is the Gaussian mean (deterministic) applied to the observation
+normalised with the seed's saved statistics, and the episode return is the sum of the true
+task reward until termination or the horizon (``max_steps``, default the task's).
+
+The 95% CI of the mean return is the Student-t interval over the per-seed means (over the
+episodes when there is a single seed): see :mod:`active_rlhf_jax.analysis.stats`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+OUR_BACKENDS = {"ours": "auto", "mjx": "mjx", "mujoco": "mujoco"}
+BACKENDS = tuple(OUR_BACKENDS) + ("gymnasium",)
+
+
+def _seed_slice(state, i: int):
+    import jax
+
+    return jax.tree.map(lambda x: x[i], state)
+
+
+def _gym_id(env_id: str) -> str:
+    from active_rlhf_jax.envs import registry
+
+    return registry.ALIASES.get(env_id, env_id)
+
+
+def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, **kwargs):
+    """Gymnasium's env for ``env_id`` with the options it understands.
+
+    Options of ours that Gymnasium's constructor does not take (e.g. ``fidelity``) are
+    dropped with a note on stderr.
+    """
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    gid = _gym_id(env_id)
+    spec = gym.spec(gid)
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    params = inspect.signature(creator).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    passed, dropped = {}, []
+    for k, v in (env_options or {}).items():
+        if k in params and k not in ("render_mode", "width", "height"):
+            passed[k] = v
+        else:
+            dropped.append(k)
+    del accepts_any  # MujocoEnv subclasses forward **kwargs to MujocoEnv; only named ones count
+    if dropped:
+        print(f"note: gymnasium {gid} ignores env options {sorted(dropped)}", file=sys.stderr)
+    if max_steps is not None:
+        kwargs["max_episode_steps"] = int(max_steps)
+    return gym.make(gid, **passed, **kwargs)
+
+
+def _horizon(env_episode_length: int, max_steps: int | None) -> int:
+    if max_steps is None:
+        return int(env_episode_length)
+    if max_steps <= 0:
+        raise ValueError(f"max_steps: must be positive, got {max_steps}")
+    return min(int(max_steps), int(env_episode_length))
+
+
+def evaluate_ours(policy, episodes: int, backend: str = "ours", max_steps: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic episodes in our envs.
+
+    Args:
+        policy: a :class:`~active_rlhf_jax.policy_io.LoadedPolicy` (``S`` seeds).
+        episodes: episodes per seed ``N``.
+        backend: ``ours`` | ``mujoco`` | ``mjx``.
+        max_steps: horizon (default: the task's episode length).
+        seed: PRNG seed of the initial-state noise.
+
+    Returns:
+        ``(returns [S, N], lengths [S, N])``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from active_rlhf_jax import envs as envs_lib
+
+    env = envs_lib.make(policy.env_id, backend=OUR_BACKENDS[backend], **policy.env_options)
+    horizon = _horizon(env.episode_length, max_steps)
+    act = policy.ppo.act
+
+    def episode(ppo_state, key):
+        state = env.reset(key)
+
+        def body(carry, _):
+            s, ret, alive, length = carry
+            action = act(ppo_state, s.obs, key, True)
+            s = env.step(s, action)
+            ret = ret + jnp.where(alive, s.reward, 0.0)
+            length = length + alive.astype(jnp.int32)
+            alive = jnp.logical_and(alive, s.done <= 0)
+            return (s, ret, alive, length), None
+
+        init = (state, jnp.zeros((), state.reward.dtype), jnp.array(True), jnp.zeros((), jnp.int32))
+        (_, ret, _, length), _ = jax.lax.scan(body, init, None, length=horizon)
+        return ret, length
+
+    def per_seed(ppo_state, key):
+        return jax.vmap(episode, in_axes=(None, 0))(ppo_state, jax.random.split(key, episodes))
+
+    num_seeds = len(policy.seeds)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    returns, lengths = jax.jit(jax.vmap(per_seed))(policy.state, keys)
+    return np.asarray(returns, np.float64), np.asarray(lengths, np.int64)
+
+
+def evaluate_gymnasium(policy, episodes: int, max_steps: int | None = None,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic episodes in Gymnasium's env with the same id (see :func:`evaluate_ours`).
+
+    Episode ``j`` of seed row ``i`` is reset with ``seed + i * episodes + j``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    num_seeds = len(policy.seeds)
+    gym_envs = [
+        make_gym_env(policy.env_id, policy.env_options, max_steps)
+        for _ in range(num_seeds * episodes)
+    ]
+    act = jax.jit(jax.vmap(jax.vmap(lambda s, o: policy.ppo.act(s, o, jax.random.PRNGKey(0), True),
+                                    in_axes=(None, 0))))
+    obs = np.stack([e.reset(seed=seed + k)[0] for k, e in enumerate(gym_envs)])
+    obs_dtype = jnp.zeros(()).dtype
+    obs = obs.reshape(num_seeds, episodes, -1)
+    returns = np.zeros((num_seeds, episodes))
+    lengths = np.zeros((num_seeds, episodes), np.int64)
+    alive = np.ones((num_seeds, episodes), bool)
+    while alive.any():
+        actions = np.asarray(act(policy.state, jnp.asarray(obs, obs_dtype)), np.float64)
+        for k, e in enumerate(gym_envs):
+            i, j = divmod(k, episodes)
+            if not alive[i, j]:
+                continue
+            o, r, terminated, truncated, _ = e.step(actions[i, j])
+            obs[i, j] = o
+            returns[i, j] += r
+            lengths[i, j] += 1
+            alive[i, j] = not (terminated or truncated)
+    for e in gym_envs:
+        e.close()
+    return returns, lengths
+
+
+def summarize(env_id: str, backend: str, seeds, returns: np.ndarray, lengths: np.ndarray,
+              max_steps: int | None, step: int | None) -> tuple[list[dict], dict]:
+    """Per-seed records and the summary (mean and 95% CI of the true return)."""
+    from active_rlhf_jax.analysis.stats import compute_mean_ci
+
+    per_seed = []
+    for i, s in enumerate(seeds):
+        per_seed.append({
+            "seed": int(s),
+            "env_id": env_id,
+            "backend": backend,
+            "returns": [float(r) for r in returns[i]],
+            "lengths": [int(n) for n in lengths[i]],
+            "mean": float(np.mean(returns[i])),
+        })
+    means = returns.mean(axis=1)
+    over = "seeds" if len(seeds) >= 2 else "episodes"
+    sample = means if over == "seeds" else returns[0]
+    mean, lo, hi, _ = compute_mean_ci(sample)
+    summary = {
+        "summary": True,
+        "env_id": env_id,
+        "backend": backend,
+        "checkpoint_step": step,
+        "max_steps": max_steps,
+        "episodes": int(returns.shape[1]),
+        "num_seeds": len(seeds),
+        "mean": float(mean),
+        "ci95": [float(lo), float(hi)],
+        "ci_over": over,
+        "ci_method": "student-t 95% CI of the mean (per-seed means when >= 2 seeds)",
+    }
+    return per_seed, summary
+
+
+def evaluate(run_dir, episodes: int = 10, backend: str = "ours", step: int | None = None,
+             max_steps: int | None = None, seed: int = 0) -> tuple[list[dict], dict]:
+    """Load the run's policy (final or ``step``) and evaluate it; see :func:`summarize`."""
+    from active_rlhf_jax.policy_io import load_policy
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {list(BACKENDS)}, got {backend!r}")
+    if episodes <= 0:
+        raise ValueError(f"episodes: must be positive, got {episodes}")
+    policy = load_policy(run_dir, step)
+    if backend == "gymnasium":
+        returns, lengths = evaluate_gymnasium(policy, episodes, max_steps, seed)
+    else:
+        returns, lengths = evaluate_ours(policy, episodes, backend, max_steps, seed)
+    return summarize(policy.env_id, backend, policy.seeds, returns, lengths, max_steps, policy.step)
+
+
+def ensure_gl_backend() -> str:
+    """Pick MuJoCo's offscreen GL backend: the user's ``MUJOCO_GL`` if set, else EGL.
+
+    EGL renders headless on NVIDIA GPUs and, through Mesa's software driver, on CPUs.
+    Gymnasium's renderer reads the variable when it builds its context, so setting it
+    here (before the first render) is enough even if MuJoCo is already imported.
+    """
+    if not os.environ.get("MUJOCO_GL"):
+        os.environ["MUJOCO_GL"] = "egl"
+    if os.environ["MUJOCO_GL"] == "egl":
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    return os.environ["MUJOCO_GL"]
+
+
+def render_video(run_dir, path, step: int | None = None, seed_index: int = 0,
+                 max_steps: int | None = None, width: int = 320, height: int = 240,
+                 seed: int = 0) -> dict:
+    """Render one deterministic episode of one seed's policy to an MP4.
+
+    The episode runs in Gymnasium's env (same id) with ``render_mode="rgb_array"``, which
+    draws with MuJoCo's offscreen renderer; frames are encoded with imageio-ffmpeg (H.264,
+    the env's ``render_fps``). One frame for the initial state and one after every step,
+    so a ``T``-step episode gives ``T + 1`` frames.
+
+    Returns:
+        ``{"video": path, "frames", "fps", "return", "steps", "seed", "gl_backend"}``.
+    """
+    import imageio.v2 as imageio
+    import jax
+    import jax.numpy as jnp
+
+    from active_rlhf_jax.policy_io import load_policy
+
+    gl = ensure_gl_backend()
+    policy = load_policy(run_dir, step)
+    if not 0 <= seed_index < len(policy.seeds):
+        raise ValueError(f"seed_index: {seed_index} out of range for {len(policy.seeds)} seeds")
+    ppo_state = _seed_slice(policy.state, seed_index)
+    env = make_gym_env(policy.env_id, policy.env_options, max_steps,
+                       render_mode="rgb_array", width=width, height=height)
+    fps = int(round(env.metadata.get("render_fps") or 30))
+    act = jax.jit(lambda s, o: policy.ppo.act(s, o, jax.random.PRNGKey(0), True))
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.mp4'}")
+    obs, _ = env.reset(seed=seed)
+    total, steps = 0.0, 0
+    writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                quality=7, macro_block_size=8, pixelformat="yuv420p")
+    try:
+        frames = 0
+        writer.append_data(env.render())
+        frames += 1
+        done = False
+        while not done:
+            action = np.asarray(act(ppo_state, jnp.asarray(obs, jnp.zeros(()).dtype)), np.float64)
+            obs, r, terminated, truncated, _ = env.step(action)
+            total += float(r)
+            steps += 1
+            writer.append_data(env.render())
+            frames += 1
+            done = terminated or truncated
+    finally:
+        writer.close()
+        env.close()
+    os.replace(tmp, path)
+    return {"video": str(path), "frames": frames, "fps": fps, "return": total, "steps": steps,
+            "seed": int(policy.seeds[seed_index]), "gl_backend": gl}

@@ -1,0 +1,360 @@
+"""Analysis: loading, mean/t-CI, rliable aggregates, every figure and its CSV, the tables.
+
+Synthetic run directories are generated here (several seeds, several runs); every number
+written beside a figure is recomputed independently from metrics.jsonl with plain Python
+and scipy, and IQM CIs with rliable called directly on the same array and seed.
+"""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from active_rlhf_jax.analysis import commands
+from active_rlhf_jax.analysis.loading import load_run, load_runs
+from active_rlhf_jax.analysis.stats import compute_iqm_ci, compute_mean_ci
+
+REPS = 500  # bootstrap resamples in tests (fast; the CLI default is 2000)
+
+
+def make_run(path, env_id="HalfCheetah-v5", n_seeds=4, n_iters=6, offset=0.0, rng_seed=0,
+             adaptive=False, final_eval=False, missing=True):
+    """Write config.json + metrics.jsonl (+ final_eval.json) with random but known values."""
+    rng = np.random.default_rng(rng_seed)
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"env": {"env_id": env_id}, "seeds": n_seeds}))
+    rows = []
+    for s in range(n_seeds):
+        q = 0
+        for it in range(n_iters):
+            n_pref = int(rng.integers(0, 10)) if adaptive else 5
+            n_eval = int(rng.integers(0, 10)) if adaptive else 5
+            q += n_pref + n_eval
+            row = {
+                "seed": s, "iteration": it, "env_steps": 2048 * (it + 1),
+                "queries_pref": 0, "queries_eval": 0, "queries_total": q,
+                "true_return": float(offset + 100 * it + rng.normal(0, 30)),
+                "learned_return": float(rng.normal()),
+                "reward_corr": float(np.tanh(0.3 * it + rng.normal(0, 0.1))),
+                "bald_pref": float(abs(rng.normal(0.3, 0.1))),
+                "bald_eval": float(abs(rng.normal(0.8, 0.2))),
+                "n_pref": n_pref, "n_eval": n_eval, "sps": 1000.0,
+            }
+            if missing and s == 1 and it == 2:
+                row["reward_corr"] = None  # logged NaN
+            rows.append(row)
+    rng.shuffle(rows)  # order in the file must not matter
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if final_eval:
+        seeds = [{"seed": s, "returns": [offset + s, offset + s + 2.0], "mean": offset + s + 1.0}
+                 for s in range(n_seeds)]
+        (path / "final_eval.json").write_text(json.dumps(
+            {"env_id": env_id, "episodes": 2, "seeds": seeds, "mean": 0.0, "ci95": [0, 0]}))
+    return path
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def f(x):
+    return math.nan if x == "" else float(x)
+
+
+def oracle_mean_ci(values):
+    """Plain-Python t-interval: mean ± t(0.975, n-1) * s / sqrt(n), s with ddof 1."""
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    n = len(v)
+    m = sum(v) / n
+    if n < 2:
+        return m, math.nan, math.nan, n
+    s = math.sqrt(sum((x - m) ** 2 for x in v) / (n - 1))
+    half = sps.t.ppf(0.975, n - 1) * s / math.sqrt(n)
+    return m, m - half, m + half, n
+
+
+def raw_rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def close(a, b, tol=1e-9):
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_mean_ci_hand_computed():
+    # [1,2,3,4]: mean 2.5, s = sqrt(5/3) = 1.290994, t(0.975, 3) = 3.182446,
+    # half = 3.182446 * 1.290994 / 2 = 4.108520 / 2 = 2.054260.
+    m, lo, hi, n = compute_mean_ci(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert n == 4 and m == 2.5
+    assert hi - m == pytest.approx(2.054260, abs=1e-6)
+    assert m - lo == pytest.approx(2.054260, abs=1e-6)
+
+
+def test_mean_ci_nan_and_single_value():
+    x = np.array([[1.0, 7.0, np.nan], [3.0, np.nan, np.nan], [5.0, np.nan, np.nan]])
+    m, lo, hi, n = compute_mean_ci(x, axis=0)
+    assert list(n) == [3, 1, 0]
+    assert m[0] == 3.0 and m[1] == 7.0 and np.isnan(m[2])
+    assert np.isnan(lo[1]) and np.isnan(hi[1])  # undefined with one seed
+    assert hi[0] - m[0] == pytest.approx(sps.t.ppf(0.975, 2) * 2.0 / np.sqrt(3))
+
+
+def rliable_iqm(scores, reps, seed):
+    """rliable called directly; rliable 1.2.0 bootstraps with NumPy's global RNG (it
+    ignores ``random_state``), so "the same seed" means seeding that RNG first."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    np.random.seed(seed)
+    return rly.get_interval_estimates(
+        {"x": np.asarray(scores, float)[:, None]},
+        lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps)
+
+
+def test_iqm_matches_rliable_and_is_deterministic():
+    scores = np.array([1.0, 5.0, 2.0, 40.0, 3.0, 4.0, -20.0, 6.0])
+    np.random.seed(123)
+    iqm, lo, hi = compute_iqm_ci(scores, reps=REPS, seed=3)
+    assert np.random.randint(1 << 30) == np.random.RandomState(123).randint(1 << 30)  # restored
+    est, ci = rliable_iqm(scores, REPS, 3)
+    assert iqm == est["x"][0] == pytest.approx(3.5)  # mean of the middle half [2,3,4,5]
+    assert (lo, hi) == (ci["x"][0, 0], ci["x"][1, 0])
+    assert compute_iqm_ci(scores, reps=REPS, seed=3) == (iqm, lo, hi)
+    assert lo <= iqm <= hi
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_run_aligns_seeds_and_iterations(tmp_path):
+    d = make_run(tmp_path / "a", n_seeds=3, n_iters=4)
+    run = load_run(d)
+    assert run.env_id == "HalfCheetah-v5" and run.label == "a"
+    assert list(run.seeds) == [0, 1, 2] and list(run.iterations) == [0, 1, 2, 3]
+    assert run.field("true_return").shape == (3, 4)
+    assert np.isnan(run.field("reward_corr")[1, 2])
+    assert np.isnan(run.field("not_logged")).all()
+    for r in raw_rows(d):
+        assert run.field("true_return")[r["seed"], r["iteration"]] == r["true_return"]
+
+
+def test_load_run_tolerates_truncated_last_line(tmp_path):
+    d = make_run(tmp_path / "a", n_seeds=2, n_iters=2)
+    with open(d / "metrics.jsonl", "a") as fh:
+        fh.write('{"seed": 0, "iteration": 9, "true_ret')
+    assert list(load_run(d).iterations) == [0, 1]
+
+
+def test_load_runs_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
+        load_run(tmp_path)
+    a = make_run(tmp_path / "x" / "run", n_seeds=2, n_iters=2)
+    b = make_run(tmp_path / "y" / "run", n_seeds=2, n_iters=2)
+    with pytest.raises(ValueError, match="duplicate run labels"):
+        load_runs([a, b])
+    with pytest.raises(ValueError, match="--labels"):
+        load_runs([a, b], ["only-one"])
+    assert [r.label for r in load_runs([a, b], ["A", "B"])] == ["A", "B"]
+
+
+# ---------------------------------------------------------------- plot command
+
+LINE_CSVS = {
+    "return_vs_env_steps": ("true_return", "env_steps"),
+    "return_vs_queries": ("true_return", "queries_total"),
+    "reward_corr_vs_queries": ("reward_corr", "queries_total"),
+}
+
+
+def check_line_csv(csv_path, runs):
+    """Every CSV row equals the oracle t-interval over seeds of metrics.jsonl."""
+    name = csv_path.stem
+    y_field, x_field = LINE_CSVS[name]
+    rows = read_csv(csv_path)
+    n_checked = 0
+    for label, d in runs.items():
+        raw = raw_rows(d)
+        iters = sorted({r["iteration"] for r in raw})
+        got = {int(r["iteration"]): r for r in rows if r["run"] == label}
+        assert sorted(got) == iters
+        for it in iters:
+            ys = [r[y_field] for r in raw if r["iteration"] == it]
+            xs = [r[x_field] for r in raw if r["iteration"] == it]
+            m, lo, hi, n = oracle_mean_ci(ys)
+            row = got[it]
+            assert close(f(row["mean"]), m) and int(row["n_seeds"]) == n
+            assert close(f(row["ci_lo"]), lo) and close(f(row["ci_hi"]), hi)
+            assert close(f(row[x_field]), sum(xs) / len(xs))
+            n_checked += 1
+    assert n_checked == sum(len({r["iteration"] for r in raw_rows(d)}) for d in runs.values())
+
+
+def check_bald_csv(csv_path, runs):
+    rows = read_csv(csv_path)
+    for label, d in runs.items():
+        raw = raw_rows(d)
+        for field in ("bald_pref", "bald_eval"):
+            for it in sorted({r["iteration"] for r in raw}):
+                (row,) = [r for r in rows if r["run"] == label and r["modality"] == field
+                          and int(r["iteration"]) == it]
+                m, lo, hi, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
+                assert close(f(row["mean"]), m) and close(f(row["ci_lo"]), lo)
+                assert close(f(row["ci_hi"]), hi)
+
+
+def check_split_csv(csv_path, runs):
+    rows = read_csv(csv_path)
+    for label, d in runs.items():
+        raw = raw_rows(d)
+        for it in sorted({r["iteration"] for r in raw}):
+            (row,) = [r for r in rows if r["run"] == label and int(r["iteration"]) == it]
+            for field in ("n_pref", "n_eval"):
+                m, lo, hi, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
+                assert close(f(row[f"{field}_mean"]), m)
+                assert close(f(row[f"{field}_ci_lo"]), lo) and close(f(row[f"{field}_ci_hi"]), hi)
+
+
+def oracle_final(d):
+    """Final score per seed: final_eval.json's per-seed mean, else the last true_return."""
+    if (d / "final_eval.json").exists():
+        return [s["mean"] for s in json.loads((d / "final_eval.json").read_text())["seeds"]]
+    raw = raw_rows(d)
+    out = []
+    for s in sorted({r["seed"] for r in raw}):
+        last = max((r for r in raw if r["seed"] == s), key=lambda r: r["iteration"])
+        out.append(last["true_return"])
+    return out
+
+
+def check_aggregates_csv(csv_path, runs, seed=0):
+    rows = {r["run"]: r for r in read_csv(csv_path)}
+    assert set(rows) == set(runs)
+    for label, d in runs.items():
+        scores = np.array(oracle_final(d))
+        m, lo, hi, n = oracle_mean_ci(list(scores))
+        row = rows[label]
+        assert int(row["n_seeds"]) == n
+        assert close(f(row["mean"]), m) and close(f(row["mean_ci_lo"]), lo)
+        assert close(f(row["mean_ci_hi"]), hi)
+        est, ci = rliable_iqm(scores, REPS, seed)
+        assert close(f(row["iqm"]), est["x"][0])
+        assert close(f(row["iqm_ci_lo"]), ci["x"][0, 0])
+        assert close(f(row["iqm_ci_hi"]), ci["x"][1, 0])
+
+
+def check_profile_csv(csv_path, runs):
+    rows = read_csv(csv_path)
+    for label, d in runs.items():
+        scores = np.array(oracle_final(d))
+        mine = [r for r in rows if r["run"] == label]
+        assert len(mine) == 101
+        for r in mine:  # point estimate: fraction of seeds strictly above tau
+            assert close(f(r["fraction"]), float(np.mean(scores > f(r["tau"]))))
+            assert f(r["ci_lo"]) <= f(r["fraction"]) + 1e-12 <= f(r["ci_hi"]) + 2e-12
+
+
+FIGURES = ["return_vs_env_steps", "return_vs_queries", "reward_corr_vs_queries",
+           "bald_vs_env_steps", "feedback_split", "final_return_aggregates",
+           "performance_profile"]
+
+
+def check_all_files(out):
+    for name in FIGURES:
+        for ext in ("png", "svg", "csv"):
+            p = out / f"{name}.{ext}"
+            assert p.is_file() and p.stat().st_size > 0, p
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / f"{name}.svg").read_bytes()[:2000]
+    assert (out / "summary.md").is_file() and (out / "summary.csv").is_file()
+
+
+def test_plot_one_run_several_seeds(tmp_path, capsys):
+    d = make_run(tmp_path / "active", n_seeds=5, n_iters=7)
+    out = tmp_path / "figs"
+    assert commands.main(["plot", str(d), "--out", str(out), "--bootstrap-reps", str(REPS)]) == 0
+    check_all_files(out)
+    runs = {"active": d}
+    for name in LINE_CSVS:
+        check_line_csv(out / f"{name}.csv", runs)
+    check_bald_csv(out / "bald_vs_env_steps.csv", runs)
+    check_split_csv(out / "feedback_split.csv", runs)
+    check_aggregates_csv(out / "final_return_aggregates.csv", runs)
+    check_profile_csv(out / "performance_profile.csv", runs)
+    printed = capsys.readouterr().out
+    assert printed == (out / "summary.md").read_text() + "\n"
+
+
+def test_plot_several_runs(tmp_path, capsys):
+    runs = {
+        "random": make_run(tmp_path / "r1", n_seeds=4, n_iters=6, offset=0.0, rng_seed=1),
+        "bald": make_run(tmp_path / "r2", n_seeds=3, n_iters=6, offset=50.0, rng_seed=2,
+                         final_eval=True),
+        "adaptive": make_run(tmp_path / "r3", n_seeds=6, n_iters=5, offset=80.0, rng_seed=3,
+                             adaptive=True),
+    }
+    out = tmp_path / "figs"
+    argv = ["plot", *map(str, runs.values()), "--labels", *runs, "--out", str(out),
+            "--bootstrap-reps", str(REPS)]
+    assert commands.main(argv) == 0
+    check_all_files(out)
+    for name in LINE_CSVS:
+        check_line_csv(out / f"{name}.csv", runs)
+    check_bald_csv(out / "bald_vs_env_steps.csv", runs)
+    check_split_csv(out / "feedback_split.csv", runs)
+    check_aggregates_csv(out / "final_return_aggregates.csv", runs)
+    check_profile_csv(out / "performance_profile.csv", runs)
+    summary = {r["run"]: r for r in read_csv(out / "summary.csv")}
+    assert summary["bald"]["source"] == "final_eval.json"
+    assert summary["random"]["source"] == "last true_return"
+    table = capsys.readouterr().out
+    for label in runs:
+        assert f"| {label} |" in table
+
+
+def test_plot_runs_on_two_envs_split_aggregates(tmp_path):
+    a = make_run(tmp_path / "a", env_id="HalfCheetah-v5", n_seeds=3, n_iters=3)
+    b = make_run(tmp_path / "b", env_id="Hopper-v5", n_seeds=3, n_iters=3)
+    out = tmp_path / "figs"
+    assert commands.main(["plot", str(a), str(b), "--out", str(out),
+                          "--bootstrap-reps", str(REPS)]) == 0
+    for env in ("HalfCheetah-v5", "Hopper-v5"):
+        for stem in ("final_return_aggregates", "performance_profile"):
+            assert (out / f"{stem}_{env}.png").is_file()
+
+
+def test_plot_ground_truth_run_without_rlhf_fields(tmp_path):
+    # A ground-truth PPO run logs no queries, BALD or reward_corr (null): figures still
+    # appear, saying the data is absent, and the CSVs hold NaNs (empty cells).
+    d = tmp_path / "gt"
+    d.mkdir()
+    rows = [{"seed": s, "iteration": i, "env_steps": 1000 * (i + 1), "true_return": float(i + s),
+             "queries_total": None, "reward_corr": None, "bald_pref": None, "bald_eval": None,
+             "n_pref": None, "n_eval": None} for s in range(2) for i in range(3)]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "figs"
+    assert commands.main(["plot", str(d), "--out", str(out), "--bootstrap-reps", str(REPS)]) == 0
+    check_all_files(out)
+    assert all(r["mean"] == "" for r in read_csv(out / "reward_corr_vs_queries.csv"))
+
+
+def test_compare_prints_table_and_json(tmp_path, capsys):
+    a = make_run(tmp_path / "a", n_seeds=4, n_iters=3, rng_seed=5)
+    b = make_run(tmp_path / "b", n_seeds=1, n_iters=3, rng_seed=6)
+    assert commands.main(["compare", str(a), str(b), "--bootstrap-reps", str(REPS)]) == 0
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    assert lines[0].startswith("| run | env | seeds |")
+    assert lines[3].startswith("| b | HalfCheetah-v5 | 1 |") and "n/a" in lines[3]
+    assert commands.main(["compare", str(a), "--json", "--bootstrap-reps", str(REPS)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    m, lo, hi, n = oracle_mean_ci(oracle_final(a))
+    assert rec["n_seeds"] == n and close(rec["mean"], m) and close(rec["mean_ci_lo"], lo)
