@@ -1,0 +1,191 @@
+"""policy_io round trip, ``evaluate`` on both backends, backend agreement, and the MP4 video.
+
+The policy is a freshly initialised PPO state on HalfCheetah-v5 (2 seeds) whose actor output
+is scaled up (so the cheetah really moves) and whose observation statistics are made
+non-trivial (so a missing or wrong normaliser changes the actions).
+"""
+
+import importlib.util
+import json
+import math
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from active_rlhf_jax.analysis import commands
+from active_rlhf_jax.ppo import PPOConfig, make_ppo
+from active_rlhf_jax.policy_io import available_steps, load_policy, policy_path, save_policy
+
+ENV_ID = "HalfCheetah-v5"
+OBS, ACT = 17, 6
+HAS_TASKS = importlib.util.find_spec("active_rlhf_jax.envs.tasks") is not None
+needs_tasks = pytest.mark.skipif(not HAS_TASKS, reason="active_rlhf_jax/envs/tasks.py not landed")
+
+
+def cheetah_spec():
+    return SimpleNamespace(num_envs=1, observation_size=OBS, action_size=ACT,
+                           action_low=-np.ones(ACT, np.float32),
+                           action_high=np.ones(ACT, np.float32))
+
+
+def make_state(num_seeds=2):
+    ppo = make_ppo(PPOConfig(), cheetah_spec())
+    state = jax.vmap(ppo.init)(jax.random.split(jax.random.PRNGKey(7), num_seeds))
+    # Scale every actor layer up so actions saturate and differ between states.
+    actor = jax.tree.map(lambda x: 3.0 * x, state.actor_params)
+    key_m, key_v = jax.random.split(jax.random.PRNGKey(1))
+    obs_norm = state.obs_norm.replace(
+        mean=0.5 * jax.random.normal(key_m, state.obs_norm.mean.shape),
+        var=jnp.exp(jax.random.normal(key_v, state.obs_norm.var.shape)),
+        count=jnp.full(state.obs_norm.count.shape, 1234.0),
+    )
+    return ppo, state.replace(actor_params=actor, obs_norm=obs_norm)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run")
+    ppo, state = make_state()
+    save_policy(d, ENV_ID, {}, PPOConfig(), state, seeds=[10, 11], env=cheetah_spec())
+    return d, ppo, state
+
+
+def test_policy_io_roundtrip(run_dir, tmp_path):
+    d, _, state = run_dir
+    loaded = load_policy(d)
+    assert loaded.env_id == ENV_ID and loaded.seeds == [10, 11] and loaded.step is None
+    for name in ("actor_params", "critic_params", "obs_norm"):
+        for a, b in zip(jax.tree.leaves(getattr(loaded.state, name)),
+                        jax.tree.leaves(getattr(state, name))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Intermediate checkpoints, overwrite, fallback to the latest step, no temp folders left.
+    e = tmp_path / "r"
+    save_policy(e, ENV_ID, {"fidelity": "exact"}, PPOConfig(), state, step=2048, env=cheetah_spec())
+    save_policy(e, ENV_ID, {}, PPOConfig(), state, step=4096, env=cheetah_spec())
+    save_policy(e, ENV_ID, {}, PPOConfig(), state, step=4096, env=cheetah_spec())
+    assert available_steps(e) == [2048, 4096]
+    assert load_policy(e).step == 4096  # no final policy: the latest step
+    assert load_policy(e, step=2048).env_options == {"fidelity": "exact"}
+    assert sorted(p.name for p in (e / "policy").iterdir()) == ["step_000002048", "step_000004096"]
+    assert policy_path(e, 4096) == e / "policy" / "step_000004096"
+    with pytest.raises(FileNotFoundError, match="saved steps: \\[2048, 4096\\]"):
+        load_policy(e, step=1)
+    with pytest.raises(ValueError, match="batched over seeds"):
+        save_policy(e, ENV_ID, {}, PPOConfig(), jax.tree.map(lambda x: x[0], state),
+                    env=cheetah_spec())
+
+
+def oracle_gym_returns(ppo, state, seed_row, episodes, max_steps, seed=0):
+    """Plain loop in Gymnasium with the in-memory state (independent of policy_io/evaluate):
+    reset seeds follow evaluate_gymnasium's documented scheme ``seed + row * episodes + j``."""
+    import gymnasium as gym
+
+    s = jax.tree.map(lambda x: x[seed_row], state)
+    out = []
+    for j in range(episodes):
+        env = gym.make(ENV_ID, max_episode_steps=max_steps)
+        obs, _ = env.reset(seed=seed + seed_row * episodes + j)
+        total, done = 0.0, False
+        while not done:
+            a = np.asarray(ppo.act(s, jnp.asarray(obs, jnp.float32), jax.random.PRNGKey(0), True))
+            obs, r, term, trunc, _ = env.step(a.astype(np.float64))
+            total += r
+            done = term or trunc
+        out.append(total)
+    return out
+
+
+def parse_output(text):
+    lines = [json.loads(x) for x in text.strip().splitlines()]
+    return lines[:-1], lines[-1]
+
+
+def test_evaluate_gymnasium_cli(run_dir, capsys, tmp_path):
+    d, ppo, state = run_dir
+    out_json = tmp_path / "eval.json"
+    argv = ["evaluate", str(d), "--backend", "gymnasium", "--episodes", "3", "--max-steps", "25",
+            "--output", str(out_json)]
+    assert commands.main(argv) == 0
+    per_seed, summary = parse_output(capsys.readouterr().out)
+    assert [r["seed"] for r in per_seed] == [10, 11]
+    for row, rec in enumerate(per_seed):
+        assert rec["lengths"] == [25, 25, 25]
+        np.testing.assert_allclose(rec["returns"], oracle_gym_returns(ppo, state, row, 3, 25),
+                                   rtol=1e-5, atol=1e-5)
+        assert rec["mean"] == pytest.approx(np.mean(rec["returns"]))
+    means = [r["mean"] for r in per_seed]
+    # 2 seeds: t(0.975, 1) = 12.706; half = 12.706 * |m0 - m1| / sqrt(2) / sqrt(2).
+    half = 12.7062047 * abs(means[0] - means[1]) / 2
+    assert summary["mean"] == pytest.approx(np.mean(means))
+    assert summary["ci95"] == pytest.approx([np.mean(means) - half, np.mean(means) + half])
+    assert summary["ci_over"] == "seeds" and summary["backend"] == "gymnasium"
+    assert json.loads(out_json.read_text())["summary"] == summary
+
+
+def test_normaliser_is_applied(run_dir):
+    # Without the saved statistics the same params give different returns.
+    d, ppo, state = run_dir
+    plain = state.replace(obs_norm=jax.vmap(lambda _: ppo.init(jax.random.PRNGKey(0)).obs_norm)(
+        jnp.arange(2)))
+    with_norm = oracle_gym_returns(ppo, state, 0, 1, 25)
+    without = oracle_gym_returns(ppo, plain, 0, 1, 25)
+    assert abs(with_norm[0] - without[0]) > 1e-3
+
+
+@needs_tasks
+def test_evaluate_ours_cli(run_dir, capsys):
+    d, _, _ = run_dir
+    assert commands.main(["evaluate", str(d), "--backend", "mujoco", "--episodes", "3",
+                          "--max-steps", "25"]) == 0
+    per_seed, summary = parse_output(capsys.readouterr().out)
+    assert [r["seed"] for r in per_seed] == [10, 11]
+    assert all(r["lengths"] == [25, 25, 25] for r in per_seed)
+    assert all(np.isfinite(r["returns"]).all() for r in per_seed)
+    assert summary["backend"] == "mujoco" and math.isfinite(summary["mean"])
+
+
+@needs_tasks
+def test_backends_agree_within_confidence_intervals(run_dir):
+    # Same policy, 50-step horizon, 16 episodes each: Gymnasium's and our env's mean return
+    # of seed 0's policy must have overlapping 95% CIs (t-intervals over episodes).
+    from active_rlhf_jax.analysis.stats import compute_mean_ci
+    from active_rlhf_jax.evaluation import evaluate_gymnasium, evaluate_ours
+
+    d, _, _ = run_dir
+    policy = load_policy(d)
+    ours, ours_len = evaluate_ours(policy, 16, "mujoco", max_steps=50, seed=1)
+    gym_r, gym_len = evaluate_gymnasium(policy, 16, max_steps=50, seed=1)
+    assert (ours_len == 50).all() and (gym_len == 50).all()
+    for row in range(2):
+        m_o, lo_o, hi_o, _ = compute_mean_ci(ours[row])
+        m_g, lo_g, hi_g, _ = compute_mean_ci(gym_r[row])
+        assert lo_o <= hi_g and lo_g <= hi_o, (m_o, lo_o, hi_o, m_g, lo_g, hi_g)
+
+
+def test_video_writes_playable_mp4(run_dir, tmp_path, capsys, monkeypatch):
+    # A failure, not a skip, when offscreen rendering does not work on this machine.
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)  # the command must pick a backend itself
+    d, _, _ = run_dir
+    path = tmp_path / "videos" / "cheetah.mp4"
+    assert commands.main(["evaluate", str(d), "--episodes", "0", "--video", str(path),
+                          "--max-steps", "12", "--video-size", "160x128"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["video"]
+    assert info["frames"] == 13 and info["steps"] == 12 and info["gl_backend"] == "egl"
+    n_frames, secs = imageio_ffmpeg.count_frames_and_secs(str(path))
+    assert n_frames == 13
+    assert secs == pytest.approx(13 / info["fps"], abs=0.06)
+    frames = iio.imread(path, plugin="pyav") if importlib.util.find_spec("av") else None
+    if frames is None:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        assert tuple(meta["size"]) == (160, 128)
+        frames = [np.frombuffer(f, np.uint8).reshape(128, 160, 3) for f in reader]
+    assert len(frames) == 13
+    assert all(f.std() > 1.0 for f in frames)  # rendered scenes, not blank frames
+    assert not list(path.parent.glob(".*"))  # no temporary file left behind
