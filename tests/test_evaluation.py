@@ -21,8 +21,19 @@ from active_rlhf_jax.policy_io import available_steps, load_policy, policy_path,
 
 ENV_ID = "HalfCheetah-v5"
 OBS, ACT = 17, 6
-HAS_TASKS = importlib.util.find_spec("active_rlhf_jax.envs.tasks") is not None
-needs_tasks = pytest.mark.skipif(not HAS_TASKS, reason="active_rlhf_jax/envs/tasks.py not landed")
+
+
+def _has_cheetah() -> bool:
+    from active_rlhf_jax import envs
+
+    try:
+        return ENV_ID in envs.known_ids()
+    except Exception:  # a half-written tasks module while it is being developed
+        return False
+
+
+needs_tasks = pytest.mark.skipif(not _has_cheetah(),
+                                 reason=f"{ENV_ID} not registered yet (envs/tasks pending)")
 
 
 def cheetah_spec():
