@@ -1,0 +1,172 @@
+"""``active-rlhf``: a thin command line over the library (no algorithm logic here).
+
+Subcommands: ``train`` (run or resume an experiment), ``presets`` (list them), and
+``evaluate`` / ``plot`` / ``compare`` (from :mod:`active_rlhf_jax.analysis.commands`).
+Every config field is a flag (``--run.budget 500``, ``--ppo.learning_rate 1e-4``);
+``active-rlhf train --help`` lists them with their meaning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """Parse a Google-style ``Attributes:`` section into ``{name: description}``."""
+    doc = cls.__doc__ or ""
+    out, current = {}, None
+    in_attrs = False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped == "Attributes:":
+            in_attrs = True
+            continue
+        if not in_attrs:
+            continue
+        m = re.match(r"^([a-z_][a-z0-9_, ]*):\s*(.*)$", stripped)
+        if m and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            names = [n.strip() for n in m.group(1).split(",")]
+            for n in names:
+                out[n] = m.group(2)
+            current = names
+        elif stripped and current:
+            for n in current:
+                out[n] += " " + stripped
+        elif not stripped and out:
+            current = None
+    return out
+
+
+def _leaf_fields(cls, default, prefix=""):
+    """Yield (dotted name, default value, help) for every leaf field of a config tree."""
+    docs = _field_docs(cls)
+    for f in dataclasses.fields(cls):
+        value = getattr(default, f.name)
+        name = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            yield from _leaf_fields(type(value), value, name + ".")
+        else:
+            yield name, value, docs.get(f.name, "")
+
+
+def _parse_value(text: str, default, name: str):
+    from active_rlhf_jax.config_utils import ConfigError
+
+    try:
+        if isinstance(default, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            return int(float(text)) if re.fullmatch(r"-?\d+(\.0*)?(e\d+)?", text) else int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
+            kind = type(default[0]) if default else float
+            return tuple(kind(float(t)) if kind is int else kind(t.strip()) for t in items)
+        if default is None:
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return text
+        return text
+    except (ValueError, TypeError):
+        raise ConfigError(name, f"cannot parse {text!r} as {type(default).__name__}") from None
+
+
+def _add_train_parser(sub):
+    from active_rlhf_jax.pipeline.config import Config
+
+    p = sub.add_parser(
+        "train",
+        help="run an RLHF experiment (or --resume one)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Run an experiment from a preset; any config field can be overridden. "
+        "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`).",
+    )
+    p.add_argument("--preset", default="default", help="preset name(s) joined by '+'")
+    p.add_argument("--seeds", type=int, default=None, help="seeds run in one vmapped call")
+    p.add_argument("--out", default=None, help="run directory (required unless --resume)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue a killed run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group("config fields (override the preset)")
+    for name, default, help_text in _leaf_fields(Config, Config()):
+        if name in ("seeds",):
+            continue
+        group.add_argument(
+            f"--{name}", dest=f"cfg:{name}", default=None, metavar=type(default).__name__.upper(),
+            help=f"{help_text} [default: {default!r}]",
+        )
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from active_rlhf_jax.config_utils import ConfigError
+    from active_rlhf_jax.pipeline.config import Config, replace
+    from active_rlhf_jax.pipeline.runner import run
+    from configs.presets import get_preset
+
+    if args.resume:
+        summary = run(None, args.resume, resume=True, progress=not args.no_progress)
+        print(json.dumps(summary))
+        return 0
+    if not args.out:
+        raise ConfigError("out", "a run directory is required (--out DIR)")
+    cfg = get_preset(args.preset)
+    defaults = dict((n, d) for n, d, _ in _leaf_fields(Config, cfg))
+    changes = {}
+    for key, value in vars(args).items():
+        if key.startswith("cfg:") and value is not None:
+            name = key[4:]
+            changes[name] = _parse_value(value, defaults[name], name)
+    if args.seeds is not None:
+        changes["seeds"] = args.seeds
+    cfg = replace(cfg, **changes).validate()
+    summary = run(cfg, args.out, progress=not args.no_progress)
+    print(json.dumps({k: v for k, v in summary.items() if k != "seeds"}))
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from configs.presets import describe_presets
+
+    print(describe_presets())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="active-rlhf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    pp = sub.add_parser("presets", help="list the presets")
+    pp.set_defaults(func=_cmd_presets)
+    try:
+        from active_rlhf_jax.analysis.commands import add_subparsers
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        add_subparsers(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    from active_rlhf_jax.config_utils import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"active-rlhf: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

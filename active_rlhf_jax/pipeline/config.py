@@ -1,0 +1,234 @@
+"""The experiment configuration: one frozen dataclass composed of the subsystems' configs.
+
+Static fields fix shapes and trace structure (sizes, lengths, counts, choices); float
+hyperparameters are plain leaves. Derived sizes are properties, never written back.
+Presets live in ``configs/`` and are built with ``dataclasses.replace`` on the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from active_rlhf_jax.acquisition import AcquisitionConfig
+from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.config_utils import (
+    ConfigError,
+    check_choice,
+    check_in_range,
+    check_nonnegative_int,
+    check_positive_int,
+    prefix_errors,
+)
+from active_rlhf_jax.pipeline.schedule import initial_label_counts, max_queries_per_iteration
+from active_rlhf_jax.ppo import PPOConfig
+from active_rlhf_jax.reward import RewardModelConfig
+from active_rlhf_jax.teachers import TeacherConfig
+
+FEEDBACK = ("none", "preference", "rating", "both")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Which task and physics backend.
+
+    Attributes:
+        env_id: Gymnasium id (HalfCheetah-v5, Hopper-v4, ...), alias, or probe/... id.
+        backend: physics backend: auto (C MuJoCo on CPU, MJX on accelerators), mjx, mujoco.
+        terminate_when_unhealthy: end episodes when the robot is unhealthy (reference: False).
+        fidelity: MJX solver settings: gymnasium (exact) or fast (fewer iterations).
+    """
+
+    env_id: str = "HalfCheetah-v5"
+    backend: str = "auto"
+    terminate_when_unhealthy: bool = False
+    fidelity: str = "gymnasium"
+
+    def validate(self):
+        from active_rlhf_jax.envs import BACKENDS, known_ids
+
+        if self.env_id not in known_ids():
+            raise ConfigError("env_id", f"unknown environment {self.env_id!r}")
+        check_choice("backend", self.backend, BACKENDS)
+        check_choice("fidelity", self.fidelity, ("gymnasium", "fast"))
+
+    def options(self) -> dict:
+        if self.env_id.startswith("probe/"):
+            return {}
+        return {"terminate_when_unhealthy": self.terminate_when_unhealthy, "fidelity": self.fidelity}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The RLHF schedule (seed_spec §8) and the pipeline's fixed sizes.
+
+    Attributes:
+        feedback: which feedback trains the reward: none (ground-truth PPO), preference, rating, both.
+        total_ppo_timesteps: nominal PPO env steps of the run (TOTAL_PPO_TIMESTEPS).
+        ppo_timesteps_per_iteration: nominal PPO steps per RLHF iteration (20000); whole rollouts are run, so the real count is rounded up to a multiple of the rollout size.
+        warmup_timesteps: PPO steps on the true reward before the loop (INITIAL_POLICY_TS), rounded up to whole rollouts.
+        initial_collection_timesteps: env steps collected with the warm-up policy to fill the initial pool (logged apart from env_steps).
+        budget: total labels of both modalities (TOTAL_TARGET_PAIRS); every label counts, validation ones included.
+        initial_fraction: fraction of the budget bought at random before the loop (INITIAL_COLLECTION_FRACTION).
+        segment_length: clip length L in env steps (SEGMENT_LEN).
+        initial_segments: clips cut from the initial collection (1000).
+        segments_per_iteration: clips harvested from each iteration's rollouts (200).
+        pool_capacity: clip pool size (FIFO ring buffer).
+        iterations_per_chunk: RLHF iterations per jitted call; the host logs and checkpoints between chunks.
+        eval_episodes: deterministic episodes per seed in the final evaluation.
+        reward_norm_window: sliding-window z-scoring of the learned reward over this many steps (0 = off; the reference's option used 5000).
+    """
+
+    feedback: str = "both"
+    total_ppo_timesteps: int = 5_000_000
+    ppo_timesteps_per_iteration: int = 20_000
+    warmup_timesteps: int = 1
+    initial_collection_timesteps: int = 20_480
+    budget: int = 750
+    initial_fraction: float = 0.1
+    segment_length: int = 40
+    initial_segments: int = 1000
+    segments_per_iteration: int = 200
+    pool_capacity: int = 4096
+    iterations_per_chunk: int = 5
+    eval_episodes: int = 10
+    reward_norm_window: int = 0
+
+    def validate(self):
+        check_choice("feedback", self.feedback, FEEDBACK)
+        for name in (
+            "total_ppo_timesteps",
+            "ppo_timesteps_per_iteration",
+            "warmup_timesteps",
+            "initial_collection_timesteps",
+            "segment_length",
+            "initial_segments",
+            "segments_per_iteration",
+            "pool_capacity",
+            "iterations_per_chunk",
+            "eval_episodes",
+        ):
+            check_positive_int(name, getattr(self, name))
+        check_nonnegative_int("budget", self.budget)
+        check_nonnegative_int("reward_norm_window", self.reward_norm_window)
+        check_in_range("initial_fraction", self.initial_fraction, 0.0, 1.0)
+        if self.feedback != "none" and self.budget <= 0:
+            raise ConfigError("budget", f"must be positive with feedback={self.feedback!r}")
+        if self.total_ppo_timesteps < self.ppo_timesteps_per_iteration:
+            raise ConfigError("total_ppo_timesteps", "must be at least ppo_timesteps_per_iteration")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment. ``seeds`` seeds run in one vmapped call, from ``seed`` upward."""
+
+    name: str = "default"
+    seed: int = 0
+    seeds: int = 1
+    env: EnvConfig = field(default_factory=EnvConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    reward: RewardModelConfig = field(default_factory=RewardModelConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    compat: CompatConfig = field(default_factory=CompatConfig)
+
+    # ---- derived sizes (never stored) -------------------------------------------------
+    @property
+    def rollout_steps(self) -> int:
+        """Env steps of one PPO rollout, all envs: num_steps * num_envs."""
+        return self.ppo.num_steps * self.ppo.num_envs
+
+    @property
+    def cycles_per_iteration(self) -> int:
+        """Rollout-and-update cycles per RLHF iteration (SB3 runs whole rollouts)."""
+        return math.ceil(self.run.ppo_timesteps_per_iteration / self.rollout_steps)
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.cycles_per_iteration * self.rollout_steps
+
+    @property
+    def num_iterations(self) -> int:
+        """RLHF iterations K = total // per-iteration (nominal), as the reference loops."""
+        return self.run.total_ppo_timesteps // self.run.ppo_timesteps_per_iteration
+
+    @property
+    def warmup_cycles(self) -> int:
+        return math.ceil(self.run.warmup_timesteps / self.rollout_steps)
+
+    @property
+    def collection_cycles(self) -> int:
+        return math.ceil(self.run.initial_collection_timesteps / self.rollout_steps)
+
+    @property
+    def initial_labels(self) -> tuple[int, int]:
+        return initial_label_counts(self.run.budget, self.run.initial_fraction, self.run.feedback)
+
+    @property
+    def max_queries(self) -> int:
+        """Static per-iteration query slots: the largest n of the pacing schedule."""
+        return max_queries_per_iteration(
+            self.num_iterations, self.run.budget, sum(self.initial_labels)
+        )
+
+    @property
+    def num_chunks(self) -> int:
+        return math.ceil(self.num_iterations / self.run.iterations_per_chunk)
+
+    def validate(self) -> "Config":
+        """Check every field; raises ConfigError naming it. Returns self."""
+        check_positive_int("seeds", self.seeds)
+        check_nonnegative_int("seed", self.seed)
+        for name in ("env", "run", "ppo", "reward", "teacher", "acquisition", "compat"):
+            sub = getattr(self, name)
+            if hasattr(sub, "validate"):
+                prefix_errors(name, sub.validate)
+        horizon = _episode_length(self.env.env_id)
+        if self.run.segment_length > horizon:
+            raise ConfigError(
+                "run.segment_length",
+                f"{self.run.segment_length} is longer than the {horizon}-step episode",
+            )
+        if self.run.segment_length > self.cycles_per_iteration * self.ppo.num_steps:
+            raise ConfigError(
+                "run.segment_length",
+                "longer than the steps one env takes per iteration "
+                f"({self.cycles_per_iteration * self.ppo.num_steps})",
+            )
+        if self.run.feedback != "none" and self.run.budget < sum(self.initial_labels):
+            raise ConfigError("run.budget", "smaller than the initial batch")
+        if self.run.feedback != "none" and self.run.initial_segments > self.run.pool_capacity:
+            raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
+        if self.run.feedback != "none" and self.num_iterations < 2:
+            raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")
+        return self
+
+
+def _episode_length(env_id: str) -> int:
+    from active_rlhf_jax.envs import make
+
+    # Probes are cheap; MuJoCo tasks read their horizon from the class, no physics built.
+    return make(env_id, backend="mujoco").episode_length
+
+
+def replace(cfg, **changes):
+    """dataclasses.replace with dotted keys: replace(cfg, **{"ppo.learning_rate": 1e-4})."""
+    nested: dict[str, dict] = {}
+    flat = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[key] = value
+    for head, sub in nested.items():
+        if not hasattr(cfg, head):
+            raise ConfigError(head, f"unknown config group for {type(cfg).__name__}")
+        flat[head] = replace(getattr(cfg, head), **sub)
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for key in flat:
+        if key not in names:
+            raise ConfigError(key, f"unknown field of {type(cfg).__name__}")
+    return dataclasses.replace(cfg, **flat)

@@ -1,0 +1,106 @@
+"""The clip pool: a fixed-capacity FIFO ring buffer of segments, and segment harvesting.
+
+A segment is ``L`` consecutive transitions of one environment that never crosses an
+episode reset; it carries the raw (un-normalised) pre-step observations, the env actions
+and the true rewards (the true rewards are read only by the simulated teacher and by
+evaluation metrics).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class ClipPool:
+    """Ring buffer of ``P`` clips of length ``L``.
+
+    Attributes:
+        obs: ``[P, L, obs]`` raw pre-step observations.
+        act: ``[P, L, act]`` env actions (clipped to bounds).
+        rew: ``[P, L]`` true rewards.
+        valid: ``[P]`` slot holds a clip.
+        labelled: ``[P]`` the clip in this slot has been shown to the teacher.
+        ptr: ``[]`` next slot to write.
+    """
+
+    obs: jax.Array
+    act: jax.Array
+    rew: jax.Array
+    valid: jax.Array
+    labelled: jax.Array
+    ptr: jax.Array
+
+    @classmethod
+    def create(cls, capacity: int, length: int, obs_size: int, act_size: int, dtype):
+        return cls(
+            obs=jnp.zeros((capacity, length, obs_size), dtype),
+            act=jnp.zeros((capacity, length, act_size), dtype),
+            rew=jnp.zeros((capacity, length), dtype),
+            valid=jnp.zeros((capacity,), bool),
+            labelled=jnp.zeros((capacity,), bool),
+            ptr=jnp.zeros((), jnp.int32),
+        )
+
+    @property
+    def capacity(self) -> int:
+        return self.valid.shape[0]
+
+    def add(self, obs, act, rew, mask) -> "ClipPool":
+        """Append the masked clips of ``obs [M, L, o]``, ``act``, ``rew [M, L]``, ``mask [M]``.
+
+        Masked-out clips take no slot (their writes go to a dropped out-of-bounds index).
+        """
+        capacity = self.capacity
+        offsets = jnp.cumsum(mask.astype(jnp.int32)) - 1
+        slots = jnp.where(mask, (self.ptr + offsets) % capacity, capacity)  # capacity: dropped
+        upd = lambda buf, x: buf.at[slots].set(x.astype(buf.dtype), mode="drop")
+        return self.replace(
+            obs=upd(self.obs, obs),
+            act=upd(self.act, act),
+            rew=upd(self.rew, rew),
+            valid=self.valid.at[slots].set(True, mode="drop"),
+            labelled=self.labelled.at[slots].set(False, mode="drop"),
+            ptr=(self.ptr + jnp.sum(mask.astype(jnp.int32))) % capacity,
+        )
+
+
+def harvest_segments(key, raw_obs, act, rew, ended, num_segments: int, length: int, tries: int = 8):
+    """Sample segments at random offsets from per-env time series.
+
+    Args:
+        raw_obs: ``[B, N, obs]`` pre-step observations of ``B`` envs over ``N`` steps.
+        act: ``[B, N, act]``; rew: ``[B, N]``.
+        ended: ``[B, N]`` 1 where step ``t`` ended an episode (the next obs is a reset).
+        num_segments: static number of segments wanted.
+        length: static segment length ``L`` (``L <= N``).
+        tries: candidates drawn per wanted segment; the first valid ones are kept.
+
+    Returns:
+        ``(obs [M, L, o], act [M, L, a], rew [M, L], mask [M])`` with ``M = num_segments``.
+        A candidate is valid when no episode ends inside it before its last step, so a
+        segment never crosses a reset. ``mask`` is False only if too few candidates were
+        valid (not in practice: episodes are much longer than segments).
+    """
+    num_envs, n_steps = rew.shape
+    if length > n_steps:
+        raise ValueError(f"segment_length: {length} exceeds the {n_steps} steps available")
+    num_cand = num_segments * tries
+    key_env, key_start, key_order = jax.random.split(key, 3)
+    env_idx = jax.random.randint(key_env, (num_cand,), 0, num_envs)
+    start = jax.random.randint(key_start, (num_cand,), 0, n_steps - length + 1)
+    # An end at step t < start + L - 1 inside the window makes the candidate cross a reset.
+    ends_before = jnp.concatenate(
+        [jnp.zeros((num_envs, 1), jnp.int32), jnp.cumsum(ended.astype(jnp.int32), axis=1)], axis=1
+    )  # [B, N+1]: number of ends in steps [0, t)
+    inner_ends = ends_before[env_idx, start + length - 1] - ends_before[env_idx, start]
+    valid = inner_ends == 0
+    # Keep the first ``num_segments`` valid candidates in a random order.
+    order = jnp.argsort(jnp.where(valid, jax.random.uniform(key_order, (num_cand,)), 2.0))
+    chosen = order[:num_segments]
+    mask = valid[chosen]
+    t_idx = start[chosen][:, None] + jnp.arange(length)[None, :]  # [M, L]
+    e_idx = env_idx[chosen][:, None]
+    return raw_obs[e_idx, t_idx], act[e_idx, t_idx], rew[e_idx, t_idx], mask

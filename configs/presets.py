@@ -1,0 +1,204 @@
+"""Experiment presets: environment presets, experiment types and modifiers, joined by '+'.
+
+``get_preset("cheetah+bald-info+noisy")`` starts from the package defaults, then applies
+each part left to right with ``dataclasses.replace`` (dotted keys for nested groups).
+
+* Environments (one per reference config, seed_spec §10, every field carried):
+  ``cheetah``, ``hopper``, ``walker``, ``swimmer``, ``reacher``.
+* Experiment types: ``ground-truth``, ``pref-random``, ``pref-bald``, ``rating-random``,
+  ``rating-bald``, ``unified-random``, ``bald-fixed``, ``bald-adaptive`` (the reference's
+  adaptive split), ``bald-info`` (information-per-cost allocation, our default method).
+* Modifiers: ``noisy`` (Bradley–Terry preferences with beta 1, Gaussian rating noise of
+  std 1 bin), ``ensemble`` (5-member bootstrap ensemble posterior instead of MC dropout),
+  ``compat`` (every reference compatibility option on).
+* Whole presets: ``reference`` (= cheetah+bald-fixed+compat: the original code's
+  behaviour), ``smoke`` (tiny probe run for tests), ``default`` (the README's run).
+"""
+
+from __future__ import annotations
+
+from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.pipeline.config import Config, replace
+
+# Reference PPO settings (SB3 defaults + the configs, seed_spec §13).
+_SB3_PPO = {
+    "ppo.num_envs": 1,
+    "ppo.num_steps": 2048,
+    "ppo.minibatch_size": 64,
+    "ppo.update_epochs": 10,
+    "ppo.ent_coef": 0.01,
+    "ppo.learning_rate": 3e-4,
+}
+
+
+def _env(env_id, total, budget, seg_len, rating_range, **extra):
+    base = {
+        "env.env_id": env_id,
+        "run.total_ppo_timesteps": total,
+        "run.ppo_timesteps_per_iteration": 20_000,
+        "run.budget": budget,
+        "run.segment_length": seg_len,
+        "run.initial_fraction": 0.1,
+        "run.warmup_timesteps": 1,
+        "run.initial_segments": 1000,
+        "run.segments_per_iteration": 200,
+        "reward.rating_range": rating_range,
+        "teacher.rating_range": rating_range,
+        "reward.dropout": 0.1,
+        "reward.lr": 1e-3,
+        "reward.weight_decay": 1e-3,
+        "reward.init_epochs": 100,
+        "reward.init_patience": 10,
+        "reward.refit_epochs": 50,
+        "reward.refit_patience": 7,
+        "teacher.min_gap": 0.25,
+        **_SB3_PPO,
+    }
+    base.update(extra)
+    return base
+
+
+# seed_spec §10, per environment config of the reference.
+ENV_PRESETS = {
+    "cheetah": _env("HalfCheetah-v5", 5_000_000, 750, 40, (-30.0, 120.0)),
+    "hopper": _env("Hopper-v4", 3_000_000, 1000, 50, (-100.0, 150.0), **{"reward.dropout": 0.0}),
+    "walker": _env("Walker2d-v5", 5_000_000, 1000, 50, (-30.0, 350.0)),
+    "swimmer": _env(
+        "Swimmer-v5", 3_000_000, 1000, 50, (0.0, 150.0),
+        **{
+            "run.initial_fraction": 0.4,
+            "run.warmup_timesteps": 75_000,
+            "ppo.learning_rate": 2.5e-4,
+            "reward.init_epochs": 120,
+            "reward.init_patience": 12,
+            "teacher.min_gap": 0.1,
+        },
+    ),
+    "reacher": _env(
+        "Reacher-v4", 10_000_000, 5000, 20, (-60.0, -3.0),
+        **{
+            "run.initial_fraction": 0.3,
+            "run.warmup_timesteps": 100_000,
+            "ppo.learning_rate": 1e-4,
+            "reward.weight_decay": 1e-2,
+        },
+    ),
+}
+
+_BALD = {"acquisition.method": "bald", "reward.dropout": 0.4}
+
+EXPERIMENTS = {
+    "ground-truth": {"run.feedback": "none"},
+    "pref-random": {"run.feedback": "preference", "acquisition.method": "random"},
+    "pref-bald": {"run.feedback": "preference", **_BALD},
+    "rating-random": {"run.feedback": "rating", "acquisition.method": "random"},
+    "rating-bald": {"run.feedback": "rating", **_BALD},
+    "unified-random": {
+        "run.feedback": "both",
+        "acquisition.method": "random",
+        "acquisition.allocation": "fixed",
+        "acquisition.pref_fraction": 0.5,
+    },
+    "bald-fixed": {
+        "run.feedback": "both",
+        **_BALD,
+        "acquisition.allocation": "fixed",
+        "acquisition.pref_fraction": 0.5,
+    },
+    "bald-adaptive": {"run.feedback": "both", **_BALD, "acquisition.allocation": "reference-adaptive"},
+    "bald-info": {"run.feedback": "both", **_BALD, "acquisition.allocation": "information"},
+}
+
+MODIFIERS = {
+    "noisy": {"teacher.preference": "bradley_terry", "teacher.beta": 1.0, "teacher.rating_noise_std": 1.0},
+    "ensemble": {"reward.posterior": "ensemble", "reward.ensemble_size": 5},
+    "compat": {
+        "compat.pref_only_unified": True,
+        "compat.undiscounted_rating_target": True,
+        "compat.keep_last_weights": True,
+        "compat.reference_val_split": True,
+        "compat.elementwise_dropout": True,
+        "compat.min_gap_filter": True,
+        "compat.budget_counts_train_only": True,
+        "reward.rating_likelihood": "gaussian",
+        "acquisition.pair_mode": "reference",
+        "acquisition.selection": "topk",
+        "acquisition.reference_normalisation": True,
+    },
+}
+
+WHOLE = {
+    "reference": ["cheetah", "bald-fixed", "compat", {"name": "reference"}],
+    # Tiny probe run: the whole pipeline in seconds (tests).
+    "smoke": [
+        {
+            "name": "smoke",
+            "env.env_id": "probe/target",
+            "run.total_ppo_timesteps": 1600,
+            "run.ppo_timesteps_per_iteration": 200,
+            "run.warmup_timesteps": 100,
+            "run.initial_collection_timesteps": 400,
+            "run.budget": 60,
+            "run.initial_fraction": 0.2,
+            "run.segment_length": 5,
+            "run.initial_segments": 40,
+            "run.segments_per_iteration": 20,
+            "run.pool_capacity": 128,
+            "run.iterations_per_chunk": 4,
+            "run.eval_episodes": 4,
+            "ppo.num_envs": 4,
+            "ppo.num_steps": 25,
+            "ppo.minibatch_size": 25,
+            "ppo.update_epochs": 2,
+            "reward.hidden": (16, 16),
+            "reward.rating_range": (-10.0, 5.0),
+            "teacher.rating_range": (-10.0, 5.0),
+            "reward.init_epochs": 10,
+            "reward.init_patience": 5,
+            "reward.refit_epochs": 5,
+            "reward.refit_patience": 3,
+            "reward.num_posterior_samples": 8,
+        },
+        "bald-info",
+    ],
+    "default": ["cheetah", "bald-info", {"name": "default"}],
+}
+
+
+def _parts(name: str):
+    out = []
+    for part in name.split("+"):
+        part = part.strip()
+        if part in WHOLE:
+            for p in WHOLE[part]:
+                out.extend(_parts(p) if isinstance(p, str) else [p])
+        elif part in ENV_PRESETS:
+            out.append({"name": part, **ENV_PRESETS[part]})
+        elif part in EXPERIMENTS:
+            out.append(EXPERIMENTS[part])
+        elif part in MODIFIERS:
+            out.append(MODIFIERS[part])
+        else:
+            raise ConfigError("preset", f"unknown preset {part!r}; known: {sorted(all_names())}")
+    return out
+
+
+def all_names():
+    return list(ENV_PRESETS) + list(EXPERIMENTS) + list(MODIFIERS) + list(WHOLE)
+
+
+def get_preset(name: str) -> Config:
+    """Build the config of a '+'-joined preset name (not yet validated)."""
+    cfg = Config()
+    for changes in _parts(name):
+        cfg = replace(cfg, **changes)
+    return replace(cfg, name=name) if name not in WHOLE else cfg
+
+
+def describe_presets() -> str:
+    lines = ["environments: " + ", ".join(ENV_PRESETS)]
+    lines.append("experiments:  " + ", ".join(EXPERIMENTS))
+    lines.append("modifiers:    " + ", ".join(MODIFIERS))
+    lines.append("whole:        " + ", ".join(WHOLE))
+    lines.append("combine with '+', e.g. cheetah+bald-info+noisy")
+    return "\n".join(lines)
