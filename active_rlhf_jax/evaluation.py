@@ -51,7 +51,11 @@ def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, **kwargs
 
     gid = _gym_id(env_id)
     spec = gym.spec(gid)
-    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    creator = (
+        load_env_creator(spec.entry_point)
+        if isinstance(spec.entry_point, str)
+        else spec.entry_point
+    )
     params = inspect.signature(creator).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     passed, dropped = {}, []
@@ -76,8 +80,9 @@ def _horizon(env_episode_length: int, max_steps: int | None) -> int:
     return min(int(max_steps), int(env_episode_length))
 
 
-def evaluate_ours(policy, episodes: int, backend: str = "ours", max_steps: int | None = None,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_ours(
+    policy, episodes: int, backend: str = "ours", max_steps: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic episodes in our envs.
 
     Args:
@@ -124,8 +129,9 @@ def evaluate_ours(policy, episodes: int, backend: str = "ours", max_steps: int |
     return np.asarray(returns, np.float64), np.asarray(lengths, np.int64)
 
 
-def evaluate_gymnasium(policy, episodes: int, max_steps: int | None = None,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_gymnasium(
+    policy, episodes: int, max_steps: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic episodes in Gymnasium's env with the same id (see :func:`evaluate_ours`).
 
     Episode ``j`` of seed row ``i`` is reset with ``seed + i * episodes + j``.
@@ -138,8 +144,13 @@ def evaluate_gymnasium(policy, episodes: int, max_steps: int | None = None,
         make_gym_env(policy.env_id, policy.env_options, max_steps)
         for _ in range(num_seeds * episodes)
     ]
-    act = jax.jit(jax.vmap(jax.vmap(lambda s, o: policy.ppo.act(s, o, jax.random.PRNGKey(0), True),
-                                    in_axes=(None, 0))))
+    act = jax.jit(
+        jax.vmap(
+            jax.vmap(
+                lambda s, o: policy.ppo.act(s, o, jax.random.PRNGKey(0), True), in_axes=(None, 0)
+            )
+        )
+    )
     obs = np.stack([e.reset(seed=seed + k)[0] for k, e in enumerate(gym_envs)])
     obs_dtype = jnp.zeros(()).dtype
     obs = obs.reshape(num_seeds, episodes, -1)
@@ -162,21 +173,30 @@ def evaluate_gymnasium(policy, episodes: int, max_steps: int | None = None,
     return returns, lengths
 
 
-def summarize(env_id: str, backend: str, seeds, returns: np.ndarray, lengths: np.ndarray,
-              max_steps: int | None, step: int | None) -> tuple[list[dict], dict]:
+def summarize(
+    env_id: str,
+    backend: str,
+    seeds,
+    returns: np.ndarray,
+    lengths: np.ndarray,
+    max_steps: int | None,
+    step: int | None,
+) -> tuple[list[dict], dict]:
     """Per-seed records and the summary (mean and 95% CI of the true return)."""
     from active_rlhf_jax.analysis.stats import compute_mean_ci
 
     per_seed = []
     for i, s in enumerate(seeds):
-        per_seed.append({
-            "seed": int(s),
-            "env_id": env_id,
-            "backend": backend,
-            "returns": [float(r) for r in returns[i]],
-            "lengths": [int(n) for n in lengths[i]],
-            "mean": float(np.mean(returns[i])),
-        })
+        per_seed.append(
+            {
+                "seed": int(s),
+                "env_id": env_id,
+                "backend": backend,
+                "returns": [float(r) for r in returns[i]],
+                "lengths": [int(n) for n in lengths[i]],
+                "mean": float(np.mean(returns[i])),
+            }
+        )
     means = returns.mean(axis=1)
     over = "seeds" if len(seeds) >= 2 else "episodes"
     sample = means if over == "seeds" else returns[0]
@@ -197,8 +217,14 @@ def summarize(env_id: str, backend: str, seeds, returns: np.ndarray, lengths: np
     return per_seed, summary
 
 
-def evaluate(run_dir, episodes: int = 10, backend: str = "ours", step: int | None = None,
-             max_steps: int | None = None, seed: int = 0) -> tuple[list[dict], dict]:
+def evaluate(
+    run_dir,
+    episodes: int = 10,
+    backend: str = "ours",
+    step: int | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+) -> tuple[list[dict], dict]:
     """Load the run's policy (final or ``step``) and evaluate it; see :func:`summarize`."""
     from active_rlhf_jax.policy_io import load_policy
 
@@ -228,9 +254,16 @@ def ensure_gl_backend() -> str:
     return os.environ["MUJOCO_GL"]
 
 
-def render_video(run_dir, path, step: int | None = None, seed_index: int = 0,
-                 max_steps: int | None = None, width: int = 320, height: int = 240,
-                 seed: int = 0) -> dict:
+def render_video(
+    run_dir,
+    path,
+    step: int | None = None,
+    seed_index: int = 0,
+    max_steps: int | None = None,
+    width: int = 320,
+    height: int = 240,
+    seed: int = 0,
+) -> dict:
     """Render one deterministic episode of one seed's policy to an MP4.
 
     The episode runs in Gymnasium's env (same id) with ``render_mode="rgb_array"``, which
@@ -252,8 +285,14 @@ def render_video(run_dir, path, step: int | None = None, seed_index: int = 0,
     if not 0 <= seed_index < len(policy.seeds):
         raise ValueError(f"seed_index: {seed_index} out of range for {len(policy.seeds)} seeds")
     ppo_state = _seed_slice(policy.state, seed_index)
-    env = make_gym_env(policy.env_id, policy.env_options, max_steps,
-                       render_mode="rgb_array", width=width, height=height)
+    env = make_gym_env(
+        policy.env_id,
+        policy.env_options,
+        max_steps,
+        render_mode="rgb_array",
+        width=width,
+        height=height,
+    )
     fps = int(round(env.metadata.get("render_fps") or 30))
     act = jax.jit(lambda s, o: policy.ppo.act(s, o, jax.random.PRNGKey(0), True))
     path = pathlib.Path(path)
@@ -261,8 +300,16 @@ def render_video(run_dir, path, step: int | None = None, seed_index: int = 0,
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.mp4'}")
     obs, _ = env.reset(seed=seed)
     total, steps = 0.0, 0
-    writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                quality=7, macro_block_size=8, pixelformat="yuv420p")
+    writer = imageio.get_writer(
+        tmp,
+        format="FFMPEG",
+        mode="I",
+        fps=fps,
+        codec="libx264",
+        quality=7,
+        macro_block_size=8,
+        pixelformat="yuv420p",
+    )
     try:
         frames = 0
         writer.append_data(env.render())
@@ -280,5 +327,12 @@ def render_video(run_dir, path, step: int | None = None, seed_index: int = 0,
         writer.close()
         env.close()
     os.replace(tmp, path)
-    return {"video": str(path), "frames": frames, "fps": fps, "return": total, "steps": steps,
-            "seed": int(policy.seeds[seed_index]), "gl_backend": gl}
+    return {
+        "video": str(path),
+        "frames": frames,
+        "fps": fps,
+        "return": total,
+        "steps": steps,
+        "seed": int(policy.seeds[seed_index]),
+        "gl_backend": gl,
+    }

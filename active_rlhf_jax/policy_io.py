@@ -78,7 +78,7 @@ def available_steps(run_dir) -> list[int]:
     steps = []
     for p in root.iterdir():
         if p.name.startswith("step_") and (p / META_FILE).is_file():
-            steps.append(int(p.name[len("step_"):]))
+            steps.append(int(p.name[len("step_") :]))
     return sorted(steps)
 
 

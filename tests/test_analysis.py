@@ -20,8 +20,17 @@ from active_rlhf_jax.analysis.stats import compute_iqm_ci, compute_mean_ci
 REPS = 500  # bootstrap resamples in tests (fast; the CLI default is 2000)
 
 
-def make_run(path, env_id="HalfCheetah-v5", n_seeds=4, n_iters=6, offset=0.0, rng_seed=0,
-             adaptive=False, final_eval=False, missing=True):
+def make_run(
+    path,
+    env_id="HalfCheetah-v5",
+    n_seeds=4,
+    n_iters=6,
+    offset=0.0,
+    rng_seed=0,
+    adaptive=False,
+    final_eval=False,
+    missing=True,
+):
     """Write config.json + metrics.jsonl (+ final_eval.json) with random but known values."""
     rng = np.random.default_rng(rng_seed)
     path.mkdir(parents=True)
@@ -34,14 +43,20 @@ def make_run(path, env_id="HalfCheetah-v5", n_seeds=4, n_iters=6, offset=0.0, rn
             n_eval = int(rng.integers(0, 10)) if adaptive else 5
             q += n_pref + n_eval
             row = {
-                "seed": s, "iteration": it, "env_steps": 2048 * (it + 1),
-                "queries_pref": 0, "queries_eval": 0, "queries_total": q,
+                "seed": s,
+                "iteration": it,
+                "env_steps": 2048 * (it + 1),
+                "queries_pref": 0,
+                "queries_eval": 0,
+                "queries_total": q,
                 "true_return": float(offset + 100 * it + rng.normal(0, 30)),
                 "learned_return": float(rng.normal()),
                 "reward_corr": float(np.tanh(0.3 * it + rng.normal(0, 0.1))),
                 "bald_pref": float(abs(rng.normal(0.3, 0.1))),
                 "bald_eval": float(abs(rng.normal(0.8, 0.2))),
-                "n_pref": n_pref, "n_eval": n_eval, "sps": 1000.0,
+                "n_pref": n_pref,
+                "n_eval": n_eval,
+                "sps": 1000.0,
             }
             if missing and s == 1 and it == 2:
                 row["reward_corr"] = None  # logged NaN
@@ -49,10 +64,15 @@ def make_run(path, env_id="HalfCheetah-v5", n_seeds=4, n_iters=6, offset=0.0, rn
     rng.shuffle(rows)  # order in the file must not matter
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if final_eval:
-        seeds = [{"seed": s, "returns": [offset + s, offset + s + 2.0], "mean": offset + s + 1.0}
-                 for s in range(n_seeds)]
-        (path / "final_eval.json").write_text(json.dumps(
-            {"env_id": env_id, "episodes": 2, "seeds": seeds, "mean": 0.0, "ci95": [0, 0]}))
+        seeds = [
+            {"seed": s, "returns": [offset + s, offset + s + 2.0], "mean": offset + s + 1.0}
+            for s in range(n_seeds)
+        ]
+        (path / "final_eval.json").write_text(
+            json.dumps(
+                {"env_id": env_id, "episodes": 2, "seeds": seeds, "mean": 0.0, "ci95": [0, 0]}
+            )
+        )
     return path
 
 
@@ -117,7 +137,9 @@ def rliable_iqm(scores, reps, seed):
     np.random.seed(seed)
     return rly.get_interval_estimates(
         {"x": np.asarray(scores, float)[:, None]},
-        lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps)
+        lambda x: np.array([metrics.aggregate_iqm(x)]),
+        reps=reps,
+    )
 
 
 def test_iqm_matches_rliable_and_is_deterministic():
@@ -204,8 +226,11 @@ def check_bald_csv(csv_path, runs):
         raw = raw_rows(d)
         for field in ("bald_pref", "bald_eval"):
             for it in sorted({r["iteration"] for r in raw}):
-                (row,) = [r for r in rows if r["run"] == label and r["modality"] == field
-                          and int(r["iteration"]) == it]
+                (row,) = [
+                    r
+                    for r in rows
+                    if r["run"] == label and r["modality"] == field and int(r["iteration"]) == it
+                ]
                 m, lo, hi, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
                 assert close(f(row["mean"]), m) and close(f(row["ci_lo"]), lo)
                 assert close(f(row["ci_hi"]), hi)
@@ -262,9 +287,15 @@ def check_profile_csv(csv_path, runs):
             assert f(r["ci_lo"]) <= f(r["fraction"]) + 1e-12 <= f(r["ci_hi"]) + 2e-12
 
 
-FIGURES = ["return_vs_env_steps", "return_vs_queries", "reward_corr_vs_queries",
-           "bald_vs_env_steps", "feedback_split", "final_return_aggregates",
-           "performance_profile"]
+FIGURES = [
+    "return_vs_env_steps",
+    "return_vs_queries",
+    "reward_corr_vs_queries",
+    "bald_vs_env_steps",
+    "feedback_split",
+    "final_return_aggregates",
+    "performance_profile",
+]
 
 
 def check_all_files(out):
@@ -296,14 +327,24 @@ def test_plot_one_run_several_seeds(tmp_path, capsys):
 def test_plot_several_runs(tmp_path, capsys):
     runs = {
         "random": make_run(tmp_path / "r1", n_seeds=4, n_iters=6, offset=0.0, rng_seed=1),
-        "bald": make_run(tmp_path / "r2", n_seeds=3, n_iters=6, offset=50.0, rng_seed=2,
-                         final_eval=True),
-        "adaptive": make_run(tmp_path / "r3", n_seeds=6, n_iters=5, offset=80.0, rng_seed=3,
-                             adaptive=True),
+        "bald": make_run(
+            tmp_path / "r2", n_seeds=3, n_iters=6, offset=50.0, rng_seed=2, final_eval=True
+        ),
+        "adaptive": make_run(
+            tmp_path / "r3", n_seeds=6, n_iters=5, offset=80.0, rng_seed=3, adaptive=True
+        ),
     }
     out = tmp_path / "figs"
-    argv = ["plot", *map(str, runs.values()), "--labels", *runs, "--out", str(out),
-            "--bootstrap-reps", str(REPS)]
+    argv = [
+        "plot",
+        *map(str, runs.values()),
+        "--labels",
+        *runs,
+        "--out",
+        str(out),
+        "--bootstrap-reps",
+        str(REPS),
+    ]
     assert commands.main(argv) == 0
     check_all_files(out)
     for name in LINE_CSVS:
@@ -324,8 +365,10 @@ def test_plot_runs_on_two_envs_split_aggregates(tmp_path):
     a = make_run(tmp_path / "a", env_id="HalfCheetah-v5", n_seeds=3, n_iters=3)
     b = make_run(tmp_path / "b", env_id="Hopper-v5", n_seeds=3, n_iters=3)
     out = tmp_path / "figs"
-    assert commands.main(["plot", str(a), str(b), "--out", str(out),
-                          "--bootstrap-reps", str(REPS)]) == 0
+    assert (
+        commands.main(["plot", str(a), str(b), "--out", str(out), "--bootstrap-reps", str(REPS)])
+        == 0
+    )
     for env in ("HalfCheetah-v5", "Hopper-v5"):
         for stem in ("final_return_aggregates", "performance_profile"):
             assert (out / f"{stem}_{env}.png").is_file()
@@ -336,9 +379,22 @@ def test_plot_ground_truth_run_without_rlhf_fields(tmp_path):
     # appear, saying the data is absent, and the CSVs hold NaNs (empty cells).
     d = tmp_path / "gt"
     d.mkdir()
-    rows = [{"seed": s, "iteration": i, "env_steps": 1000 * (i + 1), "true_return": float(i + s),
-             "queries_total": None, "reward_corr": None, "bald_pref": None, "bald_eval": None,
-             "n_pref": None, "n_eval": None} for s in range(2) for i in range(3)]
+    rows = [
+        {
+            "seed": s,
+            "iteration": i,
+            "env_steps": 1000 * (i + 1),
+            "true_return": float(i + s),
+            "queries_total": None,
+            "reward_corr": None,
+            "bald_pref": None,
+            "bald_eval": None,
+            "n_pref": None,
+            "n_eval": None,
+        }
+        for s in range(2)
+        for i in range(3)
+    ]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "figs"
     assert commands.main(["plot", str(d), "--out", str(out), "--bootstrap-reps", str(REPS)]) == 0

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from active_rlhf_jax.analysis import commands
-from active_rlhf_jax.ppo import PPOConfig, make_ppo
 from active_rlhf_jax.policy_io import available_steps, load_policy, policy_path, save_policy
+from active_rlhf_jax.ppo import PPOConfig, make_ppo
 
 ENV_ID = "HalfCheetah-v5"
 OBS, ACT = 17, 6
@@ -32,14 +32,19 @@ def _has_cheetah() -> bool:
         return False
 
 
-needs_tasks = pytest.mark.skipif(not _has_cheetah(),
-                                 reason=f"{ENV_ID} not registered yet (envs/tasks pending)")
+needs_tasks = pytest.mark.skipif(
+    not _has_cheetah(), reason=f"{ENV_ID} not registered yet (envs/tasks pending)"
+)
 
 
 def cheetah_spec():
-    return SimpleNamespace(num_envs=1, observation_size=OBS, action_size=ACT,
-                           action_low=-np.ones(ACT, np.float32),
-                           action_high=np.ones(ACT, np.float32))
+    return SimpleNamespace(
+        num_envs=1,
+        observation_size=OBS,
+        action_size=ACT,
+        action_low=-np.ones(ACT, np.float32),
+        action_high=np.ones(ACT, np.float32),
+    )
 
 
 def make_state(num_seeds=2):
@@ -69,8 +74,11 @@ def test_policy_io_roundtrip(run_dir, tmp_path):
     loaded = load_policy(d)
     assert loaded.env_id == ENV_ID and loaded.seeds == [10, 11] and loaded.step is None
     for name in ("actor_params", "critic_params", "obs_norm"):
-        for a, b in zip(jax.tree.leaves(getattr(loaded.state, name)),
-                        jax.tree.leaves(getattr(state, name))):
+        for a, b in zip(
+            jax.tree.leaves(getattr(loaded.state, name)),
+            jax.tree.leaves(getattr(state, name)),
+            strict=False,
+        ):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # Intermediate checkpoints, overwrite, fallback to the latest step, no temp folders left.
     e = tmp_path / "r"
@@ -85,8 +93,9 @@ def test_policy_io_roundtrip(run_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="saved steps: \\[2048, 4096\\]"):
         load_policy(e, step=1)
     with pytest.raises(ValueError, match="batched over seeds"):
-        save_policy(e, ENV_ID, {}, PPOConfig(), jax.tree.map(lambda x: x[0], state),
-                    env=cheetah_spec())
+        save_policy(
+            e, ENV_ID, {}, PPOConfig(), jax.tree.map(lambda x: x[0], state), env=cheetah_spec()
+        )
 
 
 def oracle_gym_returns(ppo, state, seed_row, episodes, max_steps, seed=0):
@@ -117,15 +126,26 @@ def parse_output(text):
 def test_evaluate_gymnasium_cli(run_dir, capsys, tmp_path):
     d, ppo, state = run_dir
     out_json = tmp_path / "eval.json"
-    argv = ["evaluate", str(d), "--backend", "gymnasium", "--episodes", "3", "--max-steps", "25",
-            "--output", str(out_json)]
+    argv = [
+        "evaluate",
+        str(d),
+        "--backend",
+        "gymnasium",
+        "--episodes",
+        "3",
+        "--max-steps",
+        "25",
+        "--output",
+        str(out_json),
+    ]
     assert commands.main(argv) == 0
     per_seed, summary = parse_output(capsys.readouterr().out)
     assert [r["seed"] for r in per_seed] == [10, 11]
     for row, rec in enumerate(per_seed):
         assert rec["lengths"] == [25, 25, 25]
-        np.testing.assert_allclose(rec["returns"], oracle_gym_returns(ppo, state, row, 3, 25),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            rec["returns"], oracle_gym_returns(ppo, state, row, 3, 25), rtol=1e-5, atol=1e-5
+        )
         assert rec["mean"] == pytest.approx(np.mean(rec["returns"]))
     means = [r["mean"] for r in per_seed]
     # 2 seeds: t(0.975, 1) = 12.706; half = 12.706 * |m0 - m1| / sqrt(2) / sqrt(2).
@@ -139,8 +159,9 @@ def test_evaluate_gymnasium_cli(run_dir, capsys, tmp_path):
 def test_normaliser_is_applied(run_dir):
     # Without the saved statistics the same params give different returns.
     d, ppo, state = run_dir
-    plain = state.replace(obs_norm=jax.vmap(lambda _: ppo.init(jax.random.PRNGKey(0)).obs_norm)(
-        jnp.arange(2)))
+    plain = state.replace(
+        obs_norm=jax.vmap(lambda _: ppo.init(jax.random.PRNGKey(0)).obs_norm)(jnp.arange(2))
+    )
     with_norm = oracle_gym_returns(ppo, state, 0, 1, 25)
     without = oracle_gym_returns(ppo, plain, 0, 1, 25)
     assert abs(with_norm[0] - without[0]) > 1e-3
@@ -149,8 +170,12 @@ def test_normaliser_is_applied(run_dir):
 @needs_tasks
 def test_evaluate_ours_cli(run_dir, capsys):
     d, _, _ = run_dir
-    assert commands.main(["evaluate", str(d), "--backend", "mujoco", "--episodes", "3",
-                          "--max-steps", "25"]) == 0
+    assert (
+        commands.main(
+            ["evaluate", str(d), "--backend", "mujoco", "--episodes", "3", "--max-steps", "25"]
+        )
+        == 0
+    )
     per_seed, summary = parse_output(capsys.readouterr().out)
     assert [r["seed"] for r in per_seed] == [10, 11]
     assert all(r["lengths"] == [25, 25, 25] for r in per_seed)
@@ -184,8 +209,23 @@ def test_video_writes_playable_mp4(run_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MUJOCO_GL", raising=False)  # the command must pick a backend itself
     d, _, _ = run_dir
     path = tmp_path / "videos" / "cheetah.mp4"
-    assert commands.main(["evaluate", str(d), "--episodes", "0", "--video", str(path),
-                          "--max-steps", "12", "--video-size", "160x128"]) == 0
+    assert (
+        commands.main(
+            [
+                "evaluate",
+                str(d),
+                "--episodes",
+                "0",
+                "--video",
+                str(path),
+                "--max-steps",
+                "12",
+                "--video-size",
+                "160x128",
+            ]
+        )
+        == 0
+    )
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["video"]
     assert info["frames"] == 13 and info["steps"] == 12 and info["gl_backend"] == "egl"
     n_frames, secs = imageio_ffmpeg.count_frames_and_secs(str(path))

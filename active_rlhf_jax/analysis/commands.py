@@ -10,6 +10,7 @@ the handlers, so building the parser is cheap. Standalone use::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import pathlib
@@ -20,6 +21,7 @@ from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS
 
 def _dumps(obj) -> str:
     """JSON with NaN/inf written as null (strict JSON, like metrics.jsonl)."""
+
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -28,6 +30,7 @@ def _dumps(obj) -> str:
         if isinstance(v, list):
             return [clean(u) for u in v]
         return v
+
     return json.dumps(clean(obj))
 
 
@@ -38,10 +41,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # Before anything renders (also before the evaluation, in case it imports a renderer).
         evaluation.ensure_gl_backend()
     if args.episodes > 0:
-        per_seed, summary = evaluation.evaluate(
-            args.run_dir, episodes=args.episodes, backend=args.backend, step=args.step,
-            max_steps=args.max_steps, seed=args.seed,
-        )
+        # Libraries print notes to stdout on import (e.g. MJX's "Failed to import warp");
+        # send them to stderr so stdout stays one JSON object per line.
+        with contextlib.redirect_stdout(sys.stderr):
+            per_seed, summary = evaluation.evaluate(
+                args.run_dir,
+                episodes=args.episodes,
+                backend=args.backend,
+                step=args.step,
+                max_steps=args.max_steps,
+                seed=args.seed,
+            )
         for rec in per_seed:
             print(_dumps(rec))
         print(_dumps(summary))
@@ -49,10 +59,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             pathlib.Path(args.output).write_text(_dumps({"per_seed": per_seed, "summary": summary}))
     if args.video:
         w, h = _parse_size(args.video_size)
-        info = evaluation.render_video(
-            args.run_dir, args.video, step=args.step, seed_index=args.video_seed_index,
-            max_steps=args.max_steps, width=w, height=h, seed=args.seed,
-        )
+        with contextlib.redirect_stdout(sys.stderr):
+            info = evaluation.render_video(
+                args.run_dir,
+                args.video,
+                step=args.step,
+                seed_index=args.video_seed_index,
+                max_steps=args.max_steps,
+                width=w,
+                height=h,
+                seed=args.seed,
+            )
         print(_dumps({"video": info}))
     return 0
 
@@ -68,7 +85,12 @@ def _parse_size(text: str) -> tuple[int, int]:
 def cmd_plot(args: argparse.Namespace) -> int:
     from active_rlhf_jax.analysis.figures import make_all_figures
     from active_rlhf_jax.analysis.loading import load_runs
-    from active_rlhf_jax.analysis.summary import COLUMNS, compute_summary, format_markdown, write_csv
+    from active_rlhf_jax.analysis.summary import (
+        COLUMNS,
+        compute_summary,
+        format_markdown,
+        write_csv,
+    )
 
     runs = load_runs(args.run_dirs, args.labels)
     out = pathlib.Path(args.out)
@@ -97,11 +119,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_common_runs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories (one group of seeds each)")
-    p.add_argument("--labels", nargs="+", default=None, help="legend label per DIR (default: directory names)")
-    p.add_argument("--bootstrap-reps", type=int, default=DEFAULT_BOOTSTRAP_REPS,
-                   help="stratified-bootstrap resamples for IQM CIs and profiles (default %(default)s)")
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument(
+        "run_dirs", nargs="+", metavar="DIR", help="run directories (one group of seeds each)"
+    )
+    p.add_argument(
+        "--labels", nargs="+", default=None, help="legend label per DIR (default: directory names)"
+    )
+    p.add_argument(
+        "--bootstrap-reps",
+        type=int,
+        default=DEFAULT_BOOTSTRAP_REPS,
+        help="stratified-bootstrap resamples for IQM CIs and profiles (default %(default)s)",
+    )
+    p.add_argument(
+        "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)"
+    )
 
 
 def add_subparsers(subparsers) -> None:
@@ -112,29 +144,41 @@ def add_subparsers(subparsers) -> None:
     from active_rlhf_jax.evaluation import BACKENDS
 
     p = subparsers.add_parser(
-        "evaluate", help="run the saved deterministic policies and report the true return",
+        "evaluate",
+        help="run the saved deterministic policies and report the true return",
         description="Load the final (or --step) policy of every seed with its observation "
         "normaliser, run N deterministic episodes per seed, print one JSON object per seed "
         "and a summary (mean and Student-t 95%% CI of the true return over seeds).",
     )
     p.add_argument("run_dir", metavar="DIR")
     p.add_argument("--episodes", type=int, default=10, help="episodes per seed (0: video only)")
-    p.add_argument("--backend", choices=BACKENDS, default="ours",
-                   help="ours (our envs; C MuJoCo on CPU, MJX on GPU), mjx, mujoco, or gymnasium "
-                   "(Gymnasium's own env with the same id); default %(default)s")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="ours",
+        help="ours (our envs; C MuJoCo on CPU, MJX on GPU), mjx, mujoco, or gymnasium "
+        "(Gymnasium's own env with the same id); default %(default)s",
+    )
     p.add_argument("--step", type=int, default=None, help="env step of an intermediate checkpoint")
-    p.add_argument("--max-steps", type=int, default=None, help="episode horizon (default: the task's)")
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="episode horizon (default: the task's)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the initial-state noise")
     p.add_argument("--output", default=None, help="also write the results as JSON to this file")
-    p.add_argument("--video", default=None, metavar="PATH",
-                   help="write an MP4 of one deterministic episode (MuJoCo offscreen rendering; "
-                   "MUJOCO_GL defaults to egl)")
+    p.add_argument(
+        "--video",
+        default=None,
+        metavar="PATH",
+        help="write an MP4 of one deterministic episode (MuJoCo offscreen rendering; "
+        "MUJOCO_GL defaults to egl)",
+    )
     p.add_argument("--video-size", default="320x240", help="WIDTHxHEIGHT (default %(default)s)")
     p.add_argument("--video-seed-index", type=int, default=0, help="which seed's policy to film")
     p.set_defaults(func=cmd_evaluate)
 
     p = subparsers.add_parser(
-        "plot", help="figures (PNG+SVG+CSV) and a summary table from run directories",
+        "plot",
+        help="figures (PNG+SVG+CSV) and a summary table from run directories",
         description="True return vs env steps and vs queries, reward-model Spearman vs "
         "queries, BALD per modality, per-iteration modality split, IQM/mean with 95%% CIs and "
         "performance profiles (rliable), and a markdown summary table.",
@@ -145,7 +189,9 @@ def add_subparsers(subparsers) -> None:
 
     p = subparsers.add_parser("compare", help="final-return summary table of run directories")
     _add_common_runs(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per run instead of markdown")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per run instead of markdown"
+    )
     p.set_defaults(func=cmd_compare)
 
 

@@ -48,13 +48,24 @@ X_LABELS = {
 
 #: name -> (y field, x field, y label, title) of the per-iteration line figures.
 LINE_FIGURES = {
-    "return_vs_env_steps": ("true_return", "env_steps", "true episode return",
-                            "True return vs environment steps"),
-    "return_vs_queries": ("true_return", "queries_total", "true episode return",
-                          "True return vs queries used"),
-    "reward_corr_vs_queries": ("reward_corr", "queries_total",
-                               "Spearman ρ (learned vs true clip return)",
-                               "Reward-model quality vs queries used"),
+    "return_vs_env_steps": (
+        "true_return",
+        "env_steps",
+        "true episode return",
+        "True return vs environment steps",
+    ),
+    "return_vs_queries": (
+        "true_return",
+        "queries_total",
+        "true episode return",
+        "True return vs queries used",
+    ),
+    "reward_corr_vs_queries": (
+        "reward_corr",
+        "queries_total",
+        "Spearman ρ (learned vs true clip return)",
+        "Reward-model quality vs queries used",
+    ),
 }
 
 
@@ -71,8 +82,15 @@ def _save(fig, out_dir: pathlib.Path, stem: str) -> list[pathlib.Path]:
 
 
 def _no_data(ax, what: str) -> None:
-    ax.text(0.5, 0.5, f"no {what} logged by these runs", ha="center", va="center",
-            transform=ax.transAxes, color="0.4")
+    ax.text(
+        0.5,
+        0.5,
+        f"no {what} logged by these runs",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        color="0.4",
+    )
 
 
 def series_rows(run: RunData, y_field: str, x_field: str) -> list[dict]:
@@ -84,9 +102,17 @@ def series_rows(run: RunData, y_field: str, x_field: str) -> list[dict]:
         xm, _, _, _ = compute_mean_ci(x, axis=0)
     rows = []
     for j, it in enumerate(run.iterations):
-        rows.append({"run": run.label, "iteration": int(it), x_field: float(xm[j]),
-                     "mean": float(mean[j]), "ci_lo": float(lo[j]), "ci_hi": float(hi[j]),
-                     "n_seeds": int(n[j])})
+        rows.append(
+            {
+                "run": run.label,
+                "iteration": int(it),
+                x_field: float(xm[j]),
+                "mean": float(mean[j]),
+                "ci_lo": float(lo[j]),
+                "ci_hi": float(hi[j]),
+                "n_seeds": int(n[j]),
+            }
+        )
     return rows
 
 
@@ -101,12 +127,20 @@ def _draw_series(ax, rows: list[dict], x_field: str, color, label: str) -> bool:
     order = np.argsort(xs[ok], kind="stable")
     xs, m, lo, hi = xs[ok][order], m[ok][order], lo[ok][order], hi[ok][order]
     n_seeds = max(r["n_seeds"] for r in rows)
-    ax.plot(xs, m, color=color, lw=1.8, marker="o" if len(xs) < 15 else None, ms=3,
-            label=f"{label} (n={n_seeds})")
+    ax.plot(
+        xs,
+        m,
+        color=color,
+        lw=1.8,
+        marker="o" if len(xs) < 15 else None,
+        ms=3,
+        label=f"{label} (n={n_seeds})",
+    )
     band = np.isfinite(lo) & np.isfinite(hi)
     if band.any():
-        ax.fill_between(xs, np.where(band, lo, m), np.where(band, hi, m), color=color, alpha=0.2,
-                        lw=0)
+        ax.fill_between(
+            xs, np.where(band, lo, m), np.where(band, hi, m), color=color, alpha=0.2, lw=0
+        )
     return True
 
 
@@ -127,8 +161,11 @@ def plot_line_figure(runs: list[RunData], out_dir: pathlib.Path, name: str) -> l
         ax.legend(loc="best", frameon=False)
     else:
         _no_data(ax, f"{y_field} against {x_field}")
-    write_csv(out_dir / f"{name}.csv", all_rows,
-              ["run", "iteration", x_field, "mean", "ci_lo", "ci_hi", "n_seeds"])
+    write_csv(
+        out_dir / f"{name}.csv",
+        all_rows,
+        ["run", "iteration", x_field, "mean", "ci_lo", "ci_hi", "n_seeds"],
+    )
     return _save(fig, out_dir, name) + [out_dir / f"{name}.csv"]
 
 
@@ -136,8 +173,11 @@ def plot_bald(runs: list[RunData], out_dir: pathlib.Path, name: str = "bald_vs_e
     """Mean BALD of the acquired queries per modality (nats) vs env steps, one panel each."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     all_rows = []
-    for ax, (field, title) in zip(axes, [("bald_pref", "preferences (pairs)"),
-                                         ("bald_eval", "ratings (single clips)")]):
+    for ax, (field, title) in zip(
+        axes,
+        [("bald_pref", "preferences (pairs)"), ("bald_eval", "ratings (single clips)")],
+        strict=False,
+    ):
         drawn = False
         for i, run in enumerate(runs):
             rows = series_rows(run, field, "env_steps")
@@ -154,8 +194,11 @@ def plot_bald(runs: list[RunData], out_dir: pathlib.Path, name: str = "bald_vs_e
         else:
             _no_data(ax, field)
     fig.tight_layout()
-    write_csv(out_dir / f"{name}.csv", all_rows,
-              ["run", "modality", "iteration", "env_steps", "mean", "ci_lo", "ci_hi", "n_seeds"])
+    write_csv(
+        out_dir / f"{name}.csv",
+        all_rows,
+        ["run", "modality", "iteration", "env_steps", "mean", "ci_lo", "ci_hi", "n_seeds"],
+    )
     return _save(fig, out_dir, name) + [out_dir / f"{name}.csv"]
 
 
@@ -166,19 +209,28 @@ def plot_feedback_split(runs: list[RunData], out_dir: pathlib.Path, name: str = 
     n = len(runs)
     cols = 1 if n == 1 else 2
     rows_n = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(7 if cols == 1 else 11, 3.6 * rows_n),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows_n, cols, figsize=(7 if cols == 1 else 11, 3.6 * rows_n), squeeze=False
+    )
     all_rows = []
     for k, run in enumerate(runs):
         ax = axes[k // cols][k % cols]
         pm, plo, phi, pn = compute_mean_ci(run.field("n_pref"))
         em, elo, ehi, _ = compute_mean_ci(run.field("n_eval"))
         for j, it in enumerate(run.iterations):
-            all_rows.append({"run": run.label, "iteration": int(it),
-                             "n_pref_mean": float(pm[j]), "n_pref_ci_lo": float(plo[j]),
-                             "n_pref_ci_hi": float(phi[j]), "n_eval_mean": float(em[j]),
-                             "n_eval_ci_lo": float(elo[j]), "n_eval_ci_hi": float(ehi[j]),
-                             "n_seeds": int(pn[j])})
+            all_rows.append(
+                {
+                    "run": run.label,
+                    "iteration": int(it),
+                    "n_pref_mean": float(pm[j]),
+                    "n_pref_ci_lo": float(plo[j]),
+                    "n_pref_ci_hi": float(phi[j]),
+                    "n_eval_mean": float(em[j]),
+                    "n_eval_ci_lo": float(elo[j]),
+                    "n_eval_ci_hi": float(ehi[j]),
+                    "n_seeds": int(pn[j]),
+                }
+            )
         it = run.iterations.astype(float)
         p = np.nan_to_num(pm)
         e = np.nan_to_num(em)
@@ -187,10 +239,24 @@ def plot_feedback_split(runs: list[RunData], out_dir: pathlib.Path, name: str = 
             ax.bar(it, p, width, color=PREF_COLOR, label="preferences (n_pref)")
             ax.bar(it, e, width, bottom=p, color=EVAL_COLOR, label="ratings (n_eval)")
             if len(it) <= 60:  # whiskers are unreadable on long runs
-                ax.errorbar(it, p, yerr=_yerr(pm, plo, phi), fmt="none", ecolor="0.2",
-                            elinewidth=0.8, capsize=2)
-                ax.errorbar(it, p + e, yerr=_yerr(em, elo, ehi), fmt="none", ecolor="0.2",
-                            elinewidth=0.8, capsize=2)
+                ax.errorbar(
+                    it,
+                    p,
+                    yerr=_yerr(pm, plo, phi),
+                    fmt="none",
+                    ecolor="0.2",
+                    elinewidth=0.8,
+                    capsize=2,
+                )
+                ax.errorbar(
+                    it,
+                    p + e,
+                    yerr=_yerr(em, elo, ehi),
+                    fmt="none",
+                    ecolor="0.2",
+                    elinewidth=0.8,
+                    capsize=2,
+                )
             ax.legend(loc="upper right", frameon=True, framealpha=0.9)
         else:
             _no_data(ax, "n_pref / n_eval")
@@ -221,8 +287,9 @@ def _suffix(env: str, groups: dict) -> str:
     return "" if len(groups) == 1 else "_" + "".join(c if c.isalnum() else "-" for c in env)
 
 
-def plot_final_aggregates(runs: list[RunData], out_dir: pathlib.Path,
-                          reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0):
+def plot_final_aggregates(
+    runs: list[RunData], out_dir: pathlib.Path, reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
+):
     """Agarwal et al. (2021) aggregates of the final return, per environment: IQM with a
     stratified-bootstrap 95% CI next to the mean with its t-CI, and performance profiles
     (fraction of seeds with final return > tau, bootstrap 95% band), both by rliable."""
@@ -237,16 +304,29 @@ def plot_final_aggregates(runs: list[RunData], out_dir: pathlib.Path,
             scores[run.label] = s
             mean, lo, hi, n = compute_mean_ci(s)
             iqm, ilo, ihi = compute_iqm_ci(s, reps=reps, seed=seed)
-            agg_rows.append({"run": run.label, "env_id": env, "n_seeds": int(n),
-                             "mean": float(mean), "mean_ci_lo": float(lo),
-                             "mean_ci_hi": float(hi), "iqm": iqm, "iqm_ci_lo": ilo,
-                             "iqm_ci_hi": ihi, "source": source})
+            agg_rows.append(
+                {
+                    "run": run.label,
+                    "env_id": env,
+                    "n_seeds": int(n),
+                    "mean": float(mean),
+                    "mean_ci_lo": float(lo),
+                    "mean_ci_hi": float(hi),
+                    "iqm": iqm,
+                    "iqm_ci_lo": ilo,
+                    "iqm_ci_hi": ihi,
+                    "source": source,
+                }
+            )
         name = f"final_return_aggregates{sfx}"
         fig, axes = plt.subplots(1, 2, figsize=(10, 0.9 + 0.6 * len(group) + 1.2), sharey=True)
         ypos = np.arange(len(group))[::-1]
-        for ax, (key, title) in zip(axes, [("iqm", "IQM (stratified bootstrap CI)"),
-                                           ("mean", "Mean (Student-t CI)")]):
-            for i, (r, y) in enumerate(zip(agg_rows, ypos)):
+        for ax, (key, title) in zip(
+            axes,
+            [("iqm", "IQM (stratified bootstrap CI)"), ("mean", "Mean (Student-t CI)")],
+            strict=False,
+        ):
+            for i, (r, y) in enumerate(zip(agg_rows, ypos, strict=False)):
                 c = _color(runs.index(group[i]))
                 v, lo, hi = r[key], r[f"{key}_ci_lo"], r[f"{key}_ci_hi"]
                 if np.isfinite(lo) and np.isfinite(hi):
@@ -275,9 +355,17 @@ def plot_final_aggregates(runs: list[RunData], out_dir: pathlib.Path,
             c = _color(runs.index(run))
             ax.plot(taus, frac, color=c, lw=1.8, label=f"{run.label} (n={scores[run.label].size})")
             ax.fill_between(taus, plo, phi, color=c, alpha=0.2, lw=0)
-            prof_rows += [{"run": run.label, "env_id": env, "tau": float(t), "fraction": float(f),
-                           "ci_lo": float(a), "ci_hi": float(b)}
-                          for t, f, a, b in zip(taus, frac, plo, phi)]
+            prof_rows += [
+                {
+                    "run": run.label,
+                    "env_id": env,
+                    "tau": float(t),
+                    "fraction": float(f),
+                    "ci_lo": float(a),
+                    "ci_hi": float(b),
+                }
+                for t, f, a, b in zip(taus, frac, plo, phi, strict=False)
+            ]
         ax.set_xlabel("final true episode return threshold τ")
         ax.set_ylabel("fraction of seeds with return > τ")
         ax.set_ylim(-0.02, 1.02)
@@ -288,8 +376,9 @@ def plot_final_aggregates(runs: list[RunData], out_dir: pathlib.Path,
     return paths
 
 
-def make_all_figures(runs: list[RunData], out_dir, reps: int = DEFAULT_BOOTSTRAP_REPS,
-                     seed: int = 0) -> list[pathlib.Path]:
+def make_all_figures(
+    runs: list[RunData], out_dir, reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
+) -> list[pathlib.Path]:
     """Write every figure (PNG, SVG and CSV) for ``runs`` into ``out_dir``."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

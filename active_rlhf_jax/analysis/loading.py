@@ -22,8 +22,16 @@ FINAL_EVAL_FILE = "final_eval.json"
 
 #: Fields the figures read (all other numeric fields are loaded too).
 PLOT_FIELDS = (
-    "env_steps", "queries_pref", "queries_eval", "queries_total", "true_return",
-    "reward_corr", "bald_pref", "bald_eval", "n_pref", "n_eval",
+    "env_steps",
+    "queries_pref",
+    "queries_eval",
+    "queries_total",
+    "true_return",
+    "reward_corr",
+    "bald_pref",
+    "bald_eval",
+    "n_pref",
+    "n_eval",
 )
 
 
@@ -130,7 +138,9 @@ def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
     if not mpath.is_file():
         raise FileNotFoundError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
     rows = read_metrics(mpath)
-    config = json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
+    config = (
+        json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
+    )
     final_eval = None
     if (run_dir / FINAL_EVAL_FILE).is_file():
         final_eval = json.loads((run_dir / FINAL_EVAL_FILE).read_text())

@@ -28,7 +28,9 @@ DEFAULT_BOOTSTRAP_REPS = 2000
 DEFAULT_BOOTSTRAP_SEED = 0
 
 
-def compute_mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def compute_mean_ci(
+    values: np.ndarray, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean and Student-t 95% CI along ``axis``, ignoring NaNs.
 
     Args:
@@ -138,7 +140,9 @@ def compute_performance_profile(
             continue
         with _seeded_global_numpy(seed):
             prof, cis = rly.create_performance_profile(
-                {label: s}, np.asarray(taus, np.float64), reps=reps,
+                {label: s},
+                np.asarray(taus, np.float64),
+                reps=reps,
                 confidence_interval_size=CI_LEVEL,
             )
         out[label] = (np.asarray(prof[label]), np.asarray(cis[label][0]), np.asarray(cis[label][1]))

@@ -12,8 +12,18 @@ from active_rlhf_jax.analysis.loading import RunData
 from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS, compute_iqm_ci, compute_mean_ci
 
 COLUMNS = (
-    "run", "env_id", "n_seeds", "mean", "mean_ci_lo", "mean_ci_hi", "iqm", "iqm_ci_lo",
-    "iqm_ci_hi", "env_steps", "queries_total", "source",
+    "run",
+    "env_id",
+    "n_seeds",
+    "mean",
+    "mean_ci_lo",
+    "mean_ci_hi",
+    "iqm",
+    "iqm_ci_lo",
+    "iqm_ci_hi",
+    "env_steps",
+    "queries_total",
+    "source",
 )
 
 
@@ -27,7 +37,9 @@ def _last_mean(run: RunData, name: str) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
-def compute_summary(runs: list[RunData], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0) -> list[dict]:
+def compute_summary(
+    runs: list[RunData], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
+) -> list[dict]:
     """One row per run: final true return statistics over seeds (see module docstring)."""
     rows = []
     for run in runs:
@@ -35,20 +47,22 @@ def compute_summary(runs: list[RunData], reps: int = DEFAULT_BOOTSTRAP_REPS, see
         finite = scores[np.isfinite(scores)]
         mean, lo, hi, n = compute_mean_ci(finite)
         iqm, iqm_lo, iqm_hi = compute_iqm_ci(finite, reps=reps, seed=seed)
-        rows.append({
-            "run": run.label,
-            "env_id": run.env_id,
-            "n_seeds": int(n),
-            "mean": float(mean),
-            "mean_ci_lo": float(lo),
-            "mean_ci_hi": float(hi),
-            "iqm": iqm,
-            "iqm_ci_lo": iqm_lo,
-            "iqm_ci_hi": iqm_hi,
-            "env_steps": _last_mean(run, "env_steps"),
-            "queries_total": _last_mean(run, "queries_total"),
-            "source": source,
-        })
+        rows.append(
+            {
+                "run": run.label,
+                "env_id": run.env_id,
+                "n_seeds": int(n),
+                "mean": float(mean),
+                "mean_ci_lo": float(lo),
+                "mean_ci_hi": float(hi),
+                "iqm": iqm,
+                "iqm_ci_lo": iqm_lo,
+                "iqm_ci_hi": iqm_hi,
+                "env_steps": _last_mean(run, "env_steps"),
+                "queries_total": _last_mean(run, "queries_total"),
+                "source": source,
+            }
+        )
     return rows
 
 
@@ -90,4 +104,6 @@ def write_csv(path: pathlib.Path, rows: list[dict], columns=None) -> None:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k]) for k in columns})
+            w.writerow(
+                {k: ("" if isinstance(r[k], float) and math.isnan(r[k]) else r[k]) for k in columns}
+            )
