@@ -1,0 +1,372 @@
+"""Issue #6: acquisition scores, candidates, selection and allocation."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy.special import expit, logsumexp
+from scipy.stats import norm
+
+from active_rlhf_jax import acquisition as acq
+from active_rlhf_jax.acquisition import scores as sc
+from active_rlhf_jax.config_utils import ConfigError
+
+LN2 = math.log(2.0)
+
+
+# ---------------------------------------------------------------- float64 NumPy oracles
+def np_entropy(p):
+    p = np.asarray(p, np.float64)
+    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
+
+
+def np_categorical_bald(probs):
+    probs = np.asarray(probs, np.float64)
+    return np_entropy(probs.mean(0)) - np_entropy(probs).mean(0)
+
+
+def np_pref_probs(ra, rb):
+    p = expit(np.asarray(ra, np.float64) - np.asarray(rb, np.float64))
+    return np.stack([p, 1 - p], axis=-1)  # [S, N, 2]
+
+
+def np_gaussian_bald(m, v):
+    """Mixture entropy by adaptive quadrature (float64) minus mean component entropy."""
+    m, v = np.asarray(m, np.float64), np.asarray(v, np.float64)
+    sd = np.sqrt(v)
+
+    def f(y):
+        lp = logsumexp(norm.logpdf(y, m, sd)) - math.log(len(m))
+        return -math.exp(lp) * lp
+
+    h, _ = integrate.quad(f, (m - 12 * sd).min(), (m + 12 * sd).max(), points=np.sort(m),
+                          limit=1000, epsabs=1e-13, epsrel=1e-11)
+    return h - np.mean(0.5 * np.log(2 * math.pi * math.e * v))
+
+
+def rel_err(a, b, atol=1e-7):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.max(np.abs(a - b) / (np.abs(b) + atol))
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(6)
+
+
+# ---------------------------------------------------------------- scores vs oracles
+def test_categorical_and_ordinal_bald_match_numpy(rng):
+    logits = rng.normal(size=(20, 64, 10)) * rng.uniform(0.2, 3, size=(1, 64, 1))
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    p32 = jnp.asarray(probs, jnp.float32)
+    want = np_categorical_bald(probs.astype(np.float32))
+    assert rel_err(sc.categorical_bald(p32), want) < 1e-5
+    assert rel_err(sc.ordinal_rating_bald(p32), want) < 1e-5
+    assert rel_err(sc.clip_predictive_entropy(p32), np_entropy(probs.astype(np.float32).mean(0))) < 1e-5
+    k = np.arange(10)
+    want_var = np.var((probs.astype(np.float32) * k).sum(-1), axis=0)
+    assert rel_err(sc.expected_bin_variance(p32), want_var) < 1e-5
+
+
+def test_preference_scores_match_numpy(rng):
+    ra = (rng.normal(size=(20, 256)) * rng.uniform(0.1, 4, size=256)).astype(np.float32)
+    rb = (rng.normal(size=(20, 256)) * rng.uniform(0.1, 4, size=256)).astype(np.float32)
+    probs = np_pref_probs(ra, rb)
+    assert rel_err(sc.preference_bald(ra, rb), np_categorical_bald(probs)) < 1e-5
+    assert rel_err(sc.pair_predictive_entropy(ra, rb), np_entropy(probs.mean(0))) < 1e-5
+    assert rel_err(sc.return_difference_variance(ra, rb),
+                   np.var(ra.astype(np.float64) - rb, axis=0)) < 1e-5
+    # predictive_entropy on explicit [S, N, 2] probabilities agrees with the pair form
+    assert rel_err(sc.predictive_entropy(jnp.asarray(probs, jnp.float32)), np_entropy(probs.mean(0))) < 1e-5
+
+
+def test_random_scores_are_keyed():
+    a = sc.random_scores(jax.random.PRNGKey(1), (5,))
+    b = sc.random_scores(jax.random.PRNGKey(1), (5,))
+    c = sc.random_scores(jax.random.PRNGKey(2), (5,))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert np.all((np.asarray(a) >= 0) & (np.asarray(a) < 1))
+
+
+def test_bald_properties():
+    s = 20
+    # all samples agree -> 0
+    same = jnp.tile(jnp.array([[0.3, -2.0, 5.0]]), (s, 1))
+    np.testing.assert_allclose(sc.preference_bald(same, jnp.zeros_like(same)), 0.0, atol=1e-6)
+    probs = jnp.tile(jax.nn.softmax(jnp.arange(10.0))[None, None], (s, 4, 1))
+    np.testing.assert_allclose(sc.categorical_bald(probs), 0.0, atol=1e-6)
+    mean = jnp.tile(jnp.array([[1.0, -3.0]]), (s, 1))
+    np.testing.assert_allclose(sc.gaussian_rating_bald(mean, jnp.ones_like(mean) * 0.7), 0.0, atol=1e-6)
+    # half the samples say +big, half -big -> ln 2, exactly and without NaN
+    for big in (50.0, 1e6, 1e30):
+        ra = jnp.concatenate([jnp.full((s // 2, 1), big), jnp.full((s // 2, 1), -big)])
+        got = sc.preference_bald(ra, jnp.zeros_like(ra))
+        np.testing.assert_allclose(got, LN2, rtol=1e-6)
+        # all agreeing at a huge gap -> 0, finite
+        np.testing.assert_allclose(sc.preference_bald(jnp.abs(ra), -jnp.abs(ra)), 0.0, atol=1e-7)
+    # >= 0 everywhere
+    key = jax.random.PRNGKey(0)
+    r = jax.random.normal(key, (s, 500)) * 10
+    assert float(jnp.min(sc.preference_bald(r, jnp.roll(r, 1, axis=1)))) >= 0.0
+    p = jax.nn.softmax(jax.random.normal(key, (s, 500, 10)), -1)
+    assert float(jnp.min(sc.categorical_bald(p))) >= 0.0
+    assert float(jnp.max(sc.categorical_bald(p))) <= math.log(10) + 1e-6
+
+
+def test_gaussian_rating_bald_matches_quadrature(rng):
+    s = 20
+    means, vars_, cases = [], [], []
+    for scale, ratio in [(0.05, 2), (0.5, 2), (1.0, 5), (3.0, 10), (10.0, 3), (0.3, 10)]:
+        m = rng.normal(size=s) * scale
+        v = np.exp(rng.uniform(0, np.log(ratio), s)) * rng.uniform(0.2, 2)
+        means.append(m)
+        vars_.append(v)
+        cases.append(np_gaussian_bald(m, v))
+    m32 = jnp.asarray(np.stack(means, 1), jnp.float32)
+    v32 = jnp.asarray(np.stack(vars_, 1), jnp.float32)
+    got = np.asarray(sc.gaussian_rating_bald(m32, v32))
+    assert rel_err(got, np.array(cases)) < 1e-2
+    # blocked evaluation gives the same numbers as one block
+    got_blocked = np.asarray(sc.gaussian_rating_bald(m32, v32, block_size=4))
+    np.testing.assert_allclose(got_blocked, got, rtol=1e-6)
+    # mixture entropy = BALD + mean component entropy
+    h = np.asarray(sc.gaussian_mixture_entropy(m32, v32))
+    np.testing.assert_allclose(h - got, np.mean(0.5 * np.log(2 * np.pi * np.e * np.asarray(v32, np.float64)), 0), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- candidate scoring
+def _pool(rng, s=20, n=150):
+    r = (rng.normal(size=(s, n)) * rng.uniform(0.1, 3, size=n)).astype(np.float32)
+    valid = rng.uniform(size=n) < 0.85
+    return jnp.asarray(r), jnp.asarray(valid)
+
+
+def test_dense_pair_scores_cover_all_valid_pairs(rng):
+    r, valid = _pool(rng)
+    n = r.shape[1]
+    lp = jnp.array([[3, 7], [9, 2], [0, 0]])
+    lpm = jnp.array([True, True, False])
+    mat, bald, stats = acq.dense_pair_scores(r, valid, jax.random.PRNGKey(0), block_size=32,
+                                             labelled_pairs=lp, labelled_pairs_mask=lpm)
+    mat = np.asarray(mat)
+    v = np.asarray(valid)
+    i, j = np.triu_indices(n, 1)
+    want = np_categorical_bald(np_pref_probs(np.asarray(r)[:, i], np.asarray(r)[:, j]))
+    cand = v[i] & v[j] & ~(((i == 3) & (j == 7)) | ((i == 2) & (j == 9)))
+    assert rel_err(mat[i, j][cand], want[cand]) < 1e-5
+    assert np.all(np.isneginf(mat[i, j][~cand]))
+    assert np.all(np.isneginf(mat[np.tril_indices(n)]))
+    assert float(stats.count) == cand.sum()
+    np.testing.assert_allclose(float(stats.bald_sum) / cand.sum(), want[cand].mean(), rtol=1e-5)
+
+
+def test_blocked_topk_is_exact(rng):
+    r, valid = _pool(rng)
+    mat, _, _ = acq.dense_pair_scores(r, valid, jax.random.PRNGKey(0), block_size=32)
+    cands, stats = acq.blocked_topk_pairs(r, valid, jax.random.PRNGKey(0), 40, block_size=32)
+    flat = np.asarray(mat).reshape(-1)
+    top = np.sort(flat)[::-1][:40]
+    np.testing.assert_allclose(np.asarray(cands.scores), top, rtol=1e-6)
+    p = np.asarray(cands.pairs)
+    np.testing.assert_allclose(np.asarray(mat)[p[:, 0], p[:, 1]], np.asarray(cands.scores))
+
+
+def test_topk_picks_highest_valid(rng):
+    scores = jnp.asarray(rng.normal(size=300).astype(np.float32))
+    valid = jnp.asarray(rng.uniform(size=300) < 0.3)
+    idx, top, found = acq.select_topk(scores, valid, 50)
+    v = np.asarray(valid)
+    want = np.sort(np.asarray(scores)[v])[::-1][:50]
+    assert np.all(v[np.asarray(idx)[np.asarray(found)]])
+    np.testing.assert_allclose(np.asarray(top)[: len(want)], want)
+    # more slots than valid candidates: the rest are not found
+    idx, top, found = acq.select_topk(scores, valid, 200)
+    assert int(found.sum()) == v.sum()
+    assert np.all(v[np.asarray(idx)[np.asarray(found)]])
+
+
+def _np_greedy_disjoint(mat, n):
+    mat = mat.copy()
+    out = []
+    for _ in range(n):
+        f = np.argmax(mat)
+        if not np.isfinite(mat.flat[f]):
+            break
+        i, j = divmod(f, mat.shape[1])
+        out.append((i, j))
+        mat[[i, j], :] = -np.inf
+        mat[:, [i, j]] = -np.inf
+    return out
+
+
+def test_disjoint_selection_matches_bruteforce_and_never_reuses(rng):
+    r, valid = _pool(rng, n=120)
+    mat, _, _ = acq.dense_pair_scores(r, valid, jax.random.PRNGKey(0), block_size=32)
+    want = _np_greedy_disjoint(np.asarray(mat), 30)
+    pairs, _, found = acq.select_disjoint_matrix(mat, 30, 40)
+    got = [tuple(p) for p in np.asarray(pairs)[np.asarray(found)]]
+    assert got == want
+    n = mat.shape[0]
+    i, j = np.triu_indices(n, 1)
+    flat = jnp.stack([i, j], 1)
+    pairs2, _, found2 = acq.select_disjoint_pairs(flat, mat[i, j], jnp.isfinite(mat[i, j]), n, 30, 40)
+    assert [tuple(p) for p in np.asarray(pairs2)[np.asarray(found2)]] == want
+    # large-pool path: candidates = each clip's best partners
+    cands, _ = acq.blocked_row_candidates(r, valid, jax.random.PRNGKey(0), 3, block_size=32)
+    p3, _, f3 = acq.select_disjoint_pairs(cands.pairs, cands.scores, jnp.isfinite(cands.scores), n, 60, 60)
+    chosen = np.asarray(p3)[np.asarray(f3)]
+    assert len(np.unique(chosen)) == chosen.size  # never reuses a clip
+    assert np.all(np.asarray(valid)[chosen])
+    assert tuple(chosen[0]) == want[0]  # first pick is the global best
+
+
+# ---------------------------------------------------------------- allocation
+def _alloc(fn, *args):
+    return tuple(int(x) for x in fn(*args))
+
+
+def test_fixed_allocation_edges():
+    # reference: max(2, floor(n/2)); ours clamps to n
+    assert _alloc(acq.fixed_allocation, 0) == (0, 0)
+    assert _alloc(acq.fixed_allocation, 1) == (1, 0)  # reference would ask 2 pairs
+    assert _alloc(acq.fixed_allocation, 3) == (2, 1)  # max(2, 1) = 2
+    assert _alloc(acq.fixed_allocation, 7) == (3, 4)  # floor(3.5) = 3
+    assert _alloc(acq.fixed_allocation, 10, 0.3, 0) == (3, 7)  # 0.3*10 not floored to 2
+    assert _alloc(acq.fixed_allocation, 10, 0.0, 0) == (0, 10)
+    assert _alloc(acq.fixed_allocation, 10, 1.0, 2) == (10, 0)
+
+
+def test_reference_adaptive_edges():
+    f = acq.reference_adaptive_allocation
+    assert _alloc(f, 9, 0.0, 0.0) == (4, 5)  # both <= 0: floor(9/2)
+    assert _alloc(f, 9, 0.5, 0.0) == (9, 0)  # a_e <= 0: all pairs
+    assert _alloc(f, 9, -1.0, 0.3) == (0, 9)  # a_p <= 0: all clips
+    assert _alloc(f, 9, 0.2, 0.1) == (6, 3)  # round(9 * 2/3) = round(6.0)
+    assert _alloc(f, 5, 0.1, 0.1) == (2, 3)  # round(2.5) = 2 (half to even)
+    assert _alloc(f, 7, 0.1, 0.1) == (4, 3)  # round(3.5) = 4
+    assert _alloc(f, 1, 0.1, 0.1) == (0, 1)  # round(0.5) = 0
+    assert _alloc(f, 10, 0.3, 0.1) == (8, 2)  # round(7.5) = 8
+
+
+def test_reference_adaptive_means_running_p99():
+    state = acq.AdaptiveState.create()
+    clip = jnp.arange(1.0, 101.0)  # P99 (linear) of 1..100 = 99.01
+    valid = jnp.ones(100, bool)
+    a_p, a_e, state = acq.reference_adaptive_means(jnp.asarray(LN2 / 4), clip, valid, state)
+    np.testing.assert_allclose(float(a_p), 0.25, rtol=1e-6)  # bits
+    np.testing.assert_allclose(float(state.eval_bald_high), 99.01, rtol=1e-6)
+    np.testing.assert_allclose(float(a_e), 50.5 / 99.01, rtol=1e-5)
+    # smaller scores later: the normaliser never decreases
+    _, a_e2, state2 = acq.reference_adaptive_means(jnp.asarray(0.1), clip / 10, valid, state)
+    np.testing.assert_allclose(float(state2.eval_bald_high), 99.01, rtol=1e-6)
+    np.testing.assert_allclose(float(a_e2), 5.05 / 99.01, rtol=1e-5)
+
+
+def test_target_fraction_edges():
+    f = acq.target_fraction_allocation
+    assert _alloc(f, 10, 0.5, 0, 0) == (5, 5)
+    assert _alloc(f, 10, 0.5, 30, 0) == (0, 10)  # want 20 - 30 < 0 -> 0
+    assert _alloc(f, 10, 0.5, 0, 30) == (10, 0)  # want 20 > n -> n
+    assert _alloc(f, 4, 0.5, 3, 2) == (2, 2)  # round(0.5 * 9 - 3) = round(1.5) = 2
+    assert _alloc(f, 4, 0.5, 4, 1) == (0, 4)  # round(0.5) = 0
+    assert _alloc(f, 3, 0.25, 0, 0) == (1, 2)  # round(0.75) = 1
+
+
+def test_information_merge():
+    inf = -jnp.inf
+    pv = jnp.array([0.6, 0.4, 0.1, inf])
+    pf = pv > inf
+    cv = jnp.array([0.5, 0.4, 0.3, 0.2])
+    cf = jnp.array([True, True, True, True])
+    # best 4 of {.6p .5c .4p .4c .3c ...}: ties go to pairs -> 2 pairs, 2 clips
+    assert _alloc(acq.merge_by_value, pv, pf, cv, cf, 4) == (2, 2)
+    assert _alloc(acq.merge_by_value, pv, pf, cv, cf, 1) == (1, 0)
+    assert _alloc(acq.merge_by_value, pv, pf, cv, cf, 8) == (3, 4)  # runs out of pairs
+    assert _alloc(acq.merge_by_value, pv, pf, cv, cf * False, 8) == (3, 0)
+
+
+# ---------------------------------------------------------------- acquire
+def _posterior(rng, s=20, n=160, k=10):
+    r, valid = _pool(rng, s, n)
+    logits = rng.normal(size=(s, n, k)) * rng.uniform(0.2, 2, size=(1, n, 1))
+    bp = jnp.asarray(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), jnp.float32)
+    return r, valid, bp
+
+
+@pytest.mark.parametrize("cfg", [
+    acq.AcquisitionConfig(),
+    acq.AcquisitionConfig(selection="topk", allocation="fixed"),
+    acq.AcquisitionConfig(dense_max_pool=64, allocation="target-fraction"),
+    acq.AcquisitionConfig(dense_max_pool=64, selection="topk", method="variance"),
+    acq.AcquisitionConfig(pair_mode="reference", allocation="reference-adaptive", min_gap=0.5,
+                          reference_pool_factor=10, selection="topk"),
+    acq.AcquisitionConfig(rating_likelihood="gaussian", method="entropy"),
+    acq.AcquisitionConfig(method="random", rating_likelihood="none"),
+])
+def test_acquire_masks_and_exclusions(rng, cfg):
+    cfg.validate()
+    r, valid, bp = _posterior(rng)
+    n_clips = r.shape[1]
+    true_r = jnp.asarray(rng.normal(size=n_clips).astype(np.float32))
+    excluded = jnp.zeros(n_clips, bool).at[:20].set(True)
+    rated = jnp.zeros(n_clips, bool).at[20:40].set(True)
+    k_max = 24
+
+    @jax.jit
+    def run(key, n, state):
+        return acq.acquire(cfg, key, r, valid, n, k_max, bin_probs=bp, rating_mean=r[:, :],
+                           rating_var=jnp.exp(r) * 0.1 + 0.5, true_returns=true_r,
+                           pair_excluded_clips=excluded, rated_clips=rated,
+                           n_pref_cum=3, n_eval_cum=5, adaptive_state=state)
+
+    state = acq.AdaptiveState.create()
+    for n in (0, 1, 7, 20):
+        out = run(jax.random.PRNGKey(n), n, state)
+        pm, cm = np.asarray(out.pair_mask), np.asarray(out.clip_mask)
+        assert int(out.n_pref) == pm.sum() and int(out.n_eval) == cm.sum()
+        assert pm.sum() + cm.sum() <= n
+        pairs = np.asarray(out.pair_idx)[pm]
+        clips = np.asarray(out.clip_idx)[cm]
+        v = np.asarray(valid)
+        assert np.all(pairs[:, 0] < pairs[:, 1])
+        assert np.all(v[pairs]) and np.all(pairs >= 20)
+        assert np.all(v[clips]) and not np.any((clips >= 20) & (clips < 40))
+        assert len(np.unique(clips)) == len(clips)
+        if cfg.selection == "disjoint":
+            assert len(np.unique(pairs)) == pairs.size
+        if cfg.pair_mode == "reference" and len(pairs):
+            tr = np.asarray(true_r)
+            assert np.all(np.abs(tr[pairs[:, 0]] - tr[pairs[:, 1]]) >= 0.5)
+        if cfg.rating_likelihood == "none":
+            assert cm.sum() == 0
+        assert np.isfinite(float(out.bald_pref_mean)) and float(out.bald_pref_mean) >= 0
+        state = out.adaptive_state
+    # 20 <= k_max and plenty of candidates: the whole quota is used
+    assert pm.sum() + cm.sum() == 20
+
+
+def test_acquire_bald_picks_top_pairs_and_excludes_labelled(rng):
+    r, valid, bp = _posterior(rng, n=80)
+    cfg = acq.AcquisitionConfig(selection="topk", allocation="fixed", pref_fraction=1.0)
+    mat, _, _ = acq.dense_pair_scores(r, valid, jax.random.PRNGKey(0))
+    best = np.unravel_index(np.argsort(np.asarray(mat).ravel())[::-1][:2], mat.shape)
+    out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp)
+    assert tuple(np.asarray(out.pair_idx)[0]) == (best[0][0], best[1][0])
+    lp = jnp.array([[best[1][0], best[0][0]]])  # reversed order is the same pair
+    out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp, labelled_pairs=lp)
+    assert tuple(np.asarray(out.pair_idx)[0]) == (best[0][1], best[1][1])
+
+
+def test_config_validation_names_field():
+    acq.AcquisitionConfig().validate()
+    for field, value in [("method", "ucb"), ("allocation", "equal"), ("pref_fraction", 1.5),
+                         ("cost_eval", 0.0), ("selection", "dpp"), ("pair_mode", "some"),
+                         ("rating_likelihood", "beta"), ("block_size", 0),
+                         ("exclude_labelled", "yes"), ("min_gap", -1.0)]:
+        with pytest.raises(ConfigError) as e:
+            acq.AcquisitionConfig(**{field: value}).validate()
+        assert e.value.field == field
