@@ -47,9 +47,7 @@ def sb3(env_id: str = "HalfCheetah-v5", total_timesteps: int = 1_000_000, **kw) 
     return TrainConfig(env_id=env_id, total_timesteps=total_timesteps, ppo=ppo, **kw)
 
 
-def parallel(
-    env_id: str = "HalfCheetah-v5", total_timesteps: int = 1_000_000, **kw
-) -> TrainConfig:
+def parallel(env_id: str = "HalfCheetah-v5", total_timesteps: int = 1_000_000, **kw) -> TrainConfig:
     """Many envs, short unrolls, large minibatches (accelerator throughput)."""
     ppo = dataclasses.replace(PARALLEL_PPO, learning_rate=_lr(env_id))
     return TrainConfig(env_id=env_id, total_timesteps=total_timesteps, ppo=ppo, **kw)

@@ -34,7 +34,9 @@ from configs.ppo_presets import PRESETS, parallel, sb3
     ],
 )
 def test_bad_field_is_named(field, value):
-    cfg = dataclasses.replace(PPOConfig(num_envs=4, num_steps=8, minibatch_size=8), **{field: value})
+    cfg = dataclasses.replace(
+        PPOConfig(num_envs=4, num_steps=8, minibatch_size=8), **{field: value}
+    )
     with pytest.raises(ConfigError) as e:
         cfg.validate()
     assert e.value.field == field and str(e.value).startswith(f"{field}: ")
@@ -46,7 +48,9 @@ def test_hidden_size_entry_is_named():
 
 
 def test_minibatch_must_divide_batch():
-    with pytest.raises(ConfigError, match="minibatch_size: must divide the batch num_envs\\*num_steps=24"):
+    with pytest.raises(
+        ConfigError, match="minibatch_size: must divide the batch num_envs\\*num_steps=24"
+    ):
         PPOConfig(num_envs=3, num_steps=8, minibatch_size=16).validate()
 
 
@@ -60,20 +64,32 @@ def test_errors_come_before_any_compile(monkeypatch):
     with pytest.raises(ConfigError, match=r"^ppo\.learning_rate: "):
         make_train(bad)
     with pytest.raises(ConfigError, match=r"^minibatch_size: "):
-        make_ppo(PPOConfig(num_envs=2, num_steps=3, minibatch_size=4), TrainingEnv(make("probe/target"), 2))
+        make_ppo(
+            PPOConfig(num_envs=2, num_steps=3, minibatch_size=4),
+            TrainingEnv(make("probe/target"), 2),
+        )
     with pytest.raises(ConfigError, match=r"^num_envs: "):
-        make_ppo(PPOConfig(num_envs=2, num_steps=4, minibatch_size=4), TrainingEnv(make("probe/target"), 3))
+        make_ppo(
+            PPOConfig(num_envs=2, num_steps=4, minibatch_size=4),
+            TrainingEnv(make("probe/target"), 3),
+        )
     with pytest.raises(ConfigError, match=r"^total_timesteps: "):
         make_train(TrainConfig(env_id="probe/target", total_timesteps=0))
 
 
 def test_presets_match_the_reference_and_validate():
-    for name, preset in PRESETS.items():
+    for preset in PRESETS.values():
         for env_id in ("HalfCheetah-v5", "Swimmer-v5", "Reacher-v5"):
             preset(env_id).validate()
     p = sb3().ppo
     assert (p.num_envs, p.num_steps, p.minibatch_size, p.update_epochs) == (1, 2048, 64, 10)
-    assert (p.ent_coef, p.learning_rate, p.gamma, p.gae_lambda, p.clip_eps) == (0.01, 3e-4, 0.99, 0.95, 0.2)
+    assert (p.ent_coef, p.learning_rate, p.gamma, p.gae_lambda, p.clip_eps) == (
+        0.01,
+        3e-4,
+        0.99,
+        0.95,
+        0.2,
+    )
     assert (p.vf_coef, p.max_grad_norm, p.adam_eps, p.obs_clip) == (0.5, 0.5, 1e-5, 10.0)
     assert not p.anneal_lr and p.normalize_obs and p.actor_hidden == p.critic_hidden == (64, 64)
     assert sb3("Swimmer-v5").ppo.learning_rate == 2.5e-4

@@ -33,11 +33,13 @@ def test_update_does_not_recompile_and_is_deterministic():
     assert int(state.update_step) == 2
     # Same inputs, same key -> bit-identical; another key -> different minibatches.
     again, _ = update(before, tr, tr.true_reward, jax.random.PRNGKey(21))
-    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(state)):
+    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
     other, _ = update(before, tr, tr.true_reward, jax.random.PRNGKey(99))
-    assert not np.allclose(other.actor_params["params"]["Dense_0"]["kernel"],
-                           state.actor_params["params"]["Dense_0"]["kernel"])
+    assert not np.allclose(
+        other.actor_params["params"]["Dense_0"]["kernel"],
+        state.actor_params["params"]["Dense_0"]["kernel"],
+    )
     for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm"):
         assert np.isfinite(float(metrics[k])), k
 
@@ -63,7 +65,7 @@ def test_probe_learns_to_95_percent_in_4096_steps_vmapped_seeds():
     ppo = make_train(PROBE).ppo
     obs = jnp.array([[1.0], [-1.0]])
     for s in range(2):
-        one = jax.tree.map(lambda x: x[s], state.ppo)
+        one = jax.tree.map(lambda x, s=s: x[s], state.ppo)
         a = ppo.act(one, obs, jax.random.PRNGKey(0), True)
         np.testing.assert_array_equal(a[:, 0], [1.0, -1.0])
     np.testing.assert_array_equal(metrics["env_steps"][0, -1], PROBE.env_steps)

@@ -61,15 +61,27 @@ def test_gae_matches_sb3_loop_with_boundaries_and_truncation():
     )
     f32 = lambda x: jnp.asarray(x, jnp.float32)
     adv, ret = compute_sb3_advantages(
-        f32(rewards), f32(values), f32(next_values), f32(dones), f32(truncation),
-        f32(bootstrap), 0.99, 0.95,
+        f32(rewards),
+        f32(values),
+        f32(next_values),
+        f32(dones),
+        f32(truncation),
+        f32(bootstrap),
+        0.99,
+        0.95,
     )
     np.testing.assert_allclose(adv, want_adv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ret, want_ret, rtol=1e-5, atol=1e-5)
     # The truncation bootstrap matters: dropping it changes the truncated steps.
     adv0, _ = compute_sb3_advantages(
-        f32(rewards), f32(values), f32(next_values), f32(dones), f32(truncation),
-        f32(0 * bootstrap), 0.99, 0.95,
+        f32(rewards),
+        f32(values),
+        f32(next_values),
+        f32(dones),
+        f32(truncation),
+        f32(0 * bootstrap),
+        0.99,
+        0.95,
     )
     assert not np.allclose(adv0[-1, 0], adv[-1, 0])
 
@@ -150,7 +162,9 @@ def test_sb3_network_init():
     np.testing.assert_array_equal(a["log_std"], 0.0)
     # Orthogonal with gain sqrt(2): columns of the square hidden kernel have norm sqrt(2);
     # the mean head has gain 0.01 and the value head gain 1.
-    np.testing.assert_allclose(jnp.linalg.norm(a["Dense_1"]["kernel"], axis=0), math.sqrt(2), rtol=1e-4)
+    np.testing.assert_allclose(
+        jnp.linalg.norm(a["Dense_1"]["kernel"], axis=0), math.sqrt(2), rtol=1e-4
+    )
     np.testing.assert_allclose(jnp.linalg.norm(a["Dense_2"]["kernel"], axis=0), 0.01, rtol=1e-4)
     c = state.critic_params["params"]
     np.testing.assert_allclose(jnp.linalg.norm(c["Dense_2"]["kernel"]), 1.0, rtol=1e-4)
@@ -163,7 +177,9 @@ def test_rollout_fields_clipping_and_truncation_bootstrap():
     env = TrainingEnv(make("probe/constant"), 4)
     ppo = make_ppo(cfg, env)
     state = ppo.init(jax.random.PRNGKey(0))
-    env_state, tr = jax.jit(ppo.rollout)(state, env.reset(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+    env_state, tr = jax.jit(ppo.rollout)(
+        state, env.reset(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    )
     assert tr.obs.shape == (12, 4, 1) and tr.action.shape == (12, 4, 1)
     assert tr.log_prob.shape == tr.value.shape == tr.done.shape == (12, 4)
     # env_action is the clipped sample; log_prob belongs to the unclipped one (std 1:
@@ -171,7 +187,9 @@ def test_rollout_fields_clipping_and_truncation_bootstrap():
     np.testing.assert_array_equal(tr.env_action, jnp.clip(tr.action, -1, 1))
     assert float(jnp.abs(tr.action).max()) > 1.0
     mean, log_std = ppo_actor(ppo, state, tr.obs)
-    np.testing.assert_allclose(tr.log_prob, make_distribution(mean, log_std).log_prob(tr.action), rtol=1e-5)
+    np.testing.assert_allclose(
+        tr.log_prob, make_distribution(mean, log_std).log_prob(tr.action), rtol=1e-5
+    )
     np.testing.assert_array_equal(tr.raw_obs[:10, 0, 0], jnp.arange(10) / 10)
     np.testing.assert_array_equal(tr.done[:, 0], (jnp.arange(12) == 9).astype(jnp.float32))
     np.testing.assert_array_equal(tr.truncation, tr.done)
@@ -201,7 +219,7 @@ def test_update_never_reads_true_reward():
     key = jax.random.PRNGKey(3)
     s1, _ = ppo.update(state, tr, rewards, key)
     s2, _ = ppo.update(state, tr.replace(true_reward=jnp.full((8, 4), jnp.nan)), rewards, key)
-    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
+    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(s1.update_step) == 1
 

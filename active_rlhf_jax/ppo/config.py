@@ -93,8 +93,13 @@ class PPOConfig:
         check_positive("clip_eps", self.clip_eps)
         for name in ("ent_coef", "vf_coef"):
             check_nonnegative(name, getattr(self, name))
-        for name in ("max_grad_norm", "adam_eps", "obs_clip", "obs_norm_count_init",
-                     "obs_norm_eps"):
+        for name in (
+            "max_grad_norm",
+            "adam_eps",
+            "obs_clip",
+            "obs_norm_count_init",
+            "obs_norm_eps",
+        ):
             check_positive(name, getattr(self, name))
         check_finite("log_std_init", self.log_std_init)
         return self

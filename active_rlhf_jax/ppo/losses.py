@@ -37,9 +37,7 @@ def compute_gae(
         carry = delta + d * carry
         return carry, carry
 
-    _, adv = jax.lax.scan(
-        backward, jnp.zeros_like(values[0]), (deltas, decay), reverse=True
-    )
+    _, adv = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, decay), reverse=True)
     return adv, adv + values
 
 

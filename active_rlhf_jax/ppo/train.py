@@ -65,8 +65,10 @@ def make_train(config: TrainConfig, env=None):
     """
     config.validate()
     pc = config.ppo
-    base = env if env is not None else make(
-        config.env_id, backend=config.backend, **dict(config.env_options)
+    base = (
+        env
+        if env is not None
+        else make(config.env_id, backend=config.backend, **dict(config.env_options))
     )
     benv = TrainingEnv(base, pc.num_envs)
     ppo = make_ppo(pc, benv, num_updates=config.num_updates)

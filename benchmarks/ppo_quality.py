@@ -1,0 +1,153 @@
+"""Learning quality: true return after N env steps, S seeds in one vmapped call, vs SB3.
+
+Ours: ``jax.jit(jax.vmap(make_train(preset(env_id, N))))(keys)``. A seed's score is the
+mean true return of the training episodes that finished in the last 5% of updates
+(episodes weighted equally); the initial policy's score (first update) is the
+random-policy reference. The table gives the mean over seeds with a 95% Student-t CI.
+
+SB3 (``--sb3``): ``PPO("MlpPolicy", n_steps=2048, batch_size=64, n_epochs=10,
+ent_coef=0.01, learning_rate=lr)`` on Gymnasium's env in ``Monitor`` +
+``VecNormalize(norm_reward=False, clip_obs=10)``, scored the same way (episodes that
+finished in the last 5% of its steps). Needs the ``bench`` extra (torch, SB3).
+
+Usage::
+
+    python -m benchmarks.ppo_quality --env HalfCheetah-v5 --backend mujoco \\
+        --steps 1000000 --seeds 4 --preset sb3 --sb3 --sb3-seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+
+def ci95(x):
+    from scipy import stats
+
+    x = np.asarray(x, float)
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, (math.nan, math.nan)
+    h = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return m, (m - h, m + h)
+
+
+def run_ours(env_id, backend, steps, seeds, preset):
+    import jax
+
+    from active_rlhf_jax.ppo import make_train
+    from configs.ppo_presets import PRESETS
+
+    cfg = PRESETS[preset](env_id, steps, backend=backend)
+    train = jax.jit(jax.vmap(make_train(cfg)))
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    t = time.perf_counter()
+    compiled = train.lower(keys).compile()
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    _, m = jax.block_until_ready(compiled(keys))
+    run_s = time.perf_counter() - t
+    ret = np.asarray(m["episode_return"])
+    cnt = np.asarray(m["episodes"])
+    window = max(1, int(math.ceil(0.05 * cfg.num_updates)))
+    finals = [
+        float(np.nansum(ret[s, -window:] * cnt[s, -window:]) / cnt[s, -window:].sum())
+        for s in range(seeds)
+    ]
+    first = [float(ret[s][cnt[s] > 0][0]) for s in range(seeds)]
+    return dict(
+        learner=f"ours/{preset}",
+        env=env_id,
+        backend=backend,
+        env_steps=cfg.env_steps,
+        seeds=seeds,
+        per_seed=finals,
+        mean_ci95=ci95(finals),
+        initial_policy=ci95(first),
+        compile_s=compile_s,
+        run_s=run_s,
+        sps_all_seeds=cfg.env_steps * seeds / run_s,
+    )
+
+
+def run_sb3(env_id, steps, seed, lr):
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    torch.set_num_threads(1)
+    venv = VecNormalize(
+        DummyVecEnv([lambda: Monitor(gym.make(env_id))]), norm_reward=False, clip_obs=10.0
+    )
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=2048,
+        batch_size=64,
+        n_epochs=10,
+        ent_coef=0.01,
+        learning_rate=lr,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    t = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    run_s = time.perf_counter() - t
+    mon = venv.venv.envs[0]
+    rets = np.asarray(mon.get_episode_rewards())
+    ends = np.cumsum(mon.get_episode_lengths())
+    last = rets[ends > 0.95 * ends[-1]]
+    return dict(
+        learner="sb3",
+        env=env_id,
+        env_steps=int(model.num_timesteps),
+        seed=seed,
+        final=float(last.mean()),
+        initial=float(rets[0]),
+        run_s=run_s,
+        sps=model.num_timesteps / run_s,
+    )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default="HalfCheetah-v5")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--preset", default="sb3")
+    p.add_argument("--no-ours", action="store_true")
+    p.add_argument("--sb3", action="store_true")
+    p.add_argument("--sb3-seeds", type=int, default=1)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    recs = []
+    if not a.no_ours:
+        recs.append(run_ours(a.env, a.backend, a.steps, a.seeds, a.preset))
+        print(json.dumps(recs[-1]), flush=True)
+    if a.sb3:
+        from configs.ppo_presets import SB3_LEARNING_RATES
+
+        lr = SB3_LEARNING_RATES.get(a.env, 3e-4)
+        finals = []
+        for s in range(a.sb3_seeds):
+            recs.append(run_sb3(a.env, a.steps, s, lr))
+            finals.append(recs[-1]["final"])
+            print(json.dumps(recs[-1]), flush=True)
+        print(json.dumps({"learner": "sb3", "mean_ci95": ci95(finals)}))
+    if a.json:
+        with open(a.json, "a") as f:
+            for r in recs:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
