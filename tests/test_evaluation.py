@@ -50,8 +50,13 @@ def cheetah_spec():
 def make_state(num_seeds=2):
     ppo = make_ppo(PPOConfig(), cheetah_spec())
     state = jax.vmap(ppo.init)(jax.random.split(jax.random.PRNGKey(7), num_seeds))
-    # Scale every actor layer up so actions saturate and differ between states.
-    actor = jax.tree.map(lambda x: 3.0 * x, state.actor_params)
+    # The output layer is initialised near zero (gain 0.01); scale it up so the actions are
+    # large and the cheetah really moves (returns far from 0, different between backends if
+    # the dynamics differed).
+    actor = jax.tree_util.tree_map_with_path(
+        lambda path, x: 100.0 * x if "Dense_2" in jax.tree_util.keystr(path) else x,
+        state.actor_params,
+    )
     key_m, key_v = jax.random.split(jax.random.PRNGKey(1))
     obs_norm = state.obs_norm.replace(
         mean=0.5 * jax.random.normal(key_m, state.obs_norm.mean.shape),
