@@ -52,6 +52,7 @@ def _env(env_id, total, budget, seg_len, rating_range, **extra):
         "reward.refit_epochs": 50,
         "reward.refit_patience": 7,
         "teacher.min_gap": 0.25,
+        "acquisition.min_gap": 0.25,
         **_SB3_PPO,
     }
     base.update(extra)
@@ -72,6 +73,7 @@ ENV_PRESETS = {
             "reward.init_epochs": 120,
             "reward.init_patience": 12,
             "teacher.min_gap": 0.1,
+            "acquisition.min_gap": 0.1,
         },
     ),
     "reacher": _env(
@@ -110,7 +112,7 @@ EXPERIMENTS = {
 }
 
 MODIFIERS = {
-    "noisy": {"teacher.preference": "bradley_terry", "teacher.beta": 1.0, "teacher.rating_noise_std": 1.0},
+    "noisy": {"teacher.pref_model": "bradley_terry", "teacher.beta": 1.0, "teacher.rating_noise_std": 1.0},
     "ensemble": {"reward.posterior": "ensemble", "reward.ensemble_size": 5},
     "compat": {
         "compat.pref_only_unified": True,
@@ -123,7 +125,7 @@ MODIFIERS = {
         "reward.rating_likelihood": "gaussian",
         "acquisition.pair_mode": "reference",
         "acquisition.selection": "topk",
-        "acquisition.reference_normalisation": True,
+        "acquisition.adaptive_normalisation": "reference",
     },
 }
 

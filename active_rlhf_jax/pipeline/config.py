@@ -130,7 +130,8 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     reward: RewardModelConfig = field(default_factory=RewardModelConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    # Exact teachers by default; the ``noisy`` preset modifier adds noise.
+    teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(rating_noise_std=0.0))
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
     compat: CompatConfig = field(default_factory=CompatConfig)
 

@@ -22,7 +22,8 @@ class ClipPool:
         act: ``[P, L, act]`` env actions (clipped to bounds).
         rew: ``[P, L]`` true rewards.
         valid: ``[P]`` slot holds a clip.
-        labelled: ``[P]`` the clip in this slot has been shown to the teacher.
+        in_pair: ``[P]`` the clip in this slot has been in a preference query.
+        rated: ``[P]`` the clip in this slot has been rated.
         ptr: ``[]`` next slot to write.
     """
 
@@ -30,7 +31,8 @@ class ClipPool:
     act: jax.Array
     rew: jax.Array
     valid: jax.Array
-    labelled: jax.Array
+    in_pair: jax.Array
+    rated: jax.Array
     ptr: jax.Array
 
     @classmethod
@@ -40,7 +42,8 @@ class ClipPool:
             act=jnp.zeros((capacity, length, act_size), dtype),
             rew=jnp.zeros((capacity, length), dtype),
             valid=jnp.zeros((capacity,), bool),
-            labelled=jnp.zeros((capacity,), bool),
+            in_pair=jnp.zeros((capacity,), bool),
+            rated=jnp.zeros((capacity,), bool),
             ptr=jnp.zeros((), jnp.int32),
         )
 
@@ -62,7 +65,8 @@ class ClipPool:
             act=upd(self.act, act),
             rew=upd(self.rew, rew),
             valid=self.valid.at[slots].set(True, mode="drop"),
-            labelled=self.labelled.at[slots].set(False, mode="drop"),
+            in_pair=self.in_pair.at[slots].set(False, mode="drop"),
+            rated=self.rated.at[slots].set(False, mode="drop"),
             ptr=(self.ptr + jnp.sum(mask.astype(jnp.int32))) % capacity,
         )
 
