@@ -29,5 +29,5 @@ def test_halfcheetah_beats_random_policy_by_margin():
 
 
 # Measured (2 seeds, key 0): random -334/-341 -> last 10 updates +212/-112, i.e. +546/+229
-# (SB3 with 1 env is at a similar stage after 100k steps). 150 leaves room for noise.
+# 150 leaves room for seed noise.
 MARGIN = 150.0
