@@ -233,7 +233,7 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
     tmp = out / (FINAL_EVAL_FILE + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out / FINAL_EVAL_FILE)
-    _save_policy(out, config, state)
+    _save_policy(out, config, state, pipe.env)
     summary["init_seconds"] = init_seconds
     return summary
 
@@ -261,16 +261,16 @@ def final_eval_summary(config: Config, returns: np.ndarray) -> dict:
     }
 
 
-def _save_policy(out: Path, config: Config, state):
+def _save_policy(out: Path, config: Config, state, env):
     """Final policy of every seed, with its observation normaliser (see policy_io)."""
-    try:
-        from active_rlhf_jax.policy_io import save_policy
-    except ImportError:  # pragma: no cover - evaluation package absent
-        return
+    from active_rlhf_jax.policy_io import save_policy
+
     save_policy(
         out,
         config.env.env_id,
         config.env.options(),
         to_dict(config.ppo),
         state.ppo,
+        seeds=[config.seed + i for i in range(config.seeds)],
+        env=env,
     )

@@ -47,6 +47,7 @@ class Pipeline(NamedTuple):
     evaluate: Callable
     train: Callable
     config: Config
+    env: object
 
 
 def _episode_returns(rewards, dones, acc):
@@ -274,4 +275,6 @@ def make_train(config: Config) -> Pipeline:
         state, metrics = run_chunk(state, num_iterations)
         return state, metrics, evaluate(state, key_eval)
 
-    return Pipeline(init=init, run_chunk=run_chunk, evaluate=evaluate, train=train, config=config)
+    return Pipeline(
+        init=init, run_chunk=run_chunk, evaluate=evaluate, train=train, config=config, env=env
+    )

@@ -7,7 +7,6 @@
 """
 
 from active_rlhf_jax.ppo.agent import PPO, PPOState, Transition, make_ppo
-from active_rlhf_jax.ppo.checkpoint import load_policy, save_policy
 from active_rlhf_jax.ppo.config import PPOConfig, TrainConfig
 from active_rlhf_jax.ppo.losses import compute_gae, compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
@@ -34,11 +33,9 @@ __all__ = [
     "compute_ppo_loss",
     "compute_sb3_advantages",
     "init_obs_norm",
-    "load_policy",
     "make_distribution",
     "make_ppo",
     "make_train",
     "normalize_obs",
-    "save_policy",
     "update_obs_norm_stats",
 ]
