@@ -1,0 +1,115 @@
+"""Clip-level posterior quantities shared by the trainer and acquisition.
+
+Per-step outputs ``mu, var [..., L]`` of the network become clip returns, the rating
+target and rating-bin probabilities. The rating likelihood reads the *discounted* summed
+mean (``compat.undiscounted_rating_target``: the undiscounted one), the preference
+likelihood the undiscounted sum, so both modalities constrain the same per-step reward.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.reward import likelihoods as lik
+from active_rlhf_jax.reward.config import RewardModelConfig
+
+
+@struct.dataclass
+class ClipPosterior:
+    """Posterior samples (s) of clip (n) quantities. See docs/CONTRACTS.md.
+
+    Attributes:
+        returns: [S, N] summed per-step mean reward (the Bradley-Terry utility).
+        variances: [S, N] summed per-step variance (zeros if not probabilistic).
+        disc_returns: [S, N] discounted (gamma) summed mean.
+        bin_probs: [S, N, K] rating-bin probabilities under the configured likelihood.
+        rating_mean: [S, N] gaussian: the likelihood's mean (rating-target return);
+            ordinal: mean bin index under ``bin_probs``.
+        rating_var: [S, N] gaussian: the likelihood's variance; ordinal: bin variance.
+    """
+
+    returns: jax.Array
+    variances: jax.Array
+    disc_returns: jax.Array
+    bin_probs: jax.Array
+    rating_mean: jax.Array
+    rating_var: jax.Array
+
+
+def rating_weights(length: int, gamma: float, undiscounted: bool) -> jax.Array:
+    """[L] per-step weights of the rating target: ``gamma**t`` or ones."""
+    if undiscounted:
+        return jnp.ones((length,), jnp.float32)
+    return jnp.asarray(gamma, jnp.float32) ** jnp.arange(length, dtype=jnp.float32)
+
+
+def compute_rating_target(mu: jax.Array, var: jax.Array, cfg: RewardModelConfig,
+                          compat: CompatConfig) -> tuple[jax.Array, jax.Array]:
+    """Rating-target return and its variance.
+
+    Args:
+        mu, var: [..., L] per-step mean and variance.
+
+    Returns:
+        (G [...], V [...]): ``G = sum_t w_t mu_t``, ``V = sum_t w_t^2 var_t`` (independent
+        steps; equals the reference's ``sum_t var_t`` under the undiscounted compat flag);
+        V = 1 (unit-noise MSE) for a non-probabilistic model.
+    """
+    w = rating_weights(mu.shape[-1], cfg.gamma, compat.undiscounted_rating_target)
+    g = jnp.sum(mu * w, axis=-1)
+    v = jnp.sum(var * w**2, axis=-1) if cfg.probabilistic else jnp.ones_like(g)
+    return g, v
+
+
+def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.Array,
+                       cfg: RewardModelConfig, compat: CompatConfig) -> jax.Array:
+    """Per-clip rating NLL under the configured likelihood.
+
+    Args:
+        params: one member's params (``cut_first``, ``cut_incr_raw``, ``log_scale``).
+        mu, var: [B, L]; rating: [B] float labels.
+
+    Returns:
+        [B] negative log-likelihoods.
+    """
+    g, v = compute_rating_target(mu, var, cfg, compat)
+    if cfg.rating_likelihood == "gaussian":
+        return lik.compute_gaussian_rating_nll(g, v, rating)
+    cuts = lik.compute_cutpoints(params["cut_first"], params["cut_incr_raw"])
+    return lik.compute_ordinal_nll(lik.compute_link_scale(params["log_scale"]) * g, cuts, rating)
+
+
+def compute_clip_posterior(params: dict, mu: jax.Array, var: jax.Array,
+                           cfg: RewardModelConfig, compat: CompatConfig) -> ClipPosterior:
+    """One posterior sample's clip quantities.
+
+    Args:
+        params: that sample's member params (likelihood parameters).
+        mu, var: [N, L] per-step outputs under that sample.
+
+    Returns:
+        ClipPosterior with fields of shape [N] / [N, K] (vmapped to [S, ...] by callers).
+    """
+    w_disc = rating_weights(mu.shape[-1], cfg.gamma, False)
+    g, v = compute_rating_target(mu, var, cfg, compat)
+    k = cfg.num_bins
+    if cfg.rating_likelihood == "gaussian":
+        probs = lik.compute_gaussian_bin_probs(g, v, k)
+        r_mean, r_var = g, jnp.maximum(v, lik.VAR_FLOOR)
+    else:
+        cuts = lik.compute_cutpoints(params["cut_first"], params["cut_incr_raw"])
+        probs = jnp.exp(lik.compute_ordinal_log_probs(lik.compute_link_scale(params["log_scale"]) * g, cuts))
+        bins = jnp.arange(k, dtype=jnp.float32)
+        r_mean = probs @ bins
+        r_var = jnp.maximum(probs @ bins**2 - r_mean**2, 0.0)
+    return ClipPosterior(
+        returns=jnp.sum(mu, -1),
+        variances=jnp.sum(var, -1),
+        disc_returns=jnp.sum(mu * w_disc, -1),
+        bin_probs=probs,
+        rating_mean=r_mean,
+        rating_var=r_var,
+    )

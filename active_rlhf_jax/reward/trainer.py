@@ -1,0 +1,275 @@
+"""Jittable reward-model training: unified preference + rating objective, early stopping.
+
+One ``fit`` call runs up to ``max_epochs`` epochs under ``lax.while_loop``. Each epoch
+shuffles only the valid training items of both modalities into one stream (sort keys
+``uniform(fold_in(key, slot))`` with invalid slots last, so the order of the valid items
+does not depend on the buffer capacity) and steps Adam on minibatches of ``batch_size``
+mixed items; the number of minibatches is ``ceil(n_train / batch_size)``, so a buffer of
+capacity C holding n items trains exactly like a buffer of size n. A minibatch with no
+valid item leaves params and optimiser state bitwise unchanged. Early stopping follows
+the reference (strict improvement resets the patience counter) but restores the best
+validation weights unless ``compat.keep_last_weights``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from active_rlhf_jax.buffers import FeedbackBuffers
+from active_rlhf_jax.reward import likelihoods as lik
+from active_rlhf_jax.reward.model import RewardModel
+from active_rlhf_jax.reward.posterior import compute_rating_nll
+
+# Order of the per-batch statistics vector.
+STATS = ("pref_nll_sum", "num_pref", "rating_nll_sum", "num_rating", "num_correct", "num_decided")
+
+
+class Batch(NamedTuple):
+    """One mixed minibatch (B slots; each slot is a preference, a rating, or empty).
+
+    obs_a, obs_b: [B, L, o]; act_a, act_b: [B, L, a]; label: [B]; pref_mask: [B] bool;
+    obs: [B, L, o]; act: [B, L, a]; rating: [B]; rating_mask: [B] bool.
+    """
+
+    obs_a: jax.Array
+    act_a: jax.Array
+    obs_b: jax.Array
+    act_b: jax.Array
+    label: jax.Array
+    pref_mask: jax.Array
+    obs: jax.Array
+    act: jax.Array
+    rating: jax.Array
+    rating_mask: jax.Array
+
+
+@struct.dataclass
+class RewardTrainState:
+    """Reward-model training state (every leaf has a leading [M] axis for ensembles).
+
+    Attributes:
+        params: current (after fit: best-validation, or last under compat) params.
+        opt_state: Adam state (one per member for ensembles).
+        best_params: best-validation params of the last fit.
+        best_val_loss: [] best early-stopping criterion of the last fit.
+        num_steps: [] int32 optimiser steps taken in total.
+        num_epochs: [] int32 epochs run in total.
+        num_fits: [] int32 fit calls.
+    """
+
+    params: Any
+    opt_state: Any
+    best_params: Any
+    best_val_loss: jax.Array
+    num_steps: jax.Array
+    num_epochs: jax.Array
+    num_fits: jax.Array
+
+
+class RewardTrainer(NamedTuple):
+    """Pure training functions.
+
+    Attributes:
+        init: ``init(params) -> RewardTrainState``.
+        fit: ``fit(state, buffers, key, max_epochs, patience) -> (state, metrics)``;
+            metrics: train_loss, val_loss, train_acc, val_acc, epochs, best_val_loss
+            (means over members for ensembles). Jit with ``static_argnums=(3,)``.
+        step: ``step(member_params, opt_state, key, batch) -> (params, opt_state, stats)``,
+            one masked Adam step of one member (stats: [6] in ``STATS`` order).
+        loss: ``loss(member_params, key|None, batch, train) -> (loss, stats)``.
+        optimizer: the optax transformation (coupled L2 + Adam).
+    """
+
+    init: Callable
+    fit: Callable
+    step: Callable
+    loss: Callable
+    optimizer: optax.GradientTransformation
+
+
+def _gather(buffers: FeedbackBuffers, pj, pmask, rj, rmask) -> Batch:
+    return Batch(buffers.pref_obs_a[pj], buffers.pref_act_a[pj], buffers.pref_obs_b[pj],
+                 buffers.pref_act_b[pj], buffers.pref_label[pj], pmask,
+                 buffers.rating_obs[rj], buffers.rating_act[rj], buffers.rating_value[rj], rmask)
+
+
+def _bootstrap(key, mask):
+    """Resample the n valid slots with replacement into slots 0..n-1 (capacity-stable)."""
+    cap = mask.shape[0]
+    order = jnp.argsort(~mask, stable=True)
+    n = jnp.sum(mask)
+    draws = jax.vmap(lambda j: jax.random.randint(jax.random.fold_in(key, j), (), 0,
+                                                  jnp.maximum(n, 1)))(jnp.arange(cap))
+    return order[draws], jnp.arange(cap) < n
+
+
+def _mean_losses(stats, rating_weight):
+    pref = stats[0] / jnp.maximum(stats[1], 1.0)
+    rating = stats[2] / jnp.maximum(stats[3], 1.0)
+    acc = stats[4] / jnp.maximum(stats[5], 1.0)
+    return pref + rating_weight * rating, acc
+
+
+def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
+    """Trainer for ``model`` (its config and compat flags are used; ``config`` must match).
+
+    Args:
+        config: RewardModelConfig (validated).
+        model: from ``make_reward_model``.
+    """
+    config.validate()
+    cfg = config
+    compat = model.compat
+    pref_only = compat.pref_only_unified
+    ensemble = cfg.posterior == "ensemble"
+    bsz = cfg.batch_size
+    optimizer = optax.chain(
+        optax.add_decayed_weights(cfg.weight_decay),  # coupled L2, as torch Adam
+        optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+        optax.scale(-cfg.lr),
+    )
+
+    def loss(params, key, batch: Batch, train: bool = True):
+        keys = jax.random.split(key, 3) if key is not None else (None, None, None)
+        mu_a, _ = model.apply(params, batch.obs_a, batch.act_a, keys[0])
+        mu_b, _ = model.apply(params, batch.obs_b, batch.act_b, keys[1])
+        ra, rb = jnp.sum(mu_a, -1), jnp.sum(mu_b, -1)
+        pm = batch.pref_mask.astype(bool)
+        nll_p = jnp.where(pm, lik.compute_preference_nll(ra, rb, batch.label), 0.0)
+        n_p = jnp.sum(pm).astype(jnp.float32)
+        total = jnp.sum(nll_p) / jnp.maximum(n_p, 1.0)
+        if train:
+            total = total + cfg.reg_weight * (lik.compute_return_norm_reg(ra, pm)
+                                              + lik.compute_return_norm_reg(rb, pm))
+        decided = pm & (batch.label != 0.5)
+        correct = decided & ((ra > rb) == (batch.label > 0.5))
+        if pref_only:
+            r_sum = n_r = jnp.zeros((), jnp.float32)
+        else:
+            mu, var = model.apply(params, batch.obs, batch.act, keys[2])
+            rm = batch.rating_mask.astype(bool)
+            nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat), 0.0)
+            r_sum, n_r = jnp.sum(nll_r), jnp.sum(rm).astype(jnp.float32)
+            total = total + cfg.rating_weight * r_sum / jnp.maximum(n_r, 1.0)
+        stats = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
+                           jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
+        return total, stats
+
+    def step(params, opt_state, key, batch: Batch):
+        grads, stats = jax.grad(loss, has_aux=True)(params, key, batch, True)
+        updates, new_opt = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        any_valid = stats[1] + stats[3] > 0
+
+        def keep(new, old):
+            return jax.tree_util.tree_map(lambda n, o: jnp.where(any_valid, n, o), new, old)
+
+        return keep(new_params, params), keep(new_opt, opt_state), stats
+
+    def fit_member(state: RewardTrainState, buffers: FeedbackBuffers, key, p_idx, p_mask,
+                   r_idx, r_mask, max_epochs, patience):
+        cp, cr = p_mask.shape[0], r_mask.shape[0]
+        if pref_only:
+            r_mask = jnp.zeros_like(r_mask)
+        n_train = jnp.sum(p_mask) + jnp.sum(r_mask)
+        n_batches = (n_train + bsz - 1) // bsz
+        pv = buffers.pref_valid & buffers.pref_is_val
+        rv = buffers.rating_valid & buffers.rating_is_val
+        if pref_only:
+            rv = jnp.zeros_like(rv)
+        n_pv, n_rv = jnp.sum(pv), jnp.sum(rv)
+        pv_order = jnp.argsort(~pv, stable=True)
+        rv_order = jnp.argsort(~rv, stable=True)
+        n_val_batches = (jnp.maximum(n_pv, n_rv) + bsz - 1) // bsz
+        arange_b = jnp.arange(bsz)
+
+        def val_stats(params):
+            def body(b, acc):
+                pos = b * bsz + arange_b
+                batch = _gather(buffers, pv_order[jnp.minimum(pos, cp - 1)], pos < n_pv,
+                                rv_order[jnp.minimum(pos, cr - 1)], pos < n_rv)
+                return acc + loss(params, None, batch, False)[1]
+
+            return jax.lax.fori_loop(0, n_val_batches, body, jnp.zeros((len(STATS),)))
+
+        def epoch(carry):
+            ep, params, opt, best_p, best_v, counter, steps, _ = carry
+            k_perm, k_drop = jax.random.split(jax.random.fold_in(key, ep))
+            kp, kr = jax.random.split(k_perm)
+            up = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(kp, j)))(jnp.arange(cp))
+            ur = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(kr, j)))(jnp.arange(cr))
+            order = jnp.argsort(jnp.concatenate([jnp.where(p_mask, up, 2.0),
+                                                 jnp.where(r_mask, ur, 2.0)]), stable=True)
+
+            def body(b, c):
+                params, opt, acc = c
+                pos = b * bsz + arange_b
+                inr = pos < n_train
+                slot = order[jnp.minimum(pos, cp + cr - 1)]
+                is_p = slot < cp
+                batch = _gather(buffers, p_idx[jnp.clip(slot, 0, cp - 1)], inr & is_p,
+                                r_idx[jnp.clip(slot - cp, 0, cr - 1)], inr & ~is_p)
+                params, opt, stats = step(params, opt, jax.random.fold_in(k_drop, b), batch)
+                return params, opt, acc + stats
+
+            params, opt, tstats = jax.lax.fori_loop(
+                0, n_batches, body, (params, opt, jnp.zeros((len(STATS),))))
+            vstats = val_stats(params)
+            train_loss, train_acc = _mean_losses(tstats, cfg.rating_weight)
+            val_loss, val_acc = _mean_losses(vstats, cfg.rating_weight)
+            # Without validation items, early-stop on the training loss.
+            crit = jnp.where(n_pv + n_rv > 0, val_loss, train_loss)
+            improved = crit < best_v
+            best_p = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), params, best_p)
+            best_v = jnp.where(improved, crit, best_v)
+            counter = jnp.where(improved, 0, counter + 1)
+            metrics = jnp.stack([train_loss, val_loss, train_acc, val_acc])
+            return ep + 1, params, opt, best_p, best_v, counter, steps + n_batches, metrics
+
+        def cond(carry):
+            ep, counter = carry[0], carry[5]
+            return (ep < max_epochs) & (counter < patience) & (n_train > 0)
+
+        init = (jnp.zeros((), jnp.int32), state.params, state.opt_state, state.params,
+                jnp.asarray(jnp.inf, jnp.float32), jnp.zeros((), jnp.int32),
+                jnp.zeros((), jnp.int32), jnp.zeros((4,)))
+        ep, params, opt, best_p, best_v, _, steps, m = jax.lax.while_loop(cond, epoch, init)
+        out = params if compat.keep_last_weights else best_p
+        new_state = RewardTrainState(
+            params=out, opt_state=opt, best_params=best_p, best_val_loss=best_v,
+            num_steps=state.num_steps + steps.astype(jnp.int32),
+            num_epochs=state.num_epochs + ep, num_fits=state.num_fits + 1)
+        metrics = dict(train_loss=m[0], val_loss=m[1], train_acc=m[2], val_acc=m[3],
+                       epochs=ep.astype(jnp.float32), best_val_loss=best_v)
+        return new_state, metrics
+
+    def init(params) -> RewardTrainState:
+        def one(p):
+            z = jnp.zeros((), jnp.int32)
+            return RewardTrainState(p, optimizer.init(p), p, jnp.asarray(jnp.inf, jnp.float32),
+                                    z, z, z)
+
+        return jax.vmap(one)(params) if ensemble else one(params)
+
+    def fit(state: RewardTrainState, buffers: FeedbackBuffers, key, max_epochs, patience):
+        p_train, r_train = buffers.pref_train_mask, buffers.rating_train_mask
+        if not ensemble:
+            cp, cr = p_train.shape[0], r_train.shape[0]
+            return fit_member(state, buffers, key, jnp.arange(cp), p_train, jnp.arange(cr),
+                              r_train, max_epochs, patience)
+
+        def member(st, k):
+            k_fit, kbp, kbr = jax.random.split(k, 3)
+            p_idx, p_mask = _bootstrap(kbp, p_train)
+            r_idx, r_mask = _bootstrap(kbr, r_train)
+            return fit_member(st, buffers, k_fit, p_idx, p_mask, r_idx, r_mask, max_epochs, patience)
+
+        new_state, metrics = jax.vmap(member)(state, jax.random.split(key, cfg.ensemble_size))
+        return new_state, jax.tree_util.tree_map(jnp.mean, metrics)
+
+    return RewardTrainer(init, fit, step, loss, optimizer)

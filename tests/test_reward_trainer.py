@@ -1,0 +1,113 @@
+"""Reward trainer: masking, capacity invariance, compat switches, ensemble independence."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
+from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.reward import Batch, RewardModelConfig, make_reward_model, make_reward_trainer
+
+O, A, L = 3, 2, 5
+CFG = RewardModelConfig(hidden=(8, 8), dropout=0.1, batch_size=16)
+KEY = jax.random.PRNGKey(0)
+
+
+def _tree_equal(a, b):
+    return all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def _fill(cap, n_pref, n_rating, key=KEY):
+    ks = jax.random.split(key, 6)
+    k = 40
+    oa, ob, o = (jax.random.normal(ks[i], (k, L, O)) for i in range(3))
+    aa, ab, a = (jax.random.normal(ks[3 + i], (k, L, A)) for i in range(3))
+    lab = (oa.sum((1, 2)) > ob.sum((1, 2))).astype(jnp.float32)
+    rating = jnp.clip(jnp.round(o.sum((1, 2)) / 2 + 4.5), 0, 9)
+    b = make_feedback_buffers(cap, cap, L, O, A)
+    b = add_preferences(b, ks[0], oa, aa, ob, ab, lab, jnp.arange(k) < n_pref)
+    return add_ratings(b, ks[1], o, a, rating, jnp.arange(k) < n_rating)
+
+
+@pytest.fixture(scope="module")
+def default():
+    m = make_reward_model(CFG, O, A)
+    t = make_reward_trainer(CFG, m)
+    return m, t, jax.jit(t.fit)
+
+
+def test_invalid_minibatch_leaves_params_and_opt_state(default):
+    m, t, _ = default
+    st = t.init(m.init(KEY))
+    z = jnp.zeros
+    batch = Batch(z((4, L, O)), z((4, L, A)), z((4, L, O)), z((4, L, A)), jnp.ones(4), jnp.zeros(4, bool),
+                  jnp.ones((4, L, O)), jnp.ones((4, L, A)), jnp.full(4, 3.0), jnp.zeros(4, bool))
+    p2, o2, stats = jax.jit(t.step)(st.params, st.opt_state, KEY, batch)
+    assert _tree_equal(p2, st.params) and _tree_equal(o2, st.opt_state)
+    p3, _, _ = jax.jit(t.step)(st.params, st.opt_state, KEY, batch._replace(rating_mask=jnp.ones(4, bool)))
+    assert not _tree_equal(p3, st.params)
+
+
+def test_capacity_with_n_valid_trains_as_size_n(default):
+    m, t, fit = default
+    st = t.init(m.init(KEY))
+    small, big = _fill(40, 30, 25), _fill(96, 30, 25)
+    s1, m1 = fit(st, small, KEY, 6, 3)
+    s2, m2 = fit(st, big, KEY, 6, 3)
+    for x, y in zip(jax.tree_util.tree_leaves(s1), jax.tree_util.tree_leaves(s2)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert float(m1["val_loss"]) == pytest.approx(float(m2["val_loss"]), rel=1e-6)
+    assert not _tree_equal(s1.params, st.params) and int(s1.num_steps) > 0
+
+
+def test_best_weights_restored_and_keep_last_compat(default):
+    m, t, fit = default
+    st = t.init(m.init(KEY))
+    buf = _fill(40, 30, 25)
+    s, met = fit(st, buf, KEY, 400, 1)
+    assert float(met["epochs"]) < 400  # stopped by patience, so the last epoch was not the best
+    assert _tree_equal(s.params, s.best_params)
+    tk = make_reward_trainer(CFG, make_reward_model(CFG, O, A, CompatConfig(keep_last_weights=True)))
+    sk, _ = jax.jit(tk.fit)(st, buf, KEY, 400, 1)
+    assert _tree_equal(sk.best_params, s.best_params)
+    assert not _tree_equal(sk.params, sk.best_params)  # reference: last weights kept
+
+
+def test_pref_only_compat_ignores_ratings_bitwise(default):
+    m, t, fit = default
+    c = CompatConfig(pref_only_unified=True)
+    tp = make_reward_trainer(CFG, make_reward_model(CFG, O, A, c))
+    fitp = jax.jit(tp.fit, static_argnums=3)
+    st = tp.init(m.init(KEY))
+    s_rating_only, _ = fitp(st, _fill(40, 0, 25), KEY, 5, 3)
+    assert _tree_equal(s_rating_only.params, st.params) and _tree_equal(s_rating_only.opt_state, st.opt_state)
+    s_mixed, _ = fitp(st, _fill(40, 30, 25), KEY, 5, 3)
+    s_pref, _ = fitp(st, _fill(40, 30, 0), KEY, 5, 3)
+    assert _tree_equal(s_mixed.params, s_pref.params)
+    # Default: the ratings do train the model.
+    d_mixed, _ = fit(st, _fill(40, 30, 25), KEY, 5, 3)
+    d_pref, _ = fit(st, _fill(40, 30, 0), KEY, 5, 3)
+    assert not _tree_equal(d_mixed.params, d_pref.params)
+
+
+def test_ensemble_members_differ_and_train_independently():
+    cfg = dataclasses.replace(CFG, posterior="ensemble", ensemble_size=3)
+    m = make_reward_model(cfg, O, A)
+    t = make_reward_trainer(cfg, m)
+    fit = jax.jit(t.fit)
+    p = m.init(KEY)
+    st = t.init(p)
+    assert st.opt_state[1].mu["layers"][0]["w"].shape[0] == 3  # one Adam state per member
+    buf = _fill(40, 30, 25)
+    s, _ = fit(st, buf, KEY, 4, 3)
+    w = s.params["layers"][0]["w"]
+    assert not bool(jnp.array_equal(w[0], w[1]))
+    # Perturbing member 2's start changes nothing for members 0 and 1.
+    p2 = jax.tree_util.tree_map(lambda x: x.at[2].add(0.05), p)
+    s2, _ = fit(t.init(p2), buf, KEY, 4, 3)
+    for x, y in zip(jax.tree_util.tree_leaves(s.params), jax.tree_util.tree_leaves(s2.params)):
+        np.testing.assert_allclose(x[:2], y[:2], rtol=1e-6, atol=1e-7)
+        assert not bool(jnp.array_equal(x[2], y[2])) or x[2].size == 0
