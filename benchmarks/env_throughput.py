@@ -8,8 +8,9 @@ warm up and ``--repeats`` more times; the best repeat is reported as
 ``env steps/s = B * steps / seconds``. With the fixed 1000-step horizon no auto-reset
 fires inside a 100-step scan, so this is the steady-state stepping rate.
 
-A (backend, env) pair stops growing the batch once a run is estimated to take longer
-than ``--max-run-seconds`` (MJX on a CPU is slow); those cells are reported as skipped.
+A (backend, env) pair stops growing the batch once a run is estimated (linearly from
+the last run that took at least min(1 s, a tenth of the limit)) to take longer than ``--max-run-seconds`` (MJX on a
+CPU is slow); those cells are reported as skipped.
 
 Usage::
 
@@ -128,10 +129,13 @@ def run(args) -> list[dict]:
     records = []
     for env_id in args.envs:
         for backend in args.backends:
-            sps_prev = None
+            prev = None
             for batch in args.batch_sizes:
-                est = None if sps_prev is None else batch * args.steps / sps_prev
-                if est is not None and est > args.max_run_seconds:
+                # Extrapolate linearly from the last run, but only from one long enough
+                # that the per-call overhead does not dominate its rate.
+                est = None if prev is None else prev["run_s"] * batch / prev["batch"]
+                trusted = prev is not None and prev["run_s"] >= min(1.0, args.max_run_seconds / 10)
+                if trusted and est > args.max_run_seconds:
                     rec = dict(
                         env_id=env_id,
                         backend=backend,
@@ -145,7 +149,7 @@ def run(args) -> list[dict]:
                     )
                 else:
                     rec = measure(env_id, backend, batch, args.steps, args.repeats, args.seed)
-                    sps_prev = rec["sps"]
+                    prev = rec
                 rec["threads"] = _threads() if backend == "mujoco" else None
                 records.append(rec)
                 print(_line(rec), flush=True)
