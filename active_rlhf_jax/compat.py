@@ -32,6 +32,8 @@ class CompatConfig:
             [1, 10] (labels in [1, 19]) instead of zero-mean noise clipped to the bins (§3.2).
         min_gap_filter: the preference teacher drops pairs whose undiscounted true
             return gap is below ``TeacherConfig.min_gap`` (§3.1).
+        budget_counts_train_only: the pacing charges only training labels against the
+            budget (validation labels are free, so 2-8% more labels are bought, §19.1.8).
     """
 
     pref_only_unified: bool = False
@@ -41,6 +43,7 @@ class CompatConfig:
     elementwise_dropout: bool = False
     biased_rating_noise: bool = False
     min_gap_filter: bool = False
+    budget_counts_train_only: bool = False
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -186,6 +186,17 @@ class Config:
             sub = getattr(self, name)
             if hasattr(sub, "validate"):
                 prefix_errors(name, sub.validate)
+        from active_rlhf_jax.compat import check_compat
+
+        check_compat(self.compat, self.reward.rating_likelihood, self.teacher.min_gap)
+        if tuple(self.reward.rating_range) != tuple(self.teacher.rating_range):
+            raise ConfigError(
+                "reward.rating_range",
+                f"{self.reward.rating_range} differs from teacher.rating_range "
+                f"{self.teacher.rating_range}: the model must bin what the teacher bins",
+            )
+        if self.reward.num_bins != self.teacher.num_bins:
+            raise ConfigError("reward.num_bins", "differs from teacher.num_bins")
         horizon = _episode_length(self.env.env_id)
         if self.run.segment_length > horizon:
             raise ConfigError(

@@ -41,7 +41,7 @@ def make_feedback_parts(config, env) -> FeedbackParts:
     budget = run.budget
     use_pref = run.feedback in ("preference", "both")
     use_eval = run.feedback in ("rating", "both")
-    train_only_budget = getattr(compat, "budget_counts_train_only", False)
+    train_only_budget = compat.budget_counts_train_only
     # Single-modality runs: acquisition sees no rating likelihood (pairs only), or a fixed
     # split with every query a rating.
     if run.feedback == "preference":
