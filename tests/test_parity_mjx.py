@@ -66,11 +66,16 @@ def test_free_run_float32_first_10_steps(env_id, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("env_id", ENVS + [pytest.param("Ant-v5", marks=pytest.mark.slow)])
 def test_reset_statistics(env_id, backend):
-    """1000 of our resets vs 10000 of Gymnasium's (a near-exact reference): every obs
-    element's mean within 4 standard errors and std within 5%."""
+    """Our resets vs Gymnasium's: every obs element's mean within 4 standard errors and
+    std within 5%.
+
+    With 1000 samples a normal element's sample std has a 2.2% standard deviation, so a 5%
+    check over 9+ elements fails by chance (HalfCheetah: -6.8% with 1000 vs 1000, though
+    100000 samples agree to 0.5%). We draw 4000 of ours (1.1%) against 10000 of
+    Gymnasium's (a near-exact reference)."""
     env, genv = _parity.make_pair(env_id, backend)
-    ours, theirs = _parity.reset_obs(env, genv, 1000, n_theirs=10000, seed=3)
-    assert ours.shape == (1000, env.observation_size)
+    ours, theirs = _parity.reset_obs(env, genv, 4000, n_theirs=10000, seed=3)
+    assert ours.shape == (4000, env.observation_size)
     se = np.sqrt(ours.var(0) / len(ours) + theirs.var(0) / len(theirs))
     const = theirs.std(0) < 1e-12  # e.g. Ant's contact forces, zero after a reset
     np.testing.assert_allclose(ours[:, const], theirs[:1, const].repeat(len(ours), 0), atol=1e-6)
