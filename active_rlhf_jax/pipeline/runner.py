@@ -181,15 +181,15 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
     )
     keys = seed_keys(config)
     t_compile = time.time()
-    state = init_fn(keys)
     done_iters = 0
     if resume and manager.latest_step() is not None:
         step = manager.latest_step()
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        abstract = jax.eval_shape(init_fn, keys)
         state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
         done_iters = int(step)
         _truncate_metrics(out / METRICS_FILE, done_iters)
     else:
+        state = init_fn(keys)
         _truncate_metrics(out / METRICS_FILE, 0)
     jax.block_until_ready(state)
     init_seconds = time.time() - t_compile
@@ -235,6 +235,8 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
     os.replace(tmp, out / FINAL_EVAL_FILE)
     _save_policy(out, config, state, pipe.env)
     summary["init_seconds"] = init_seconds
+    # Compiled chunk programs (one per distinct chunk length): no recompilation check.
+    summary["chunk_compilations"] = sum(f._cache_size() for f in chunk_fns.values())
     return summary
 
 
