@@ -87,12 +87,11 @@ def _add_train_parser(sub):
     p = sub.add_parser(
         "train",
         help="run an RLHF experiment (or --resume one)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Run an experiment from a preset; any config field can be overridden. "
         "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`).",
     )
-    p.add_argument("--preset", default="default", help="preset name(s) joined by '+'")
-    p.add_argument("--seeds", type=int, default=None, help="seeds run in one vmapped call")
+    p.add_argument("--preset", default="default", help="preset name(s) joined by '+' [default]")
+    p.add_argument("--seeds", type=int, default=None, help="seeds run in one vmapped call [1]")
     p.add_argument("--out", default=None, help="run directory (required unless --resume)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue a killed run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -102,7 +101,7 @@ def _add_train_parser(sub):
             continue
         group.add_argument(
             f"--{name}", dest=f"cfg:{name}", default=None, metavar=type(default).__name__.upper(),
-            help=f"{help_text} [default: {default!r}]",
+            help=f"{help_text} [default: {default!r}]".replace("%", "%%"),
         )
     p.set_defaults(func=_cmd_train)
 

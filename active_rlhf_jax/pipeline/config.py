@@ -56,7 +56,10 @@ class EnvConfig:
     def options(self) -> dict:
         if self.env_id.startswith("probe/"):
             return {}
-        return {"terminate_when_unhealthy": self.terminate_when_unhealthy, "fidelity": self.fidelity}
+        options = {"fidelity": self.fidelity}
+        if self.terminate_when_unhealthy:  # tasks without a health check reject the option
+            options["terminate_when_unhealthy"] = True
+        return options
 
 
 @dataclass(frozen=True)
