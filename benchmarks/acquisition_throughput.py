@@ -133,8 +133,8 @@ def main():
         r = sample_returns(params, masks, xn)
         v = jnp.ones(n, bool)
         npairs = n * (n - 1) // 2
-        td = timeit(jax.jit(lambda r: acq.dense_pair_scores(r, v, key)[2].bald_sum), r, reps=2) if n <= 4096 else float("nan")
-        tb = timeit(jax.jit(lambda r: acq.blocked_topk_pairs(r, v, key, 250)[0].scores), r, reps=2)
+        td = timeit(jax.jit(lambda r, v=v: acq.dense_pair_scores(r, v, key)[2].bald_sum), r, reps=2) if n <= 4096 else float("nan")
+        tb = timeit(jax.jit(lambda r, v=v: acq.blocked_topk_pairs(r, v, key, 250)[0].scores), r, reps=2)
         print(f"| {n} | {npairs:,} | {ts * 1e3:.1f} | {td * 1e3:.1f} | {npairs / td:.3g} | {tb * 1e3:.1f} | {npairs / tb:.3g} |")
 
     # ---- acquire at the reference's pool sizes ------------------------------------
@@ -153,7 +153,7 @@ def main():
             if cfg.pair_mode == "all" and n > 11000:
                 out.append(float("nan"))
                 continue
-            f = jax.jit(lambda k, r, bp: acq.acquire(cfg, k, r, v, n_q, k_max, bin_probs=bp, true_returns=tr))
+            f = jax.jit(lambda k, r, bp, cfg=cfg, v=v, tr=tr: acq.acquire(cfg, k, r, v, n_q, k_max, bin_probs=bp, true_returns=tr))
             out.append(timeit(f, key, r, bp, reps=1))
         tc = timeit(jax.jit(lambda bp: acq.categorical_bald(bp)), bp, reps=2)
         print(f"| {n} | {out[0] * 1e3:.0f} | {out[1] * 1e3:.0f} | {tc * 1e3:.1f} |")

@@ -17,7 +17,7 @@ def test_constant_probe_truncates_and_keeps_final_obs():
     env = TrainingEnv(make("probe/constant"), 3)
     step = jax.jit(env.step)
     state = env.reset(jax.random.PRNGKey(0))
-    for t in range(1, 11):
+    for _ in range(10):
         state = step(state, jnp.zeros((3, 1)))
     # Step 10 hits the horizon: done and truncation set, final obs = 10/10, obs reset to 0.
     np.testing.assert_allclose(state.done, 1.0)

@@ -14,7 +14,12 @@ import pytest
 
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.reward import RewardModelConfig, make_reward_model, make_reward_trainer
-from active_rlhf_jax.teachers import TeacherConfig, compute_discounted_return, label_preferences, label_ratings
+from active_rlhf_jax.teachers import (
+    TeacherConfig,
+    compute_discounted_return,
+    label_preferences,
+    label_ratings,
+)
 
 O, A, L, CAP = 4, 2, 10, 400
 

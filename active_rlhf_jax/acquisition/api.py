@@ -13,8 +13,14 @@ from active_rlhf_jax.acquisition import allocation as A
 from active_rlhf_jax.acquisition import candidates as C
 from active_rlhf_jax.acquisition import selection as SEL
 from active_rlhf_jax.config_utils import (
-    ConfigError, check_choice, check_in_range, check_nonnegative, check_nonnegative_int,
-    check_positive, check_positive_int)
+    ConfigError,
+    check_choice,
+    check_in_range,
+    check_nonnegative,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+)
 
 METHODS = ("bald", "random", "variance", "entropy")
 ALLOCATIONS = ("information", "fixed", "reference-adaptive", "target-fraction")

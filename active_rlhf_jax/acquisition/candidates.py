@@ -261,7 +261,6 @@ def reference_pair_candidates(key, returns, true_returns, valid, n, pool_slots, 
     Returns:
       ``(PairCandidates with C = pool_slots, PairStats)``.
     """
-    n_clips = returns.shape[1]
     key_i, key_j, key_score = jax.random.split(key, 3)
     n_valid = jnp.sum(valid)
     order = jnp.argsort(~valid, stable=True)  # valid clips first

@@ -28,7 +28,6 @@ from active_rlhf_jax.pipeline.config import Config
 from active_rlhf_jax.pipeline.pool import ClipPool, harvest_segments
 from active_rlhf_jax.pipeline.schedule import compute_queries_this_iteration
 from active_rlhf_jax.pipeline.state import Counters, PipelineState, RewardNormState
-from active_rlhf_jax.pipeline.stats import masked_spearman
 from active_rlhf_jax.ppo import make_ppo
 
 

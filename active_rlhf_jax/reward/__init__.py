@@ -3,7 +3,12 @@
 from active_rlhf_jax.reward.config import RewardModelConfig
 from active_rlhf_jax.reward.model import RewardModel, make_reward_model
 from active_rlhf_jax.reward.posterior import ClipPosterior, compute_clip_posterior
-from active_rlhf_jax.reward.trainer import Batch, RewardTrainer, RewardTrainState, make_reward_trainer
+from active_rlhf_jax.reward.trainer import (
+    Batch,
+    RewardTrainer,
+    RewardTrainState,
+    make_reward_trainer,
+)
 
 __all__ = [
     "Batch",
