@@ -116,7 +116,13 @@ def series_rows(run: RunData, y_field: str, x_field: str) -> list[dict]:
     return rows
 
 
-def _draw_series(ax, rows: list[dict], x_field: str, color, label: str) -> bool:
+#: Valid range of a plotted quantity: the drawn CI band is clipped to it (the CSV keeps
+#: the raw Student-t interval, which with few seeds can leave the range).
+Y_RANGE = {"reward_corr": (-1.0, 1.0)}
+
+
+def _draw_series(ax, rows: list[dict], x_field: str, color, label: str,
+                 y_range=(-np.inf, np.inf)) -> bool:
     xs = np.array([r[x_field] for r in rows])
     m = np.array([r["mean"] for r in rows])
     lo = np.array([r["ci_lo"] for r in rows])
@@ -126,6 +132,7 @@ def _draw_series(ax, rows: list[dict], x_field: str, color, label: str) -> bool:
         return False
     order = np.argsort(xs[ok], kind="stable")
     xs, m, lo, hi = xs[ok][order], m[ok][order], lo[ok][order], hi[ok][order]
+    lo, hi = np.clip(lo, *y_range), np.clip(hi, *y_range)
     n_seeds = max(r["n_seeds"] for r in rows)
     ax.plot(
         xs,
@@ -152,7 +159,9 @@ def plot_line_figure(runs: list[RunData], out_dir: pathlib.Path, name: str) -> l
     for i, run in enumerate(runs):
         rows = series_rows(run, y_field, x_field)
         all_rows += rows
-        drawn |= _draw_series(ax, rows, x_field, _color(i), run.label)
+        drawn |= _draw_series(
+            ax, rows, x_field, _color(i), run.label, Y_RANGE.get(y_field, (-np.inf, np.inf))
+        )
     ax.set_xlabel(X_LABELS[x_field])
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -272,8 +281,9 @@ def plot_feedback_split(runs: list[RunData], out_dir: pathlib.Path, name: str = 
 
 
 def _yerr(m, lo, hi):
+    """Whisker lengths; counts cannot be negative, so the lower end stops at 0."""
     m = np.asarray(m)
-    return np.stack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)])
+    return np.stack([np.nan_to_num(m - np.maximum(lo, 0.0)), np.nan_to_num(hi - m)])
 
 
 def _env_groups(runs: list[RunData]) -> dict[str, list[RunData]]:
