@@ -172,3 +172,30 @@ def test_seed_axis_sharded_over_two_devices_matches_unsharded(tmp_path, smoke_ru
                 assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), k
             else:
                 assert a[k] == b[k], k
+
+
+def test_reward_model_learns_on_the_probe_env():
+    """probe/target, 4 seeds in one jit(vmap(train)) call, 120 labels, 64-64 reward net.
+
+    Measured: mean Spearman(learned, true clip return) over the pool goes from 0.16 after
+    the first iteration to 0.76 after the eighth (seeds 0.81, 0.86, 0.57, 0.81).
+    """
+    import numpy as np
+
+    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.pipeline.train import make_train
+
+    cfg = replace(get_preset("smoke"), **{
+        "reward.hidden": (64, 64), "reward.init_epochs": 50, "reward.refit_epochs": 20,
+        "reward.refit_patience": 5, "reward.init_patience": 10, "run.budget": 120,
+    }).validate()
+    pipe = make_train(cfg)
+    _, metrics, final_returns = jax.jit(jax.vmap(pipe.train))(
+        jax.random.split(jax.random.PRNGKey(3), 4)
+    )
+    corr = np.asarray(metrics["reward_corr"])  # [seeds, iterations]
+    assert corr.shape == (4, cfg.num_iterations)
+    assert corr[:, -1].mean() > 0.6
+    assert corr[:, -1].mean() - corr[:, 0].mean() > 0.3
+    assert np.asarray(metrics["labels_used"])[:, -1].tolist() == [120] * 4
+    assert final_returns.shape == (4, cfg.run.eval_episodes)
