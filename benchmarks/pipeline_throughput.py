@@ -229,9 +229,9 @@ def main(argv=None) -> dict:
     args = _parse_args(argv)
     if args.threads is not None:
         os.environ["ACTIVE_RLHF_MUJOCO_THREADS"] = str(args.threads)
-    import active_rlhf_jax  # noqa: F401  (sets its XLA CPU flag before JAX starts)
     import jax
 
+    import active_rlhf_jax  # noqa: F401  (sets its XLA CPU flag before JAX starts)
     from benchmarks.env_throughput import _load, _threads
 
     overrides = {"run.iterations_per_chunk": args.iterations_per_chunk}
