@@ -199,3 +199,28 @@ def test_reward_model_learns_on_the_probe_env():
     assert corr[:, -1].mean() - corr[:, 0].mean() > 0.3
     assert np.asarray(metrics["labels_used"])[:, -1].tolist() == [120] * 4
     assert final_returns.shape == (4, cfg.run.eval_episodes)
+
+
+def test_ground_truth_preset_is_the_ppo_trainer():
+    """feedback="none" runs exactly ppo.make_train for the same key (same updates, keys and
+    data), so the RLHF baseline is the PPO issue's trainer."""
+    import numpy as np
+
+    from active_rlhf_jax.pipeline.train import make_train
+    from active_rlhf_jax.ppo import TrainConfig
+    from active_rlhf_jax.ppo import make_train as make_ppo_train
+
+    cfg = get_preset("smoke+ground-truth").validate()
+    pipe = make_train(cfg)
+    key = jax.random.PRNGKey(5)
+    state = jax.jit(pipe.init)(key)
+    state, _ = jax.jit(lambda s: pipe.run_chunk(s, cfg.num_iterations))(state)
+    num_updates = cfg.warmup_cycles + cfg.cycles_per_iteration * cfg.num_iterations
+    ppo_train = make_ppo_train(TrainConfig(
+        env_id=cfg.env.env_id, backend="mujoco", ppo=cfg.ppo,
+        total_timesteps=num_updates * cfg.rollout_steps,
+    ))
+    ts, _ = jax.jit(ppo_train)(key)
+    assert int(state.ppo.update_step) == int(ts.ppo.update_step) == num_updates
+    for a, b in zip(jax.tree_util.tree_leaves(state.ppo), jax.tree_util.tree_leaves(ts.ppo)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

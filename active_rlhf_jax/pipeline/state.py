@@ -57,7 +57,8 @@ class PipelineState:
         ep_true: running true return of each env's current episode ``[B]``.
         ep_learned: running learned return of each env's current episode ``[B]``.
         counters: Counters.
-        key: PRNG key.
+        key: PRNG key of the feedback side (harvest, acquisition, teacher, refits).
+        ppo_key: root of the PPO update keys (``split(ppo_key, num_updates)[u]``).
     """
 
     env_state: Any
@@ -71,3 +72,4 @@ class PipelineState:
     ep_learned: jax.Array
     counters: Counters
     key: jax.Array
+    ppo_key: jax.Array

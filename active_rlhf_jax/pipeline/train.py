@@ -105,6 +105,7 @@ def make_train(config: Config) -> Pipeline:
     L = run.segment_length
     dtype = jnp.zeros(()).dtype
     window = max(run.reward_norm_window, 1)
+    num_updates = c.warmup_cycles + K * num_iterations  # PPO updates of the whole run
 
     def learned_reward(state: PipelineState, tr):
         if ground_truth:
@@ -116,10 +117,18 @@ def make_train(config: Config) -> Pipeline:
         return state.reward_norm, raw, raw
 
     def ppo_cycles(state: PipelineState, key, num_cycles: int, train_on_true: bool, update: bool):
-        """``num_cycles`` rollouts (and updates) -> (state, per-env trajectories, metrics)."""
+        """``num_cycles`` rollouts (and updates) -> (state, per-env trajectories, metrics).
+
+        Updating cycles draw their key as ``ppo.make_train`` does:
+        ``split(key_loop, num_updates)[u]`` for the ``u``-th update of the run, so the
+        ground-truth pipeline is exactly the PPO trainer. Collection cycles (no update)
+        split ``key`` instead.
+        """
 
         def cycle(carry, key_cycle):
             st = carry
+            if update:
+                key_cycle = jax.random.split(st.ppo_key, num_updates)[st.ppo.update_step]
             key_roll, key_upd = jax.random.split(key_cycle)
             env_state, tr = ppo.rollout(st.ppo, st.env_state, key_roll)
             norm_state, raw_learned, ppo_reward = learned_reward(st, tr)
@@ -162,8 +171,10 @@ def make_train(config: Config) -> Pipeline:
         return state, traj, summary
 
     def init(key: jax.Array) -> PipelineState:
-        key_env, key_ppo, key_rm, key_warm, key_coll, key_harv, key_lab, key_fit, key_next = (
-            jax.random.split(key, 9)
+        # The PPO keys split as in ppo.make_train; the feedback keys come from a fold.
+        key_ppo, key_env, key_loop = jax.random.split(key, 3)
+        key_rm, key_warm, key_coll, key_harv, key_lab, key_fit, key_next = jax.random.split(
+            jax.random.fold_in(key, 1), 7
         )
         env_state = tenv.reset(key_env)
         state = PipelineState(
@@ -188,6 +199,7 @@ def make_train(config: Config) -> Pipeline:
             ep_learned=jnp.zeros((B,), dtype),
             counters=Counters(*(jnp.zeros((), jnp.int32) for _ in range(7))),
             key=key_next,
+            ppo_key=key_loop,
         )
         # Warm-up on the true reward (the reference's INITIAL_POLICY_TS, whole rollouts).
         state, _, _ = ppo_cycles(state, key_warm, c.warmup_cycles, True, True)
