@@ -115,3 +115,17 @@ def reset_obs(env, genv, n: int, n_theirs: int | None = None, seed: int = 0):
     n_theirs = n if n_theirs is None else n_theirs
     theirs = np.stack([genv.reset(seed=seed * 100_000 + i)[0] for i in range(n_theirs)])
     return ours, theirs
+
+
+# Gymnasium id -> kwargs for both sides of a parity check (no early termination, so every
+# requested step runs).
+TASK_ENVS = {
+    "HalfCheetah-v5": {},
+    "Hopper-v4": {"terminate_when_unhealthy": False},
+    "Hopper-v5": {"terminate_when_unhealthy": False},
+    "Walker2d-v5": {"terminate_when_unhealthy": False},
+    "Swimmer-v5": {},
+    "Reacher-v4": {},
+    "Reacher-v5": {},
+    "Ant-v5": {"terminate_when_unhealthy": False},
+}

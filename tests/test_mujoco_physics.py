@@ -279,16 +279,7 @@ def test_x64_suite_in_subprocess():
 
 # ----------------------------------------------------------------- task level (tasks.py)
 
-TASK_ENVS = {
-    "HalfCheetah-v5": {},
-    "Hopper-v4": {"terminate_when_unhealthy": False},
-    "Hopper-v5": {"terminate_when_unhealthy": False},
-    "Walker2d-v5": {"terminate_when_unhealthy": False},
-    "Swimmer-v5": {},
-    "Reacher-v4": {},
-    "Reacher-v5": {},
-    "Ant-v5": {"terminate_when_unhealthy": False},
-}
+from _parity import TASK_ENVS  # noqa: E402
 
 
 @pytest.mark.parametrize("env_id", list(TASK_ENVS))

@@ -7,6 +7,7 @@ loop. Everything is fixed-shape: ``k_max`` query slots per modality with masks.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, NamedTuple
 
 import jax
@@ -45,12 +46,12 @@ def make_feedback_parts(config, env) -> FeedbackParts:
     # Single-modality runs: acquisition sees no rating likelihood (pairs only), or a fixed
     # split with every query a rating.
     if run.feedback == "preference":
-        acq_cfg = _replace(acq_cfg, rating_likelihood="none")
+        acq_cfg = replace(acq_cfg, rating_likelihood="none")
     elif run.feedback == "rating":
-        acq_cfg = _replace(acq_cfg, allocation="fixed", pref_fraction=0.0, min_pref=0,
+        acq_cfg = replace(acq_cfg, allocation="fixed", pref_fraction=0.0, min_pref=0,
                            rating_likelihood=c.reward.rating_likelihood)
     else:
-        acq_cfg = _replace(acq_cfg, rating_likelihood=c.reward.rating_likelihood)
+        acq_cfg = replace(acq_cfg, rating_likelihood=c.reward.rating_likelihood)
 
     def init_reward(key):
         return trainer.init(model.init(key))
@@ -186,8 +187,3 @@ def make_feedback_parts(config, env) -> FeedbackParts:
         reward_corr=reward_corr,
     )
 
-
-def _replace(cfg, **kw):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **kw)

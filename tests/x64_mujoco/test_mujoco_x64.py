@@ -4,6 +4,9 @@
 subprocess with x64 on; in a plain (float32) pytest run every test here is skipped.
 """
 
+import pathlib
+import sys
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -13,21 +16,13 @@ import pytest
 
 from active_rlhf_jax.envs.mujoco_physics import MujocoPhysics
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from _parity import TASK_ENVS  # noqa: E402
+
 pytestmark = pytest.mark.skipif(
     not jax.config.jax_enable_x64, reason="needs JAX_ENABLE_X64=1 (run via subprocess)"
 )
 
-# Gymnasium id -> kwargs for both sides (no early termination, so 200 steps always run).
-TASK_ENVS = {
-    "HalfCheetah-v5": {},
-    "Hopper-v4": {"terminate_when_unhealthy": False},
-    "Hopper-v5": {"terminate_when_unhealthy": False},
-    "Walker2d-v5": {"terminate_when_unhealthy": False},
-    "Swimmer-v5": {},
-    "Reacher-v4": {},
-    "Reacher-v5": {},
-    "Ant-v5": {"terminate_when_unhealthy": False},
-}
 
 
 def test_physics_float64_fields_are_exact():
