@@ -72,6 +72,10 @@ def run_ours(env_id, backend, steps, seeds, preset):
         compile_s=compile_s,
         run_s=run_s,
         sps_all_seeds=cfg.env_steps * seeds / run_s,
+        # Learning curve: per update, the env steps so far and each seed's mean return of
+        # the episodes that finished in that update (NaN where none finished).
+        curve_steps=[(i + 1) * cfg.ppo.batch_size for i in range(ret.shape[1])],
+        curve_returns=np.where(cnt > 0, ret, np.nan).tolist(),
     )
 
 
@@ -114,7 +118,14 @@ def run_sb3(env_id, steps, seed, lr):
         initial=float(rets[0]),
         run_s=run_s,
         sps=model.num_timesteps / run_s,
+        # Learning curve: each finished episode's return at the env step it ended.
+        curve_steps=ends.tolist(),
+        curve_returns=rets.tolist(),
     )
+
+
+def _brief(rec):
+    return {k: v for k, v in rec.items() if not k.startswith("curve_")}
 
 
 def main(argv=None):
@@ -132,7 +143,7 @@ def main(argv=None):
     recs = []
     if not a.no_ours:
         recs.append(run_ours(a.env, a.backend, a.steps, a.seeds, a.preset))
-        print(json.dumps(recs[-1]), flush=True)
+        print(json.dumps(_brief(recs[-1])), flush=True)
     if a.sb3:
         from configs.ppo_presets import SB3_LEARNING_RATES
 
@@ -141,7 +152,7 @@ def main(argv=None):
         for s in range(a.sb3_seeds):
             recs.append(run_sb3(a.env, a.steps, s, lr))
             finals.append(recs[-1]["final"])
-            print(json.dumps(recs[-1]), flush=True)
+            print(json.dumps(_brief(recs[-1])), flush=True)
         print(json.dumps({"learner": "sb3", "mean_ci95": ci95(finals)}))
     if a.json:
         with open(a.json, "a") as f:
