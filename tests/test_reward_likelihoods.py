@@ -71,9 +71,9 @@ def test_ordinal_hand_values_and_stability():
 
 def test_cutpoints_ordered_and_unit_spaced_at_init():
     first, raw = lik.init_cut_params(10)
-    c = lik.compute_cutpoints(first, raw)
+    c = lik.compute_cutpoints(first, raw, 10)
     np.testing.assert_allclose(c, np.arange(9) - 4.0, atol=1e-5)
-    c2 = lik.compute_cutpoints(jnp.float32(0.3), jnp.array([-50.0, 3.0, -1.0]))
+    c2 = lik.compute_cutpoints(jnp.float32(0.3), jnp.array([-50.0, 3.0, -1.0]), 5)
     assert np.all(np.diff(np.asarray(c2)) > 0)
 
 
@@ -81,3 +81,25 @@ def test_gaussian_bin_probs_normalised():
     p = lik.compute_gaussian_bin_probs(jnp.array([-5.0, 4.5, 20.0]), jnp.array([1.0, 0.0, 9.0]), 10)
     np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-6)
     assert float(p[0, 0]) > 0.99 and float(p[2, 9]) > 0.99
+
+
+def test_uniform_cutpoints_share_one_width():
+    first, raw = lik.init_cut_params(10, uniform=True)
+    assert raw.shape == (1,)
+    np.testing.assert_allclose(lik.compute_cutpoints(first, raw, 10), np.arange(9) - 4.0, atol=1e-5)
+    # width = softplus(10 * 0.1) + 1e-4 = 1.313362
+    c = np.asarray(lik.compute_cutpoints(jnp.float32(-0.2), jnp.array([0.1]), 10))
+    np.testing.assert_allclose(c, -2.0 + 1.3133617 * np.arange(9), rtol=1e-5)
+
+
+def test_uniform_link_has_no_free_scale():
+    from active_rlhf_jax.reward import RewardModelConfig, make_reward_model
+    from active_rlhf_jax.reward.posterior import ordinal_link
+
+    for cuts, has_scale in (("uniform", False), ("free", True)):
+        cfg = RewardModelConfig(hidden=(4,), ordinal_cuts=cuts)
+        params = make_reward_model(cfg, 2, 1).init(jax.random.PRNGKey(0))
+        assert ("log_scale" in params) == has_scale
+        assert params["cut_incr_raw"].shape == ((1,) if cuts == "uniform" else (8,))
+        scale, c = ordinal_link(params, cfg)
+        assert float(scale) == 1.0 and c.shape == (9,)

@@ -32,6 +32,10 @@ class RewardModelConfig:
         num_posterior_samples: default S for MC-dropout posteriors.
         rating_likelihood: "ordinal" (cumulative link with learned cut points and scale)
             or "gaussian" (reference GaussianNLL).
+        ordinal_cuts: "uniform" (default: equally spaced cut points, a learned first cut
+            and one learned width, scale 1, matching the teacher's equal-width bins and
+            putting the rating noise on the Bradley-Terry return scale; 2 link parameters)
+            or "free" (K-1 learned cut points and a learned scale; K link parameters).
         num_bins: rating bins K (ratings are 0..K-1).
         rating_range: (lo, hi) of the clipped discounted return the teacher bins.
         gamma: discount of the rating target return.
@@ -49,6 +53,8 @@ class RewardModelConfig:
     ensemble_size: int = 5
     num_posterior_samples: int = 20
     rating_likelihood: str = "ordinal"
+    ordinal_cuts: str = "uniform"
+    ordinal_scale: str = "learned"
     num_bins: int = 10
     rating_range: tuple[float, float] = (0.0, 10.0)
     gamma: float = 0.99
@@ -81,6 +87,7 @@ class RewardModelConfig:
             raise ConfigError("ensemble_size", "an ensemble posterior needs at least 2 members")
         check_positive_int("num_posterior_samples", self.num_posterior_samples)
         check_choice("rating_likelihood", self.rating_likelihood, {"ordinal", "gaussian"})
+        check_choice("ordinal_cuts", self.ordinal_cuts, {"free", "uniform"})
         check_positive_int("num_bins", self.num_bins)
         if self.num_bins < 2:
             raise ConfigError("num_bins", "must be at least 2")

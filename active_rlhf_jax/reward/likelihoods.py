@@ -51,11 +51,14 @@ def compute_return_norm_reg(ret: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
 
 
-def compute_cutpoints(cut_first: jax.Array, cut_incr_raw: jax.Array) -> jax.Array:
+def compute_cutpoints(cut_first: jax.Array, cut_incr_raw: jax.Array, num_bins: int) -> jax.Array:
     """Ordered cut points ``c_0 < c_1 < ... < c_{K-2}`` from unconstrained params.
 
     Args:
-        cut_first: [] first cut point; cut_incr_raw: [K-2] raw increments.
+        cut_first: [] first cut point.
+        cut_incr_raw: [K-2] raw increments (free cut points), or [1]: one increment shared
+            by every gap (uniform cut points, the teacher's equal-width bins).
+        num_bins: K.
 
     Returns:
         [K-1] ``c_0 = s first, c_k = c_{k-1} + softplus(s raw_k) + eps`` with
@@ -63,15 +66,20 @@ def compute_cutpoints(cut_first: jax.Array, cut_incr_raw: jax.Array) -> jax.Arra
     """
     first = LINK_PARAM_SCALE * cut_first
     incr = jax.nn.softplus(LINK_PARAM_SCALE * cut_incr_raw) + CUT_GAP_EPS
+    incr = jnp.broadcast_to(incr, (num_bins - 2,))
     return jnp.concatenate([first[None], first + jnp.cumsum(incr)])
 
 
-def init_cut_params(num_bins: int) -> tuple[jax.Array, jax.Array]:
-    """Unit-spaced cut points centred on 0: (cut_first [], cut_incr_raw [K-2]) (stored)."""
+def init_cut_params(num_bins: int, uniform: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Unit-spaced cut points centred on 0, stored: (cut_first [], cut_incr_raw [K-2] or [1]).
+
+    ``uniform`` keeps a single shared increment (shape [1]) instead of K-2 free ones.
+    """
     first = -(num_bins - 2) / 2.0
     raw = np.log(np.expm1(1.0 - CUT_GAP_EPS))  # softplus(raw) + eps = 1
+    n = 1 if uniform else num_bins - 2
     return (jnp.asarray(first / LINK_PARAM_SCALE, jnp.float32),
-            jnp.full((num_bins - 2,), raw / LINK_PARAM_SCALE, jnp.float32))
+            jnp.full((n,), raw / LINK_PARAM_SCALE, jnp.float32))
 
 
 def compute_link_scale(log_scale: jax.Array) -> jax.Array:

@@ -80,8 +80,10 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
         }
         if cfg.probabilistic:
             params["var"] = _linear_init(keys[-1], sizes[-1], 1)
-        params["cut_first"], params["cut_incr_raw"] = lik.init_cut_params(cfg.num_bins)
-        params["log_scale"] = jnp.zeros((), jnp.float32)
+        params["cut_first"], params["cut_incr_raw"] = lik.init_cut_params(
+            cfg.num_bins, cfg.ordinal_cuts == "uniform")
+        if cfg.ordinal_cuts == "free":
+            params["log_scale"] = jnp.zeros((), jnp.float32)
         return params
 
     def init(key: jax.Array):

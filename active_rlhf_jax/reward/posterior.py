@@ -64,12 +64,30 @@ def compute_rating_target(mu: jax.Array, var: jax.Array, cfg: RewardModelConfig,
     return g, v
 
 
+def ordinal_link(params: dict, cfg: RewardModelConfig) -> tuple[jax.Array, jax.Array]:
+    """Scale and cut points of the ordinal link: ``P(y <= k) = sigmoid(c_k - scale G)``.
+
+    ``ordinal_cuts="uniform"``: equal-width cut points (learned first cut and one learned
+    width) and scale 1, so the rating noise unit is the Bradley-Terry unit and the learned
+    width is the link's scale (bins per unit of return). ``"free"``: K-1 free cut points
+    and a learned scale ``exp(log_scale)``.
+
+    Returns:
+        (scale [], cuts [K-1]).
+    """
+    cuts = lik.compute_cutpoints(params["cut_first"], params["cut_incr_raw"], cfg.num_bins)
+    if cfg.ordinal_cuts == "uniform":
+        return jnp.ones((), jnp.float32), cuts
+    return lik.compute_link_scale(params["log_scale"]), cuts
+
+
 def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.Array,
                        cfg: RewardModelConfig, compat: CompatConfig) -> jax.Array:
     """Per-clip rating NLL under the configured likelihood.
 
     Args:
-        params: one member's params (``cut_first``, ``cut_incr_raw``, ``log_scale``).
+        params: one member's params (``cut_first``, ``cut_incr_raw``, and ``log_scale`` for
+            free cut points).
         mu, var: [B, L]; rating: [B] float labels.
 
     Returns:
@@ -78,8 +96,8 @@ def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.
     g, v = compute_rating_target(mu, var, cfg, compat)
     if cfg.rating_likelihood == "gaussian":
         return lik.compute_gaussian_rating_nll(g, v, rating)
-    cuts = lik.compute_cutpoints(params["cut_first"], params["cut_incr_raw"])
-    return lik.compute_ordinal_nll(lik.compute_link_scale(params["log_scale"]) * g, cuts, rating)
+    scale, cuts = ordinal_link(params, cfg)
+    return lik.compute_ordinal_nll(scale * g, cuts, rating)
 
 
 def compute_clip_posterior(params: dict, mu: jax.Array, var: jax.Array,
@@ -100,8 +118,8 @@ def compute_clip_posterior(params: dict, mu: jax.Array, var: jax.Array,
         probs = lik.compute_gaussian_bin_probs(g, v, k)
         r_mean, r_var = g, jnp.maximum(v, lik.VAR_FLOOR)
     else:
-        cuts = lik.compute_cutpoints(params["cut_first"], params["cut_incr_raw"])
-        probs = jnp.exp(lik.compute_ordinal_log_probs(lik.compute_link_scale(params["log_scale"]) * g, cuts))
+        scale, cuts = ordinal_link(params, cfg)
+        probs = jnp.exp(lik.compute_ordinal_log_probs(scale * g, cuts))
         bins = jnp.arange(k, dtype=jnp.float32)
         r_mean = probs @ bins
         r_var = jnp.maximum(probs @ bins**2 - r_mean**2, 0.0)
