@@ -95,6 +95,12 @@ def _add_train_parser(sub):
     p.add_argument("--out", default=None, help="run directory (required unless --resume)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue a killed run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    mp = p.add_argument_group(
+        "several processes (jax.distributed; start the same command once per process)")
+    mp.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                    help="process 0's address; turns the multi-process runtime on")
+    mp.add_argument("--num-processes", type=int, default=None, help="processes in all")
+    mp.add_argument("--process-id", type=int, default=None, help="this process, 0..N-1")
     group = p.add_argument_group("config fields (override the preset)")
     for name, default, help_text in _leaf_fields(Config, Config()):
         if name in ("seeds",):
@@ -112,6 +118,13 @@ def _cmd_train(args) -> int:
     from active_rlhf_jax.pipeline.runner import run
     from configs.presets import get_preset
 
+    if args.coordinator is not None:
+        from active_rlhf_jax.pipeline.distributed import initialize
+
+        for name in ("num_processes", "process_id"):
+            if getattr(args, name) is None:
+                raise ConfigError(name, "is required with --coordinator")
+        initialize(args.coordinator, args.num_processes, args.process_id)
     if args.resume:
         summary = run(None, args.resume, resume=True, progress=not args.no_progress)
         print(json.dumps(summary))

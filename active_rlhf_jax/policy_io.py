@@ -170,7 +170,11 @@ def save_policy(
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        ckptr = ocp.StandardCheckpointer()
+        # Only the calling process takes part (under jax.distributed the runner calls this
+        # from process 0 alone, with host arrays), so orbax must not wait for the others.
+        ckptr = ocp.StandardCheckpointer(
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=jax.process_index(), active_processes={jax.process_index()}))
         ckptr.save((tmp / STATE_DIR).resolve(), tree)
         ckptr.wait_until_finished()
         ckptr.close()

@@ -134,7 +134,9 @@ MODIFIERS = {
 }
 
 WHOLE = {
-    "reference": ["cheetah", "bald-fixed", "compat", {"name": "reference"}],
+    # The reference's separate 200 stochastic episodes per iteration feed its pool.
+    "reference": ["cheetah", "bald-fixed", "compat",
+                  {"name": "reference", "run.collection_episodes_per_iteration": 200}],
     # Tiny probe run: the whole pipeline in seconds (tests).
     "smoke": [
         {

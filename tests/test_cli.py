@@ -32,6 +32,12 @@ def test_help_lists_every_field_with_its_meaning(capsys):
         (["--ppo.minibatch_size", "1000"], "ppo"),
         (["--ppo.learning_rate", "nan"], "ppo.learning_rate"),
         (["--reward.dropout", "abc"], "reward.dropout"),
+        (["--run.collection_episodes_per_iteration", "-1"], "run.collection_episodes_per_iteration"),
+        (["--reward.ordinal_cuts", "quadratic"], "reward.ordinal_cuts"),
+        # Multi-process flags are checked before jax.distributed is started.
+        (["--coordinator", "localhost:1"], "num_processes"),
+        (["--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"], "coordinator"),
+        (["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"], "process_id"),
     ],
 )
 def test_invalid_values_exit_2_without_writing(tmp_path, capsys, args, field):

@@ -174,6 +174,49 @@ def test_seed_axis_sharded_over_two_devices_matches_unsharded(tmp_path, smoke_ru
                 assert a[k] == b[k], k
 
 
+def test_two_processes_with_jax_distributed_match_one(tmp_path, smoke_run):
+    """``active-rlhf train --coordinator ...``: two processes on this machine (one CPU
+    device each, gloo collectives) split the 2 seeds. Process 0 alone writes the run
+    directory; every iteration of both seeds is logged once; the first chunk agrees with
+    the one-process run within the same tolerance as the two-device test (1 seed per
+    device vs 2)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    cfg, out, _ = smoke_run
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    run_dir = tmp_path / "mp"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "active_rlhf_jax.cli", "train", "--preset", "smoke",
+             "--seeds", "2", "--out", str(run_dir), "--no-progress",
+             "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    summaries = [json.loads(o.strip().splitlines()[-1]) for o, _ in results]
+    assert summaries[0]["mean"] == summaries[1]["mean"]  # both processes see all seeds
+    mine, ref = _strip(_rows(run_dir)), _strip(_rows(out))
+    assert [(r["seed"], r["iteration"]) for r in mine] == [(r["seed"], r["iteration"]) for r in ref]
+    first = cfg.seeds * cfg.run.iterations_per_chunk
+    for a, b in zip(mine[:first], ref[:first]):
+        for k in a:
+            if isinstance(a[k], float) and isinstance(b[k], float):
+                assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), k
+            else:
+                assert a[k] == b[k], k
+    assert json.loads((run_dir / "final_eval.json").read_text())["episodes"] == cfg.run.eval_episodes
+    assert (run_dir / "policy" / "final").is_dir()
+
+
 def test_reward_model_learns_on_the_probe_env():
     """probe/target, 4 seeds in one jit(vmap(train)) call, 120 labels, 64-64 reward net.
 
@@ -224,3 +267,33 @@ def test_ground_truth_preset_is_the_ppo_trainer():
     assert int(state.ppo.update_step) == int(ts.ppo.update_step) == num_updates
     for a, b in zip(jax.tree_util.tree_leaves(state.ppo), jax.tree_util.tree_leaves(ts.ppo)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_separate_episode_collection_feeds_the_pool_and_leaves_ppo_alone():
+    """run.collection_episodes_per_iteration=3: each iteration runs 3 fresh 25-step probe
+    episodes (75 collection steps, logged apart), harvests the pool's new clips from them,
+    and leaves PPO (params, observation normaliser, env state) exactly as without it."""
+    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.pipeline.train import make_train
+
+    base = get_preset("smoke").validate()
+    coll = replace(base, **{"run.collection_episodes_per_iteration": 3}).validate()
+    key = jax.random.PRNGKey(11)
+    out = {}
+    for name, cfg in (("base", base), ("coll", coll)):
+        pipe = make_train(cfg)
+        s0 = jax.jit(pipe.init)(key)
+        s1, m = jax.jit(lambda s, p=pipe: p.run_chunk(s, 1))(s0)
+        out[name] = (s0, s1, jax.tree_util.tree_map(np.asarray, m))
+    (b0, b1, bm), (c0, c1, cm) = out["base"], out["coll"]
+    init_coll = base.collection_cycles * base.rollout_steps
+    assert int(b1.counters.collection_steps) == init_coll
+    assert int(c1.counters.collection_steps) == init_coll + 3 * 25
+    assert cm["collection_steps"].tolist() == [init_coll + 75]
+    assert bm["env_steps"].tolist() == cm["env_steps"].tolist()
+    for a, b in zip(jax.tree_util.tree_leaves((b1.ppo, b1.env_state)),
+                    jax.tree_util.tree_leaves((c1.ppo, c1.env_state))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The clips added this iteration differ (episodes vs rollouts); the initial ones do not.
+    np.testing.assert_array_equal(np.asarray(b0.pool.obs), np.asarray(c0.pool.obs))
+    assert not np.array_equal(np.asarray(b1.pool.obs), np.asarray(c1.pool.obs))

@@ -72,6 +72,7 @@ def test_reference_preset_switches_on_every_compat_option():
     assert all(getattr(c.compat, f.name) for f in dataclasses.fields(c.compat)
                if f.name != "biased_rating_noise")
     assert c.acquisition.pair_mode == "reference" and c.acquisition.allocation == "fixed"
+    assert c.run.collection_episodes_per_iteration == 200  # NUM_EPISODES_TO_COLLECT_PER_UPDATE
     noisy = get_preset("reference+noisy+biased-noise").validate()
     assert noisy.compat.biased_rating_noise and noisy.reward.rating_likelihood == "gaussian"
 

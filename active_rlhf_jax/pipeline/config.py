@@ -76,7 +76,8 @@ class RunConfig:
         initial_fraction: fraction of the budget bought at random before the loop (INITIAL_COLLECTION_FRACTION).
         segment_length: clip length L in env steps (SEGMENT_LEN).
         initial_segments: clips cut from the initial collection (1000).
-        segments_per_iteration: clips harvested from each iteration's rollouts (200).
+        segments_per_iteration: clips harvested each iteration (200), from the PPO rollouts or, with collection_episodes_per_iteration, from the separate episodes.
+        collection_episodes_per_iteration: 0 (default) harvests each iteration's clips from its PPO rollouts; E > 0 instead runs E fresh episodes of the current stochastic policy per iteration (the reference's 200, NUM_EPISODES_TO_COLLECT_PER_UPDATE) and harvests from those; their env steps are logged apart as collection_steps, and they neither update PPO nor its observation normaliser.
         pool_capacity: clip pool size (FIFO ring buffer).
         iterations_per_chunk: RLHF iterations per jitted call; the host logs and checkpoints between chunks.
         eval_episodes: deterministic episodes per seed in the final evaluation.
@@ -93,6 +94,7 @@ class RunConfig:
     segment_length: int = 40
     initial_segments: int = 1000
     segments_per_iteration: int = 200
+    collection_episodes_per_iteration: int = 0
     pool_capacity: int = 4096
     iterations_per_chunk: int = 5
     eval_episodes: int = 10
@@ -115,6 +117,9 @@ class RunConfig:
             check_positive_int(name, getattr(self, name))
         check_nonnegative_int("budget", self.budget)
         check_nonnegative_int("reward_norm_window", self.reward_norm_window)
+        check_nonnegative_int(
+            "collection_episodes_per_iteration", self.collection_episodes_per_iteration
+        )
         check_in_range("initial_fraction", self.initial_fraction, 0.0, 1.0)
         if self.feedback != "none" and self.budget <= 0:
             raise ConfigError("budget", f"must be positive with feedback={self.feedback!r}")

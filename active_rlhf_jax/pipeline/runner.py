@@ -7,6 +7,9 @@ Between chunks the host writes ``metrics.jsonl`` and TensorBoard scalars, advanc
 progress bar and saves an orbax checkpoint (atomic: orbax writes a temporary directory and
 renames it). ``resume`` restores the newest checkpoint and drops metric lines written after
 it, so a resumed run ends with exactly the metrics of an uninterrupted one.
+
+Under ``jax.distributed`` (several processes, see ``pipeline/distributed.py``) the mesh
+spans every process's devices; process 0 writes the files, all processes checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from active_rlhf_jax.config_utils import ConfigError, from_dict, to_dict
+from active_rlhf_jax.pipeline import distributed as dist
 from active_rlhf_jax.pipeline.config import Config
 from active_rlhf_jax.pipeline.train import make_train
 
@@ -77,7 +81,7 @@ def _jsonable(x):
 
 def metrics_rows(config: Config, metrics: dict, sps: float) -> list[dict]:
     """Chunk metrics ``{name: [seeds, chunk]}`` -> one dict per seed per iteration."""
-    metrics = jax.device_get(metrics)
+    metrics = dist.fetch(metrics)
     seeds, length = np.asarray(metrics["iteration"]).shape
     rows = []
     for i in range(length):
@@ -155,6 +159,7 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
     import orbax.checkpoint as ocp
 
     out = Path(out_dir).resolve()
+    main = dist.is_main_process()
     if resume:
         if not (out / CONFIG_FILE).exists():
             raise ConfigError("resume", f"{out} holds no run to resume")
@@ -163,14 +168,19 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
         config.validate()
         if (out / CONFIG_FILE).exists():
             raise ConfigError("out", f"{out} already holds a run (use --resume)")
+    mesh = _seed_mesh(config.seeds)
+    if dist.is_multiprocess() and (mesh is None or len(mesh.devices) != jax.device_count()):
+        raise ConfigError("seeds", f"must be a multiple of the {jax.device_count()} devices of "
+                          f"the {jax.process_count()} processes, got {config.seeds}")
     pipe = make_train(config)  # validates again, builds everything before writing
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    dist.barrier("run-dir-checked")  # no process writes before every process checked
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    if main and not resume:
         tmp = out / (CONFIG_FILE + ".tmp")
         tmp.write_text(json.dumps(to_dict(config), indent=2))
         os.replace(tmp, out / CONFIG_FILE)
 
-    mesh = _seed_mesh(config.seeds)
     chunk = config.run.iterations_per_chunk
     n_iter = config.num_iterations
     init_fn = seed_parallel(pipe.init, mesh)
@@ -185,23 +195,34 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
         out / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
     )
     keys = seed_keys(config)
+    if dist.is_multiprocess():
+        keys = dist.to_global(np.asarray(keys), mesh)
     t_compile = time.time()
     done_iters = 0
     if resume and manager.latest_step() is not None:
         step = manager.latest_step()
         abstract = jax.eval_shape(init_fn, keys)
+        if mesh is not None:  # restore straight onto the seed-sharded layout
+            from jax.sharding import NamedSharding
+            from jax.sharding import PartitionSpec as P
+
+            sharding = NamedSharding(mesh, P("seeds"))
+            abstract = jax.tree_util.tree_map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
         state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
         done_iters = int(step)
-        _truncate_metrics(out / METRICS_FILE, done_iters)
+        if main:
+            _truncate_metrics(out / METRICS_FILE, done_iters)
     else:
         state = init_fn(keys)
-        _truncate_metrics(out / METRICS_FILE, 0)
+        if main:
+            _truncate_metrics(out / METRICS_FILE, 0)
     jax.block_until_ready(state)
     init_seconds = time.time() - t_compile
 
-    logger = _Logger(out, config)
+    logger = _Logger(out, config) if main else None
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
 
         bar = tqdm(total=n_iter, initial=done_iters, unit="it", desc=config.name, file=sys.stderr)
@@ -217,7 +238,8 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
             wall = time.time() - t0
             sps = length * config.steps_per_iteration * config.seeds / max(wall, 1e-9)
             rows = metrics_rows(config, metrics, sps)
-            logger.write(rows)
+            if logger is not None:
+                logger.write(rows)
             done_iters += length
             manager.save(done_iters, args=ocp.args.StandardSave(state))
             manager.wait_until_finished()
@@ -229,16 +251,22 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
     finally:
         if bar is not None:
             bar.close()
-        logger.close()
+        if logger is not None:
+            logger.close()
 
     eval_fn = seed_parallel(pipe.evaluate, mesh)
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 10_000))(keys)
-    returns = np.asarray(jax.device_get(eval_fn(state, eval_keys)))  # [seeds, E]
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 10_000))(seed_keys(config))
+    if dist.is_multiprocess():
+        eval_keys = dist.to_global(np.asarray(eval_keys), mesh)
+    returns = np.asarray(dist.fetch(eval_fn(state, eval_keys)))  # [seeds, E]
     summary = final_eval_summary(config, returns)
-    tmp = out / (FINAL_EVAL_FILE + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / FINAL_EVAL_FILE)
-    _save_policy(out, config, state, pipe.env)
+    ppo_state = dist.fetch(state.ppo)
+    if main:
+        tmp = out / (FINAL_EVAL_FILE + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, out / FINAL_EVAL_FILE)
+        _save_policy(out, config, ppo_state, pipe.env)
+    dist.barrier("run-finished")
     summary["init_seconds"] = init_seconds
     # Compiled chunk programs (one per distinct chunk length): no recompilation check.
     summary["chunk_compilations"] = sum(f._cache_size() for f in chunk_fns.values())
@@ -268,8 +296,9 @@ def final_eval_summary(config: Config, returns: np.ndarray) -> dict:
     }
 
 
-def _save_policy(out: Path, config: Config, state, env):
-    """Final policy of every seed, with its observation normaliser (see policy_io)."""
+def _save_policy(out: Path, config: Config, ppo_state, env):
+    """Final policy of every seed (``ppo_state``: host arrays, leading seed axis), with its
+    observation normaliser (see policy_io)."""
     from active_rlhf_jax.policy_io import save_policy
 
     save_policy(
@@ -277,7 +306,7 @@ def _save_policy(out: Path, config: Config, state, env):
         config.env.env_id,
         config.env.options(),
         to_dict(config.ppo),
-        state.ppo,
+        ppo_state,
         seeds=[config.seed + i for i in range(config.seeds)],
         env=env,
     )

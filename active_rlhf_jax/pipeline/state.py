@@ -18,7 +18,8 @@ class Counters:
         iteration: RLHF iterations completed.
         env_steps: PPO env steps (warm-up and collection steps excluded).
         warmup_steps: PPO steps on the true reward before the loop.
-        collection_steps: env steps of the initial pool collection.
+        collection_steps: env steps of the initial pool collection and of any per-iteration
+            episode collection (``run.collection_episodes_per_iteration``).
         labels_used: labels charged against the budget.
         queries_pref: preference queries asked (skipped/tied ones included).
         queries_eval: rating queries asked.

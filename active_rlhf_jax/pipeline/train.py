@@ -223,6 +223,31 @@ def make_train(config: Config) -> Pipeline:
             ep_true=jnp.zeros_like(state.ep_true), ep_learned=jnp.zeros_like(state.ep_learned)
         )
 
+    num_coll = run.collection_episodes_per_iteration
+    coll_env = TrainingEnv(env, num_coll) if num_coll > 0 else None
+
+    def collect_episodes(state: PipelineState, key: jax.Array):
+        """``num_coll`` fresh episodes of the current stochastic policy (reference §2.1).
+
+        A separate batch of envs, reset here, so the PPO envs' episodes are untouched;
+        neither PPO nor its observation normaliser is updated. Auto-reset envs whose
+        episode ends early start a new one (segments never cross the reset).
+
+        Returns:
+            per-env series ``(raw_obs [E, H, o], env_action [E, H, a], true_reward [E, H],
+            done [E, H])`` with ``H = env.episode_length``.
+        """
+        key_reset, key_act = jax.random.split(key)
+
+        def step(env_state, k):
+            action = ppo.act(state.ppo, env_state.obs, k)
+            nxt = coll_env.step(env_state, action)
+            return nxt, (env_state.obs, action, nxt.reward, nxt.done)
+
+        _, out = jax.lax.scan(step, coll_env.reset(key_reset),
+                              jax.random.split(key_act, env.episode_length))
+        return tuple(jnp.swapaxes(x, 0, 1) for x in out)
+
     def iteration(state: PipelineState, _):
         key, key_ppo, key_harv, key_acq, key_fit = jax.random.split(state.key, 5)
         state = state.replace(key=key)
@@ -231,6 +256,12 @@ def make_train(config: Config) -> Pipeline:
         counters = state.counters.replace(iteration=it, env_steps=state.counters.env_steps + K * T * B)
         state = state.replace(counters=counters)
         if not ground_truth:
+            if num_coll > 0:
+                key_coll, key_harv = jax.random.split(key_harv)
+                traj = collect_episodes(state, key_coll)
+                state = state.replace(counters=state.counters.replace(
+                    collection_steps=state.counters.collection_steps
+                    + num_coll * env.episode_length))
             seg = harvest_segments(key_harv, *traj, run.segments_per_iteration, L)
             state = state.replace(pool=state.pool.add(*seg))
             n = compute_queries_this_iteration(
@@ -250,6 +281,7 @@ def make_train(config: Config) -> Pipeline:
             queries_eval=ctr.queries_eval,
             queries_total=ctr.queries_pref + ctr.queries_eval,
             labels_used=ctr.labels_used,
+            collection_steps=ctr.collection_steps,
         )
         return state, metrics
 
