@@ -54,11 +54,18 @@ def run_ours(env_id, backend, steps, seeds, preset):
     run_s = time.perf_counter() - t
     ret = np.asarray(m["episode_return"])
     cnt = np.asarray(m["episodes"])
+    # Episodes that finished in the last 5% of updates; with many synchronised envs (the
+    # parallel preset: all 256 episodes end in the same update) that window may hold none,
+    # so it is extended back to the last update in which episodes finished. That scores
+    # the parallel preset's policy from an earlier step (conservative); score_from_step
+    # records where each seed's window starts.
     window = max(1, int(math.ceil(0.05 * cfg.num_updates)))
-    finals = [
-        float(np.nansum(ret[s, -window:] * cnt[s, -window:]) / cnt[s, -window:].sum())
-        for s in range(seeds)
-    ]
+    finals, score_from = [], []
+    for s in range(seeds):
+        done = np.nonzero(cnt[s] > 0)[0]
+        start = min(cfg.num_updates - window, int(done[-1]))
+        finals.append(float(np.nansum(ret[s, start:] * cnt[s, start:]) / cnt[s, start:].sum()))
+        score_from.append(start * cfg.ppo.batch_size)
     first = [float(ret[s][cnt[s] > 0][0]) for s in range(seeds)]
     return dict(
         learner=f"ours/{preset}",
@@ -67,6 +74,7 @@ def run_ours(env_id, backend, steps, seeds, preset):
         env_steps=cfg.env_steps,
         seeds=seeds,
         per_seed=finals,
+        score_from_step=score_from,
         mean_ci95=ci95(finals),
         initial_policy=ci95(first),
         compile_s=compile_s,
@@ -138,6 +146,7 @@ def main(argv=None):
     p.add_argument("--no-ours", action="store_true")
     p.add_argument("--sb3", action="store_true")
     p.add_argument("--sb3-seeds", type=int, default=1)
+    p.add_argument("--sb3-first-seed", type=int, default=0)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     recs = []
@@ -149,7 +158,7 @@ def main(argv=None):
 
         lr = SB3_LEARNING_RATES.get(a.env, 3e-4)
         finals = []
-        for s in range(a.sb3_seeds):
+        for s in range(a.sb3_first_seed, a.sb3_first_seed + a.sb3_seeds):
             recs.append(run_sb3(a.env, a.steps, s, lr))
             finals.append(recs[-1]["final"])
             print(json.dumps(_brief(recs[-1])), flush=True)

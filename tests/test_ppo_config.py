@@ -95,5 +95,6 @@ def test_presets_match_the_reference_and_validate():
     assert sb3("Swimmer-v5").ppo.learning_rate == 2.5e-4
     assert sb3("Reacher-v5").ppo.learning_rate == 1e-4
     q = parallel().ppo
-    assert q.num_envs >= 256 and q.minibatch_size >= 1024
+    assert q.num_envs >= 256 and q.num_steps == 8 and q.minibatch_size == 256
+    assert q.learning_rate == 6e-4 and q.anneal_lr and parallel("Reacher-v5").ppo.learning_rate == 2e-4
     assert sb3(total_timesteps=1_000_000).num_updates == 488  # 999,424 env steps
