@@ -40,12 +40,11 @@ def spearman(x, y):
     return jnp.corrcoef(rx, ry)[0, 1]
 
 
-@pytest.fixture(scope="module")
-def toy():
+def make_toy(**model_kw):
     g = compute_discounted_return(true_reward(*clips(jax.random.PRNGKey(99), 5000)), 0.99)
     rr = (float(g.mean() - 2.5 * g.std()), float(g.mean() + 2.5 * g.std()))
     tcfg = TeacherConfig(rating_range=rr)
-    cfg = RewardModelConfig(hidden=(32, 32), dropout=0.0, rating_range=rr)
+    cfg = RewardModelConfig(hidden=(32, 32), dropout=0.0, rating_range=rr, **model_kw)
     model = make_reward_model(cfg, O, A)
     trainer = make_reward_trainer(cfg, model)
 
@@ -66,6 +65,11 @@ def toy():
     return lambda n_pref, n_rating, epochs, patience: np.asarray(f(keys, n_pref, n_rating, epochs, patience))
 
 
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy()
+
+
 def _se(x):
     return x.std(ddof=1) / np.sqrt(len(x))
 
@@ -76,10 +80,14 @@ def test_each_modality_recovers_ranking(toy):
     assert pref.mean() > 0.9 and rating.mean() > 0.9
 
 
-def test_unified_at_least_best_single_minus_one_se(toy):
+@pytest.mark.parametrize("cuts", ["free", "uniform"])
+def test_unified_at_least_best_single_minus_one_se(toy, cuts):
+    """Measured: free 0.671 / 0.639 / 0.754 (pref / rating / unified), uniform 0.671 /
+    0.603 / 0.793 (docs/reward_model.md also has 40, 60 and 100 labels, where it fails)."""
+    f = toy if cuts == "free" else make_toy(ordinal_cuts="uniform")
     n = 24
-    pref, rating, unified = toy(n, 0, 300, 30), toy(0, n, 300, 30), toy(n // 2, n - n // 2, 300, 30)
-    print(f"{n} labels: pref {pref.mean():.3f}+-{_se(pref):.3f} rating {rating.mean():.3f}+-{_se(rating):.3f} "
+    pref, rating, unified = f(n, 0, 300, 30), f(0, n, 300, 30), f(n // 2, n - n // 2, 300, 30)
+    print(f"{cuts} link, {n} labels: pref {pref.mean():.3f}+-{_se(pref):.3f} rating {rating.mean():.3f}+-{_se(rating):.3f} "
           f"unified {unified.mean():.3f}+-{_se(unified):.3f}")
     assert pref.mean() < 0.95 and rating.mean() < 0.95
     best = pref if pref.mean() >= rating.mean() else rating

@@ -32,10 +32,11 @@ class RewardModelConfig:
         num_posterior_samples: default S for MC-dropout posteriors.
         rating_likelihood: "ordinal" (cumulative link with learned cut points and scale)
             or "gaussian" (reference GaussianNLL).
-        ordinal_cuts: "uniform" (default: equally spaced cut points, a learned first cut
-            and one learned width, scale 1, matching the teacher's equal-width bins and
-            putting the rating noise on the Bradley-Terry return scale; 2 link parameters)
-            or "free" (K-1 learned cut points and a learned scale; K link parameters).
+        ordinal_cuts: "free" (default: K-1 learned cut points and a learned scale; K link
+            parameters) or "uniform" (equally spaced cut points, a learned first cut and
+            one learned width, scale 1, matching the teacher's equal-width bins and putting
+            the rating noise on the Bradley-Terry return scale; 2 link parameters). Uniform
+            is better on the reward toy problem, not on the probe pipeline (docs/reward_model.md).
         num_bins: rating bins K (ratings are 0..K-1).
         rating_range: (lo, hi) of the clipped discounted return the teacher bins.
         gamma: discount of the rating target return.
@@ -53,7 +54,7 @@ class RewardModelConfig:
     ensemble_size: int = 5
     num_posterior_samples: int = 20
     rating_likelihood: str = "ordinal"
-    ordinal_cuts: str = "uniform"
+    ordinal_cuts: str = "free"
     ordinal_scale: str = "learned"
     num_bins: int = 10
     rating_range: tuple[float, float] = (0.0, 10.0)

@@ -67,10 +67,10 @@ def compute_rating_target(mu: jax.Array, var: jax.Array, cfg: RewardModelConfig,
 def ordinal_link(params: dict, cfg: RewardModelConfig) -> tuple[jax.Array, jax.Array]:
     """Scale and cut points of the ordinal link: ``P(y <= k) = sigmoid(c_k - scale G)``.
 
-    ``ordinal_cuts="uniform"``: equal-width cut points (learned first cut and one learned
-    width) and scale 1, so the rating noise unit is the Bradley-Terry unit and the learned
-    width is the link's scale (bins per unit of return). ``"free"``: K-1 free cut points
-    and a learned scale ``exp(log_scale)``.
+    ``ordinal_cuts="free"`` (default): K-1 free cut points and a learned scale
+    ``exp(log_scale)``. ``"uniform"``: equal-width cut points (learned first cut and one
+    learned width) and scale 1, so the rating noise unit is the Bradley-Terry unit and the
+    learned width is the link's scale (bins per unit of return).
 
     Returns:
         (scale [], cuts [K-1]).
