@@ -72,7 +72,7 @@ def main(argv=None):
             final, curve, secs = final_corr(f"{a.env_preset}+{name}", a.seeds, overrides)
             res[name] = final
             print(f"{name}: final reward_corr {final.mean():.3f} +- {_se(final):.3f} "
-                  f"(per iteration {np.round(curve, 3).tolist()}, {secs:.0f} s)", flush=True)
+                  f"(per iteration {[round(float(x), 3) for x in curve]}, {secs:.0f} s)", flush=True)
         d = res[active] - res[rand]
         rec = dict(random=rand, active=active, seeds=a.seeds, overrides=overrides,
                    random_final=res[rand].tolist(), active_final=res[active].tolist(),
