@@ -111,3 +111,25 @@ def test_ensemble_members_differ_and_train_independently():
     for x, y in zip(jax.tree_util.tree_leaves(s.params), jax.tree_util.tree_leaves(s2.params)):
         np.testing.assert_allclose(x[:2], y[:2], rtol=1e-6, atol=1e-7)
         assert not bool(jnp.array_equal(x[2], y[2])) or x[2].size == 0
+
+
+def test_modality_weighting_per_item_vs_per_modality():
+    """1 valid preference and 3 valid ratings (one slot empty): per_item averages the 4
+    item NLLs, per_modality adds the two modality means. Checked against the per-item NLLs
+    from ``loss``'s own statistics (no dropout: train=False)."""
+    cfg_m = dataclasses.replace(CFG, modality_weighting="per_modality")
+    m = make_reward_model(CFG, O, A)
+    params = m.init(KEY)
+    ks = jax.random.split(jax.random.PRNGKey(4), 4)
+    batch = Batch(jax.random.normal(ks[0], (5, L, O)), jax.random.normal(ks[1], (5, L, A)),
+                  jax.random.normal(ks[2], (5, L, O)), jax.random.normal(ks[3], (5, L, A)),
+                  jnp.ones(5), jnp.arange(5) == 0,
+                  jax.random.normal(ks[1], (5, L, O)), jax.random.normal(ks[2], (5, L, A)),
+                  jnp.array([1.0, 4.0, 7.0, 2.0, 9.0]), jnp.array([False, True, True, True, False]))
+    item, stats = make_reward_trainer(CFG, m).loss(params, None, batch, False)
+    modal, _ = make_reward_trainer(cfg_m, m).loss(params, None, batch, False)
+    p_sum, n_p, r_sum, n_r = (float(x) for x in stats[:4])
+    assert (n_p, n_r) == (1.0, 3.0) and p_sum > 0 and r_sum > 0
+    np.testing.assert_allclose(float(item), (p_sum + r_sum) / 4, rtol=1e-6)
+    np.testing.assert_allclose(float(modal), p_sum / 1 + r_sum / 3, rtol=1e-6)
+    assert CFG.modality_weighting == "per_item"

@@ -43,7 +43,13 @@ class RewardModelConfig:
         lr, weight_decay: Adam with coupled L2 (torch ``Adam(weight_decay=...)``).
         batch_size: minibatch size (items of either modality).
         reg_weight: lambda of the reference's unsquared return-norm regulariser.
-        rating_weight: weight of the mean rating loss in the unified objective.
+        rating_weight: weight of the rating loss in the unified objective.
+        modality_weighting: "per_item" (default; the joint likelihood: every label weighs
+            the same, so the loss is (sum preference NLL + rating_weight x sum rating NLL)
+            / labels) or "per_modality" (mean preference NLL + rating_weight x mean rating
+            NLL: each modality weighs the same whatever its label count, so 18 preferences
+            next to 102 ratings weigh as much as the ratings; on the reward toy that costs
+            0.015 Spearman, docs/reward_model.md).
         init_epochs, init_patience, refit_epochs, refit_patience: early-stopping budgets.
     """
 
@@ -64,6 +70,7 @@ class RewardModelConfig:
     batch_size: int = 64
     reg_weight: float = 1e-5
     rating_weight: float = 1.0
+    modality_weighting: str = "per_item"
     init_epochs: int = 100
     init_patience: int = 10
     refit_epochs: int = 50
@@ -100,5 +107,6 @@ class RewardModelConfig:
         check_positive_int("batch_size", self.batch_size)
         check_nonnegative("reg_weight", self.reg_weight)
         check_nonnegative("rating_weight", self.rating_weight)
+        check_choice("modality_weighting", self.modality_weighting, {"per_modality", "per_item"})
         for name in ("init_epochs", "init_patience", "refit_epochs", "refit_patience"):
             check_positive_int(name, getattr(self, name))

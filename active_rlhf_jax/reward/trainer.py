@@ -108,10 +108,12 @@ def _bootstrap(key, mask):
     return order[draws], jnp.arange(cap) < n
 
 
-def _mean_losses(stats, rating_weight):
+def _mean_losses(stats, rating_weight, per_item: bool):
+    acc = stats[4] / jnp.maximum(stats[5], 1.0)
+    if per_item:
+        return (stats[0] + rating_weight * stats[2]) / jnp.maximum(stats[1] + stats[3], 1.0), acc
     pref = stats[0] / jnp.maximum(stats[1], 1.0)
     rating = stats[2] / jnp.maximum(stats[3], 1.0)
-    acc = stats[4] / jnp.maximum(stats[5], 1.0)
     return pref + rating_weight * rating, acc
 
 
@@ -126,6 +128,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
     cfg = config
     compat = model.compat
     pref_only = compat.pref_only_unified
+    per_item = cfg.modality_weighting == "per_item"
     ensemble = cfg.posterior == "ensemble"
     bsz = cfg.batch_size
     optimizer = optax.chain(
@@ -142,7 +145,11 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         pm = batch.pref_mask.astype(bool)
         nll_p = jnp.where(pm, lik.compute_preference_nll(ra, rb, batch.label), 0.0)
         n_p = jnp.sum(pm).astype(jnp.float32)
-        total = jnp.sum(nll_p) / jnp.maximum(n_p, 1.0)
+        if per_item:
+            n_items = n_p if pref_only else n_p + jnp.sum(batch.rating_mask).astype(jnp.float32)
+            total = jnp.sum(nll_p) / jnp.maximum(n_items, 1.0)
+        else:
+            total = jnp.sum(nll_p) / jnp.maximum(n_p, 1.0)
         if train:
             total = total + cfg.reg_weight * (lik.compute_return_norm_reg(ra, pm)
                                               + lik.compute_return_norm_reg(rb, pm))
@@ -155,7 +162,8 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             rm = batch.rating_mask.astype(bool)
             nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat), 0.0)
             r_sum, n_r = jnp.sum(nll_r), jnp.sum(rm).astype(jnp.float32)
-            total = total + cfg.rating_weight * r_sum / jnp.maximum(n_r, 1.0)
+            denom = n_items if per_item else n_r
+            total = total + cfg.rating_weight * r_sum / jnp.maximum(denom, 1.0)
         stats = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
                            jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
         return total, stats
@@ -220,8 +228,8 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             params, opt, tstats = jax.lax.fori_loop(
                 0, n_batches, body, (params, opt, jnp.zeros((len(STATS),))))
             vstats = val_stats(params)
-            train_loss, train_acc = _mean_losses(tstats, cfg.rating_weight)
-            val_loss, val_acc = _mean_losses(vstats, cfg.rating_weight)
+            train_loss, train_acc = _mean_losses(tstats, cfg.rating_weight, per_item)
+            val_loss, val_acc = _mean_losses(vstats, cfg.rating_weight, per_item)
             # Without validation items, early-stop on the training loss.
             crit = jnp.where(n_pv + n_rv > 0, val_loss, train_loss)
             improved = crit < best_v
