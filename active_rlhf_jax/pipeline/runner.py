@@ -48,8 +48,18 @@ def _seed_mesh(num_seeds: int):
 
 
 def seed_parallel(fn, mesh):
-    """``vmap`` over the leading seed axis, split over ``mesh`` with ``shard_map`` if given."""
-    batched = jax.vmap(fn)
+    """``vmap`` over the leading seed axis, split over ``mesh`` with ``shard_map`` if given.
+
+    A seed axis of size 1 (one seed, or one seed per device) is squeezed instead of
+    vmapped: on CPU a vmap of size 1 ran the default pipeline 1.4x slower, mostly in the
+    batched gathers of the PPO minibatches.
+    """
+
+    def batched(*args):
+        if jax.tree_util.tree_leaves(args)[0].shape[0] == 1:  # static under jit
+            out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
+            return jax.tree_util.tree_map(lambda x: x[None], out)
+        return jax.vmap(fn)(*args)
     if mesh is None:
         return jax.jit(batched)
     from jax.sharding import PartitionSpec as P
