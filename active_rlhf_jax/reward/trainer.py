@@ -109,6 +109,7 @@ def _bootstrap(key, mask):
 
 
 def _mean_losses(stats, rating_weight, per_item: bool):
+    """Objective and accuracy from a ``STATS`` vector (one minibatch or a whole pass)."""
     acc = stats[4] / jnp.maximum(stats[5], 1.0)
     if per_item:
         return (stats[0] + rating_weight * stats[2]) / jnp.maximum(stats[1] + stats[3], 1.0), acc
@@ -145,14 +146,6 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         pm = batch.pref_mask.astype(bool)
         nll_p = jnp.where(pm, lik.compute_preference_nll(ra, rb, batch.label), 0.0)
         n_p = jnp.sum(pm).astype(jnp.float32)
-        if per_item:
-            n_items = n_p if pref_only else n_p + jnp.sum(batch.rating_mask).astype(jnp.float32)
-            total = jnp.sum(nll_p) / jnp.maximum(n_items, 1.0)
-        else:
-            total = jnp.sum(nll_p) / jnp.maximum(n_p, 1.0)
-        if train:
-            total = total + cfg.reg_weight * (lik.compute_return_norm_reg(ra, pm)
-                                              + lik.compute_return_norm_reg(rb, pm))
         decided = pm & (batch.label != 0.5)
         correct = decided & ((ra > rb) == (batch.label > 0.5))
         if pref_only:
@@ -162,10 +155,12 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             rm = batch.rating_mask.astype(bool)
             nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat), 0.0)
             r_sum, n_r = jnp.sum(nll_r), jnp.sum(rm).astype(jnp.float32)
-            denom = n_items if per_item else n_r
-            total = total + cfg.rating_weight * r_sum / jnp.maximum(denom, 1.0)
         stats = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
                            jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
+        total, _ = _mean_losses(stats, cfg.rating_weight, per_item)
+        if train:
+            total = total + cfg.reg_weight * (lik.compute_return_norm_reg(ra, pm)
+                                              + lik.compute_return_norm_reg(rb, pm))
         return total, stats
 
     def step(params, opt_state, key, batch: Batch):
