@@ -75,12 +75,47 @@ def _parse_args(argv):
         default=None,
         help="C backend threads (default: $ACTIVE_RLHF_MUJOCO_THREADS or cpu count)",
     )
-    p.add_argument("--json", default=None, help="write the records to this JSON file")
+    p.add_argument(
+        "--sweep-first",
+        action="store_true",
+        help="run the seed sweep right after the pipeline, before the ground-truth run and "
+        "the second raw measurement (for short device leases)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="config override applied to every measured config, e.g. --set ppo.num_envs=512 "
+        "(repeatable; values parsed as Python literals)",
+    )
+    p.add_argument(
+        "--json",
+        default=None,
+        help="write the records to this JSON file (rewritten after every measurement, so an "
+        "interrupted run keeps what it measured)",
+    )
     args = p.parse_args(argv)
+    args.set = _parse_sets(p, args.set)
     args.seed_counts = tuple(int(s) for s in args.seed_counts.split(",") if s)
     if args.chunks < 2 or args.sweep_chunks < 2:
         p.error("--chunks and --sweep-chunks must be at least 2 (the first is not timed)")
     return args
+
+
+def _parse_sets(parser, items):
+    import ast
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
 
 
 def build_config(preset: str, seeds: int = 1, **overrides):
@@ -234,9 +269,10 @@ def main(argv=None) -> dict:
     import active_rlhf_jax  # noqa: F401  (sets its XLA CPU flag before JAX starts)
     from benchmarks.env_throughput import _load, _threads
 
-    overrides = {"run.iterations_per_chunk": args.iterations_per_chunk}
+    common = dict(args.set)
     if args.total_ppo_timesteps is not None:
-        overrides["run.total_ppo_timesteps"] = args.total_ppo_timesteps
+        common["run.total_ppo_timesteps"] = args.total_ppo_timesteps
+    overrides = {**common, "run.iterations_per_chunk": args.iterations_per_chunk}
     config = build_config(args.preset, **overrides)
     mujoco = not config.env.env_id.startswith("probe/")
     print(
@@ -259,38 +295,51 @@ def main(argv=None) -> dict:
     def record(rec):
         records.append(rec)
         print(_line(rec), flush=True)
+        if args.json:
+            _write_json(args.json, jax, argv, args.preset, records, None)
         return rec
 
     raw_before = record(measure_raw(config, args.raw_steps, args.raw_repeats, "raw env (before)"))
     rlhf = record(
         measure_pipeline(config, args.chunks, args.iterations_per_chunk, "pipeline")
     )
-    gt = None
-    if not args.no_ground_truth:
+    sweep_overrides = {**common, "run.iterations_per_chunk": args.sweep_iterations_per_chunk}
+    if args.sweep_timesteps_per_iteration is not None:
+        sweep_overrides["run.ppo_timesteps_per_iteration"] = args.sweep_timesteps_per_iteration
+
+    def run_ground_truth():
+        if args.no_ground_truth:
+            return None
         gt_config = build_config(args.preset, **overrides, **{"run.feedback": "none"})
-        gt = record(
+        return record(
             measure_pipeline(
                 gt_config, args.chunks, args.iterations_per_chunk, "ground truth (feedback=none)"
             )
         )
-    raw_after = record(measure_raw(config, args.raw_steps, args.raw_repeats, "raw env (after)"))
-    raw_sps = (raw_before["sps"] + raw_after["sps"]) / 2
 
-    sweep = []
-    sweep_overrides = {"run.iterations_per_chunk": args.sweep_iterations_per_chunk}
-    if args.total_ppo_timesteps is not None:
-        sweep_overrides["run.total_ppo_timesteps"] = args.total_ppo_timesteps
-    if args.sweep_timesteps_per_iteration is not None:
-        sweep_overrides["run.ppo_timesteps_per_iteration"] = args.sweep_timesteps_per_iteration
-    for n in args.seed_counts:
-        cfg = build_config(args.preset, seeds=n, **sweep_overrides)
-        sweep.append(
-            record(
-                measure_pipeline(
-                    cfg, args.sweep_chunks, args.sweep_iterations_per_chunk, f"seeds sweep ({n})"
+    def run_sweep():
+        out = []
+        for n in args.seed_counts:
+            cfg = build_config(args.preset, seeds=n, **sweep_overrides)
+            out.append(
+                record(
+                    measure_pipeline(
+                        cfg, args.sweep_chunks, args.sweep_iterations_per_chunk,
+                        f"seeds sweep ({n})",
+                    )
                 )
             )
-        )
+        return out
+
+    if args.sweep_first:  # short device leases: the seed sweep before the baselines
+        sweep = run_sweep()
+        gt = run_ground_truth()
+    else:
+        gt = run_ground_truth()
+    raw_after = record(measure_raw(config, args.raw_steps, args.raw_repeats, "raw env (after)"))
+    raw_sps = (raw_before["sps"] + raw_after["sps"]) / 2
+    if not args.sweep_first:
+        sweep = run_sweep()
     total_s = time.perf_counter() - t_start
 
     summary = dict(
@@ -326,17 +375,23 @@ def main(argv=None) -> dict:
             + f" [{sweep[0]['device']}]"
         )
     print(f"# load average at the end: {_load()}; total wall {total_s:.0f} s")
+    return _write_json(args.json, jax, argv, args.preset, records, summary)
+
+
+def _write_json(path, jax, argv, preset, records, summary) -> dict:
     out = dict(
         jax=jax.__version__,
         cpus=os.cpu_count(),
         argv=list(argv) if argv is not None else None,
-        preset=args.preset,
+        preset=preset,
         records=records,
         summary=summary,
     )
-    if args.json:
-        with open(args.json, "w") as f:
+    if path:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
             json.dump(out, f, indent=1, default=str)
+        os.replace(tmp, path)
     return out
 
 

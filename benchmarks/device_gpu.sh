@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# GPU figures for docs/benchmarks.md in one short device lease, run from the repository root
+# on a machine whose python3 already has a CUDA jax (the lent H200's image does).
+#
+#   bash benchmarks/device_gpu.sh check   # ~1 min: versions, imports, one MJX compile
+#   bash benchmarks/device_gpu.sh main    # pipeline vs raw at 512 envs, seeds 1/4/16, baselines
+#
+# Packages missing on that machine (mujoco, mujoco-mjx, gymnasium, ...) travel as wheels in
+# .whl/ (see the device notes in docs/benchmarks.md); they are installed into /tmp/site.
+# Results land in $OUT (default out/gpu): logs and the benchmarks' JSON records.
+set -uo pipefail
+stage=${1:-check}
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache PYTHONUNBUFFERED=1
+
+case "$stage" in
+check)
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv \
+    | tee "$OUT/gpu.txt"
+  python3 - <<'EOF' 2>&1 | tee "$OUT/check.log"
+import time
+import jax, jax.numpy as jnp, flax, optax, mujoco, gymnasium
+import active_rlhf_jax  # noqa: F401  (sets its XLA flag)
+from active_rlhf_jax.envs import TrainingEnv, make
+print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__,
+      "mujoco", mujoco.__version__, "gymnasium", gymnasium.__version__, jax.devices())
+raw = make("HalfCheetah-v5", backend="auto")
+print("backend auto ->", raw)
+env = TrainingEnv(raw, 512)
+state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+def roll(state):
+    def body(s, _):
+        s = env.step(s, jnp.zeros((512, env.action_size)))
+        return s, s.reward.mean()
+    return jax.lax.scan(body, state, None, length=100)
+t = time.perf_counter(); c = jax.jit(roll).lower(state).compile(); t_c = time.perf_counter() - t
+jax.block_until_ready(c(state)); t = time.perf_counter(); jax.block_until_ready(c(state))
+print(f"MJX HalfCheetah 512 envs x 100 steps: compile {t_c:.1f} s, "
+      f"{512 * 100 / (time.perf_counter() - t):,.0f} steps/s")
+EOF
+  ;;
+main)
+  # The default preset (HalfCheetah-v5, bald-info, 20,480 env steps per iteration) sized for
+  # a GPU: 512 envs x 40 steps = one rollout per iteration, minibatch 2048 (10 per epoch).
+  sizes=(--set ppo.num_envs=512 --set ppo.num_steps=40 --set ppo.minibatch_size=2048)
+  timeout "${PIPELINE_TIMEOUT:-400}" python3 -m benchmarks.pipeline_throughput --preset default \
+    "${sizes[@]}" --chunks 4 --iterations-per-chunk 1 --sweep-chunks 3 \
+    --sweep-iterations-per-chunk 1 --seed-counts 1,4,16 --sweep-first --raw-steps 100 --raw-repeats 2 \
+    --json "$OUT/pipeline_gpu.json" 2>&1 | tee "$OUT/pipeline_gpu.log"
+  timeout "${ENV_TIMEOUT:-120}" python3 -m benchmarks.env_throughput --envs HalfCheetah-v5 \
+    --backends mjx --batch-sizes 512,4096,16384 --steps 100 --repeats 2 --max-run-seconds 300 \
+    --json "$OUT/env_gpu.json" 2>&1 | tee "$OUT/env_gpu.log"
+  ;;
+*)
+  echo "usage: $0 check|main" >&2
+  exit 2
+  ;;
+esac
