@@ -40,14 +40,41 @@ def test_mc_dropout_sample_is_one_coherent_mask():
     m = make_reward_model(CFG, O, A)
     p = m.init(KEY)
     post = m.clip_posterior(p, KEY, obs, act, 8)
-    # Same mask for every clip of a sample: identical clips get identical returns...
-    np.testing.assert_array_equal(post.returns, jnp.repeat(post.returns[:, :1], 5, 1))
+    # Same mask for every clip of a sample: identical clips get identical returns (up to
+    # the rounding of different rows of one matmul, ~1e-7)...
+    np.testing.assert_allclose(post.returns, jnp.repeat(post.returns[:, :1], 5, 1),
+                               rtol=1e-6, atol=1e-6)
     # ...and different samples are different functions.
     assert float(jnp.std(post.returns[:, 0])) > 0
     # Reference (compat): independent elementwise masks differ across clips of a sample.
     me = make_reward_model(CFG, O, A, CompatConfig(elementwise_dropout=True))
     pe = me.clip_posterior(p, KEY, obs, act, 8)
     assert float(jnp.std(pe.returns, axis=1).mean()) > 0
+
+
+def test_mc_dropout_samples_match_a_float64_masked_mlp():
+    """Sample s = the MLP with sample s's masks (one per hidden layer, drawn as
+    ``split(split(key, S)[s], layers)[i]`` -> Bernoulli(1 - p) / (1 - p)) on every clip and
+    step, recomputed in float64 NumPy; the model folds the masks into the weights."""
+    m = make_reward_model(CFG, O, A)
+    p = jax.tree_util.tree_map(np.asarray, m.init(KEY))
+    obs, act = _clips()
+    S = 5
+    post = m.clip_posterior(p, KEY, obs, act, S)
+    x = np.concatenate([obs, act], -1).astype(np.float64)
+    leaky = lambda z: np.where(z > 0, z, 0.01 * z)
+    for s, k in enumerate(jax.random.split(KEY, S)):
+        masks = [np.asarray(jax.random.bernoulli(kk, 0.6, (h,)), np.float64) / 0.6
+                 for kk, h in zip(jax.random.split(k, 2), CFG.hidden)]
+        h = x
+        for layer, mask in zip(p["layers"], masks):
+            h = leaky(h @ layer["w"].astype(np.float64) + layer["b"]) * mask
+        mu = (h @ p["mean"]["w"].astype(np.float64) + p["mean"]["b"])[..., 0]
+        var = np.logaddexp(0.0, (h @ p["var"]["w"].astype(np.float64) + p["var"]["b"])[..., 0])
+        np.testing.assert_allclose(post.returns[s], mu.sum(-1), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(post.variances[s], var.sum(-1), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(post.disc_returns[s], (mu * 0.99 ** np.arange(L)).sum(-1),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_no_dropout_posterior_equals_step_reward():
