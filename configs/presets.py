@@ -13,7 +13,9 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
   ``compat`` (every reference compatibility option on but the biased rating noise),
   ``biased-noise`` (the reference's upward-biased noisy ratings, with ``noisy``).
 * Whole presets: ``reference`` (= cheetah+bald-fixed+compat: the original code's
-  behaviour), ``smoke`` (tiny probe run for tests), ``default`` (the README's run).
+  behaviour), ``smoke`` (tiny probe run for tests), ``acq-probe`` (smoke on
+  ``probe/linear`` with a pool that leaves acquisition a choice: BALD against random,
+  e.g. ``acq-probe+pref-bald``), ``default`` (the README's run).
 """
 
 from __future__ import annotations
@@ -168,6 +170,33 @@ WHOLE = {
             "reward.num_posterior_samples": 8,
         },
         "bald-info",
+    ],
+    # Acquisition-value probe (tests/test_acquisition_value.py, benchmarks/acquisition_value.py):
+    # the smoke pipeline on probe/linear, sized so that acquisition has a real choice. The
+    # pool (256 slots, 64 new segments per iteration) offers ~4x more unlabelled clips than
+    # an iteration asks about; with the smoke pool (20 new segments for ~14 pairs, every clip
+    # asked about at most once) the disjoint pairs were forced and only 96 of the 120 labels
+    # could be spent. Batch size 16 gives the small refits enough gradient steps to fit the
+    # labels. The experiment type after it picks the arm (e.g. acq-probe+pref-random).
+    "acq-probe": [
+        "smoke",
+        {
+            "name": "acq-probe",
+            "env.env_id": "probe/linear",
+            "reward.rating_range": (-5.0, 7.0),
+            "teacher.rating_range": (-5.0, 7.0),
+            "reward.hidden": (64, 64),
+            "reward.batch_size": 16,
+            "reward.init_epochs": 50,
+            "reward.init_patience": 10,
+            "reward.refit_epochs": 20,
+            "reward.refit_patience": 5,
+            "run.budget": 120,
+            "run.initial_collection_timesteps": 800,
+            "run.initial_segments": 128,
+            "run.segments_per_iteration": 64,
+            "run.pool_capacity": 256,
+        },
     ],
     # The README's run: HalfCheetah-v5 with information-based BALD over both modalities,
     # sized to show the true return rising within ~10 minutes on a 2-core CPU (C backend):
