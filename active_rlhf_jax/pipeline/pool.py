@@ -85,8 +85,10 @@ def harvest_segments(key, raw_obs, act, rew, ended, num_segments: int, length: i
     Returns:
         ``(obs [M, L, o], act [M, L, a], rew [M, L], mask [M])`` with ``M = num_segments``.
         A candidate is valid when no episode ends inside it before its last step, so a
-        segment never crosses a reset. ``mask`` is False only if too few candidates were
-        valid (not in practice: episodes are much longer than segments).
+        segment never crosses a reset; no window (env, start) is returned twice. ``mask``
+        is False only if too few distinct valid candidates were drawn (when the rollout
+        holds fewer distinct windows than ``num_segments``, or by chance when it holds
+        barely more).
     """
     num_envs, n_steps = rew.shape
     if length > n_steps:
@@ -101,10 +103,16 @@ def harvest_segments(key, raw_obs, act, rew, ended, num_segments: int, length: i
     )  # [B, N+1]: number of ends in steps [0, t)
     inner_ends = ends_before[env_idx, start + length - 1] - ends_before[env_idx, start]
     valid = inner_ends == 0
-    # Keep the first ``num_segments`` valid candidates in a random order.
-    order = jnp.argsort(jnp.where(valid, jax.random.uniform(key_order, (num_cand,)), 2.0))
+    # Keep the first ``num_segments`` valid candidates in a random order, each window
+    # (env, start) once: candidates are drawn with replacement, and a copy of a clip in
+    # the pool would waste acquisition's choices (small rollouts repeated windows often).
+    rank = jnp.argsort(jnp.argsort(jax.random.uniform(key_order, (num_cand,))))
+    window = env_idx * n_steps + start
+    first = jnp.full((num_envs * n_steps,), num_cand).at[window].min(jnp.where(valid, rank, num_cand))
+    keep = valid & (first[window] == rank)
+    order = jnp.argsort(jnp.where(keep, rank, num_cand + rank))
     chosen = order[:num_segments]
-    mask = valid[chosen]
+    mask = keep[chosen]
     t_idx = start[chosen][:, None] + jnp.arange(length)[None, :]  # [M, L]
     e_idx = env_idx[chosen][:, None]
     return raw_obs[e_idx, t_idx], act[e_idx, t_idx], rew[e_idx, t_idx], mask

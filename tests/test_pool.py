@@ -1,0 +1,49 @@
+"""Segment harvest: random windows that never cross a reset and never repeat."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from active_rlhf_jax.pipeline.pool import harvest_segments
+
+B, N, L = 3, 12, 4
+
+
+def _series(ended_at=()):
+    t = jnp.arange(N, dtype=jnp.float32)
+    obs = jnp.stack(jnp.broadcast_arrays(jnp.arange(B, dtype=jnp.float32)[:, None], t[None]), -1)
+    ended = np.zeros((B, N), np.float32)
+    for b, s in ended_at:
+        ended[b, s] = 1.0
+    return obs, jnp.zeros((B, N, 1)), t[None].repeat(B, 0), jnp.asarray(ended)
+
+
+def _windows(obs, mask):
+    o = np.asarray(obs)[np.asarray(mask)]
+    return [(int(w[0, 0]), int(w[0, 1])) for w in o], o
+
+
+def test_windows_are_distinct_and_never_cross_a_reset():
+    # env 0 ends an episode at step 5: windows of env 0 may end at 5 but not contain it
+    # before their last step. Distinct windows: 9 per env, minus env 0's 3 crossing ones.
+    obs, act, rew, ended = _series(ended_at=[(0, 5)])
+    f = jax.jit(harvest_segments, static_argnums=(5, 6))
+    for k in range(20):
+        o, _, r, mask = f(jax.random.PRNGKey(k), obs, act, rew, ended, 12, L)
+        wins, o = _windows(o, mask)
+        assert int(mask.sum()) == 12
+        assert len(set(wins)) == len(wins)  # no window twice
+        for (b, s), seg in zip(wins, o):
+            np.testing.assert_array_equal(seg[:, 1], np.arange(s, s + L))  # contiguous
+            assert not (b == 0 and s <= 5 < s + L - 1)  # no reset inside
+        np.testing.assert_array_equal(np.asarray(r)[np.asarray(mask)][:, 0],
+                                      [s for _, s in wins])
+
+
+def test_fewer_distinct_windows_than_wanted_are_masked():
+    # 3 envs x 9 starts = 27 distinct windows; 40 wanted -> at most 27 valid, all distinct.
+    obs, act, rew, ended = _series()
+    o, _, _, mask = jax.jit(harvest_segments, static_argnums=(5, 6))(
+        jax.random.PRNGKey(0), obs, act, rew, ended, 40, L)
+    wins, _ = _windows(o, mask)
+    assert len(wins) == len(set(wins)) and 24 <= len(wins) <= 27
