@@ -76,6 +76,28 @@ def test_best_weights_restored_and_keep_last_compat(default):
     assert not _tree_equal(sk.params, sk.best_params)  # reference: last weights kept
 
 
+def test_warmup_epochs_apply_to_the_first_fit_only():
+    """warmup_epochs=60: a fresh state's first fit restores none of its first 60 epochs and
+    its patience counter starts after them (>= 60 + patience + 1 epochs); a fit that ends
+    inside the warm-up returns its last epoch; a refit (num_steps > 0) early-stops as before."""
+    cfg = dataclasses.replace(CFG, warmup_epochs=60)
+    m = make_reward_model(cfg, O, A)
+    t = make_reward_trainer(cfg, m)
+    fit = jax.jit(t.fit)
+    st = t.init(m.init(KEY))
+    buf = _fill(40, 8, 8)
+    s, met = fit(st, buf, KEY, 400, 2)
+    assert float(met["epochs"]) >= 63
+    short, _ = fit(st, buf, KEY, 5, 2)
+    keep_last = make_reward_trainer(cfg, make_reward_model(cfg, O, A, CompatConfig(keep_last_weights=True)))
+    last, _ = jax.jit(keep_last.fit)(st, buf, KEY, 5, 2)
+    assert _tree_equal(short.params, last.params)
+    _, refit = fit(s, buf, jax.random.PRNGKey(1), 400, 1)
+    assert float(refit["epochs"]) < 60
+    with pytest.raises(Exception, match="warmup_epochs"):
+        dataclasses.replace(CFG, warmup_epochs=-1).validate()
+
+
 def test_pref_only_compat_ignores_ratings_bitwise(default):
     m, t, fit = default
     c = CompatConfig(pref_only_unified=True)

@@ -8,7 +8,8 @@ mixed items; the number of minibatches is ``ceil(n_train / batch_size)``, so a b
 capacity C holding n items trains exactly like a buffer of size n. A minibatch with no
 valid item leaves params and optimiser state bitwise unchanged. Early stopping follows
 the reference (strict improvement resets the patience counter) but restores the best
-validation weights unless ``compat.keep_last_weights``.
+validation weights unless ``compat.keep_last_weights``. In the first fit of a fresh state
+the first ``warmup_epochs`` epochs are not candidates and do not count towards patience.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         rv_order = jnp.argsort(~rv, stable=True)
         n_val_batches = (jnp.maximum(n_pv, n_rv) + bsz - 1) // bsz
         arange_b = jnp.arange(bsz)
+        # A fresh network's first fit: its first warmup_epochs epochs are not early-stopping
+        # candidates (a tiny validation set can rank the barely trained network best).
+        warmup = jnp.where(state.num_steps == 0, cfg.warmup_epochs, 0)
 
         def val_stats(params):
             def body(b, acc):
@@ -227,10 +231,11 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             val_loss, val_acc = _mean_losses(vstats, cfg.rating_weight, per_item)
             # Without validation items, early-stop on the training loss.
             crit = jnp.where(n_pv + n_rv > 0, val_loss, train_loss)
-            improved = crit < best_v
+            eligible = (ep >= warmup) | (ep + 1 >= max_epochs)
+            improved = eligible & (crit < best_v)
             best_p = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), params, best_p)
             best_v = jnp.where(improved, crit, best_v)
-            counter = jnp.where(improved, 0, counter + 1)
+            counter = jnp.where(improved | ~eligible, 0, counter + 1)
             metrics = jnp.stack([train_loss, val_loss, train_acc, val_acc])
             return ep + 1, params, opt, best_p, best_v, counter, steps + n_batches, metrics
 
