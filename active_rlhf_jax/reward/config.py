@@ -69,7 +69,6 @@ class RewardModelConfig:
     num_posterior_samples: int = 20
     rating_likelihood: str = "ordinal"
     ordinal_cuts: str = "free"
-    ordinal_scale: str = "learned"
     num_bins: int = 10
     rating_range: tuple[float, float] = (0.0, 10.0)
     gamma: float = 0.99
