@@ -42,6 +42,28 @@ def _parse_set(items):
     return out
 
 
+# make_toy fixes these (the toy's network and the teacher's rating range).
+FIXED_FIELDS = ("hidden", "dropout", "rating_range")
+
+
+def _check_overrides(overrides):
+    """Exit with one line naming the field if an override is unknown, fixed or invalid."""
+    import dataclasses
+
+    from active_rlhf_jax.reward import RewardModelConfig
+
+    names = {f.name for f in dataclasses.fields(RewardModelConfig)}
+    for name in overrides:
+        if name not in names:
+            raise SystemExit(f"--set {name}: not a RewardModelConfig field")
+        if name in FIXED_FIELDS:
+            raise SystemExit(f"--set {name}: fixed by the toy problem ({', '.join(FIXED_FIELDS)})")
+    try:
+        dataclasses.replace(RewardModelConfig(), **overrides).validate()
+    except Exception as e:  # ConfigError names the field
+        raise SystemExit(f"--set: {e}") from None
+
+
 def _se(x):
     return float(x.std(ddof=1) / np.sqrt(len(x)))
 
@@ -62,12 +84,14 @@ def main(argv=None):
     if any(n < 2 or n > 400 for n in labels):
         raise SystemExit("--labels: each count must be in 2..400 (the toy buffers hold 400)")
 
+    overrides = _parse_set(args.set)
+    _check_overrides(overrides)
+
     import jax
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
     from test_reward_toy import make_toy
 
-    overrides = _parse_set(args.set)
     keys = jax.random.split(jax.random.PRNGKey(args.key), args.keys)
     f = make_toy(keys=keys, **overrides)
     print(f"reward toy: {args.keys} keys (PRNGKey({args.key})), epochs/patience "
