@@ -3,8 +3,9 @@
 Default run: reset statistics of HalfCheetah-v5, Hopper-v4 and Reacher-v4; float32 step
 parity of HalfCheetah-v5 (contacts + Euler) and Reacher-v4 (reward before the step). Hopper-v4
 (contacts + RK4 + healthy terms) is checked step by step in float64 by default
-(tests/x64) and in float32 with ``-m slow``, with the other tasks: each MJX step compile costs
-about a minute on the 2-core CI machine. Each env compiles one step function (shared by the
+(tests/x64, which steps the others in float64 with ``-m slow``) and in float32 with
+``-m slow``, with the other tasks: each MJX step compile costs about a minute on the 2-core
+CI machine. Each env compiles one step function (shared by the
 one-step and free-running checks) and one vmapped reset.
 Ant-v5 is excluded from the strict checks: MJX's capsule-plane contact frame differs from
 C MuJoCo's and the pyramidal friction cone is not rotation invariant (docs/envs.md).

@@ -125,6 +125,7 @@ def test_unified_vs_single_modalities(toy):
             assert unified.mean() >= best.mean() - _se(best)
 
 
+@pytest.mark.slow  # an option's check (11 s); the default link is tested above
 def test_unified_uniform_link_at_24_labels():
     """Measured: 0.718 / 0.767 / 0.797 (pref / rating / unified). The uniform link's other
     counts are in docs/reward_model.md (unified at 40-100: 0.817, 0.839, 0.883)."""
