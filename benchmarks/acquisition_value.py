@@ -21,11 +21,12 @@ every preset. Keys are ``split(PRNGKey(--key), --seeds)``, the same for every ar
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 
 import numpy as np
+
+from benchmarks._overrides import parse_overrides
 
 BASE = {
     "reward.hidden": (64, 64), "reward.init_epochs": 50, "reward.refit_epochs": 20,
@@ -61,13 +62,7 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    overrides = {}
-    for item in a.set:
-        k, v = item.split("=", 1)
-        try:
-            overrides[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            overrides[k] = v
+    overrides = parse_overrides(a.set, p.error)
     records, res = [], {}  # an arm shared by several pairs runs once
     for pair in a.pairs.split(","):
         rand, active = pair.split(":")

@@ -42,6 +42,8 @@ import os
 import platform
 import time
 
+from benchmarks._overrides import parse_overrides
+
 
 def _parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -96,26 +98,11 @@ def _parse_args(argv):
         "interrupted run keeps what it measured)",
     )
     args = p.parse_args(argv)
-    args.set = _parse_sets(p, args.set)
+    args.set = parse_overrides(args.set, p.error)
     args.seed_counts = tuple(int(s) for s in args.seed_counts.split(",") if s)
     if args.chunks < 2 or args.sweep_chunks < 2:
         p.error("--chunks and --sweep-chunks must be at least 2 (the first is not timed)")
     return args
-
-
-def _parse_sets(parser, items):
-    import ast
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--set {item!r}: expected FIELD=VALUE")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
 
 
 def build_config(preset: str, seeds: int = 1, **overrides):

@@ -20,7 +20,6 @@ line per label count.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import pathlib
 import sys
@@ -28,18 +27,7 @@ import time
 
 import numpy as np
 
-
-def _parse_set(items):
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--set: expected FIELD=VALUE, got {item!r}")
-        try:
-            out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[name] = value
-    return out
+from benchmarks._overrides import parse_overrides
 
 
 # make_toy fixes these (the toy's network and the teacher's rating range).
@@ -64,6 +52,10 @@ def _check_overrides(overrides):
         raise SystemExit(f"--set: {e}") from None
 
 
+def _fail(msg):
+    raise SystemExit(msg)
+
+
 def _se(x):
     return float(x.std(ddof=1) / np.sqrt(len(x)))
 
@@ -84,7 +76,7 @@ def main(argv=None):
     if any(n < 2 or n > 400 for n in labels):
         raise SystemExit("--labels: each count must be in 2..400 (the toy buffers hold 400)")
 
-    overrides = _parse_set(args.set)
+    overrides = parse_overrides(args.set, _fail)
     _check_overrides(overrides)
 
     import jax
