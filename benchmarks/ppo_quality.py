@@ -10,6 +10,12 @@ ent_coef=0.01, learning_rate=lr)`` on Gymnasium's env in ``Monitor`` +
 ``VecNormalize(norm_reward=False, clip_obs=10)``, scored the same way (episodes that
 finished in the last 5% of its steps). Needs the ``bench`` extra (torch, SB3).
 
+With ``--gym-eval-episodes N`` (the results protocol: 10) each seed's final policy is also
+run deterministically (Gaussian mean, the seed's observation statistics) for N episodes in
+Gymnasium's own environment with the run's task options; ``gym_eval`` holds the per-seed
+means and their 95% CI. The ``tuned`` preset trains Hopper and Walker2d with Gymnasium's
+default ``terminate_when_unhealthy=True``.
+
 Usage::
 
     python -m benchmarks.ppo_quality --env HalfCheetah-v5 --backend mujoco \\
@@ -37,20 +43,46 @@ def ci95(x):
     return m, (m - h, m + h)
 
 
-def run_ours(env_id, backend, steps, seeds, preset):
+def gym_eval(cfg, train_fn, ppo_state, seeds, episodes, seed=0):
+    """Deterministic final evaluation of every seed in Gymnasium's env -> record dict."""
+    from types import SimpleNamespace
+
+    from active_rlhf_jax.evaluation import evaluate_gymnasium
+
+    policy = SimpleNamespace(
+        seeds=list(range(seeds)),
+        env_id=cfg.env_id,
+        env_options=dict(cfg.env_options),
+        ppo=train_fn.ppo,
+        state=ppo_state,
+    )
+    t = time.perf_counter()
+    returns, lengths = evaluate_gymnasium(policy, episodes, seed=seed)
+    means = returns.mean(axis=1)
+    return dict(
+        episodes=episodes,
+        per_seed=means.tolist(),
+        mean_ci95=ci95(means),
+        mean_length=float(lengths.mean()),
+        eval_s=time.perf_counter() - t,
+    )
+
+
+def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0):
     import jax
 
     from active_rlhf_jax.ppo import make_train
     from configs.ppo_presets import PRESETS
 
     cfg = PRESETS[preset](env_id, steps, backend=backend)
-    train = jax.jit(jax.vmap(make_train(cfg)))
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    train_fn = make_train(cfg)
+    train = jax.jit(jax.vmap(train_fn))
+    keys = jax.random.split(jax.random.PRNGKey(key), seeds)
     t = time.perf_counter()
     compiled = train.lower(keys).compile()
     compile_s = time.perf_counter() - t
     t = time.perf_counter()
-    _, m = jax.block_until_ready(compiled(keys))
+    ts, m = jax.block_until_ready(compiled(keys))
     run_s = time.perf_counter() - t
     ret = np.asarray(m["episode_return"])
     cnt = np.asarray(m["episodes"])
@@ -67,10 +99,14 @@ def run_ours(env_id, backend, steps, seeds, preset):
         finals.append(float(np.nansum(ret[s, start:] * cnt[s, start:]) / cnt[s, start:].sum()))
         score_from.append(start * cfg.ppo.batch_size)
     first = [float(ret[s][cnt[s] > 0][0]) for s in range(seeds)]
+    evaluation = gym_eval(cfg, train_fn, ts.ppo, seeds, gym_episodes) if gym_episodes else None
     return dict(
         learner=f"ours/{preset}",
         env=env_id,
         backend=backend,
+        key=key,
+        env_options=dict(cfg.env_options),
+        gym_eval=evaluation,
         env_steps=cfg.env_steps,
         seeds=seeds,
         per_seed=finals,
@@ -143,6 +179,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--preset", default="sb3")
+    p.add_argument("--key", type=int, default=0, help="PRNGKey of the seeds (split into --seeds)")
+    p.add_argument(
+        "--gym-eval-episodes", type=int, default=0,
+        help="deterministic episodes per seed in Gymnasium's env after training (0: none)",
+    )
     p.add_argument("--no-ours", action="store_true")
     p.add_argument("--sb3", action="store_true")
     p.add_argument("--sb3-seeds", type=int, default=1)
@@ -151,7 +192,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     recs = []
     if not a.no_ours:
-        recs.append(run_ours(a.env, a.backend, a.steps, a.seeds, a.preset))
+        recs.append(
+            run_ours(a.env, a.backend, a.steps, a.seeds, a.preset, a.key, a.gym_eval_episodes)
+        )
         print(json.dumps(_brief(recs[-1])), flush=True)
     if a.sb3:
         from configs.ppo_presets import SB3_LEARNING_RATES

@@ -12,7 +12,11 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
   std 1 bin), ``ensemble`` (5-member bootstrap ensemble posterior instead of MC dropout),
   ``compat`` (every reference compatibility option on but the biased rating noise),
   ``biased-noise`` (the reference's upward-biased noisy ratings, with ``noisy``).
-* Whole presets: ``reference`` (= cheetah+bald-fixed+compat: the original code's
+* PPO: ``tuned`` (the RL-Zoo's tuned PPO for the preceding environment, with 8 parallel
+  envs, and Gymnasium's default termination on Hopper/Walker2d; ``configs/ppo_presets.py``).
+* Whole presets: ``results`` (the results protocol of docs/results.md after an environment
+  preset: v5 task, tuned PPO, 1M PPO steps, 400 labels; e.g. ``cheetah+results+pref-bald``),
+  ``reference`` (= cheetah+bald-fixed+compat: the original code's
   behaviour), ``smoke`` (tiny probe run for tests), ``acq-probe`` (smoke on
   ``probe/linear`` with a pool that leaves acquisition a choice: BALD against random,
   e.g. ``acq-probe+pref-bald``), ``default`` (the README's run).
@@ -20,8 +24,11 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
 
 from __future__ import annotations
 
+import dataclasses
+
 from active_rlhf_jax.config_utils import ConfigError
 from active_rlhf_jax.pipeline.config import Config, replace
+from configs.ppo_presets import HEALTH_CHECKED, TUNED_TASKS, tuned_ppo
 
 # Reference PPO settings (SB3 defaults + the configs, seed_spec §13).
 _SB3_PPO = {
@@ -221,6 +228,48 @@ WHOLE = {
 }
 
 
+def _tuned(cfg: Config) -> dict:
+    """``tuned``: the RL-Zoo's tuned PPO for the config's task (a function of the env so far).
+
+    Hopper and Walker2d also get Gymnasium's default ``terminate_when_unhealthy=True``, with
+    which those settings were tuned (the environment presets keep the reference's False).
+    """
+    task = cfg.env.env_id.split("-")[0]
+    if task not in TUNED_TASKS:
+        raise ConfigError(
+            "preset", f"'tuned' covers {sorted(TUNED_TASKS)}; put an environment preset for "
+            f"one of them before it (the env so far is {cfg.env.env_id!r})"
+        )
+    changes = {f"ppo.{k}": v for k, v in dataclasses.asdict(tuned_ppo(cfg.env.env_id)).items()}
+    if task in HEALTH_CHECKED:
+        changes["env.terminate_when_unhealthy"] = True
+    return changes
+
+
+#: The results protocol runs Gymnasium's current (v5) version of each task.
+_V5 = {"HalfCheetah": "HalfCheetah-v5", "Hopper": "Hopper-v5", "Walker2d": "Walker2d-v5"}
+
+
+def _results(cfg: Config) -> dict:
+    """``results``: docs/results.md's protocol for the environment preset before it."""
+    task = cfg.env.env_id.split("-")[0]
+    if task not in _V5:
+        raise ConfigError(
+            "preset", f"'results' follows cheetah, hopper or walker, not {cfg.env.env_id!r}"
+        )
+    return {
+        "env.env_id": _V5[task],
+        "run.total_ppo_timesteps": 1_000_000,
+        "run.budget": 400,
+        "run.iterations_per_chunk": 5,
+    }
+
+
+CALLABLE = {"tuned": _tuned}
+# docs/results.md's protocol, after an environment preset: cheetah+results+pref-bald.
+WHOLE["results"] = [_results, "tuned"]
+
+
 def _parts(name: str):
     out = []
     for part in name.split("+"):
@@ -234,20 +283,23 @@ def _parts(name: str):
             out.append(EXPERIMENTS[part])
         elif part in MODIFIERS:
             out.append(MODIFIERS[part])
+        elif part in CALLABLE:
+            out.append(CALLABLE[part])
         else:
             raise ConfigError("preset", f"unknown preset {part!r}; known: {sorted(all_names())}")
     return out
 
 
 def all_names():
-    return list(ENV_PRESETS) + list(EXPERIMENTS) + list(MODIFIERS) + list(WHOLE)
+    return list(ENV_PRESETS) + list(EXPERIMENTS) + list(MODIFIERS) + list(CALLABLE) + list(WHOLE)
 
 
 def get_preset(name: str) -> Config:
     """Build the config of a '+'-joined preset name (not yet validated)."""
     cfg = Config()
     for changes in _parts(name):
-        cfg = replace(cfg, **changes)
+        # A callable part (tuned, results) computes its changes from the config so far.
+        cfg = replace(cfg, **(changes(cfg) if callable(changes) else changes))
     return replace(cfg, name=name) if name not in WHOLE else cfg
 
 
@@ -255,6 +307,7 @@ def describe_presets() -> str:
     lines = ["environments: " + ", ".join(ENV_PRESETS)]
     lines.append("experiments:  " + ", ".join(EXPERIMENTS))
     lines.append("modifiers:    " + ", ".join(MODIFIERS))
+    lines.append("ppo:          " + ", ".join(CALLABLE))
     lines.append("whole:        " + ", ".join(WHOLE))
     lines.append("combine with '+', e.g. cheetah+bald-info+noisy")
     return "\n".join(lines)

@@ -96,7 +96,9 @@ def make_train(config: Config) -> Pipeline:
     c, run = config, config.run
     env = make(c.env.env_id, backend=c.env.backend, **c.env.options())
     tenv = TrainingEnv(env, c.ppo.num_envs)
-    ppo = make_ppo(c.ppo, tenv)
+    num_updates = c.warmup_cycles + c.cycles_per_iteration * c.num_iterations
+    # The run's PPO updates (warm-up + every iteration's cycles) set anneal_lr's horizon.
+    ppo = make_ppo(c.ppo, tenv, num_updates=num_updates)
     ground_truth = run.feedback == "none"
     parts = None if ground_truth else fb.make_feedback_parts(config, env)
     num_iterations = c.num_iterations
@@ -105,7 +107,6 @@ def make_train(config: Config) -> Pipeline:
     L = run.segment_length
     dtype = jnp.zeros(()).dtype
     window = max(run.reward_norm_window, 1)
-    num_updates = c.warmup_cycles + K * num_iterations  # PPO updates of the whole run
 
     def learned_reward(state: PipelineState, tr):
         if ground_truth:

@@ -12,8 +12,11 @@ from active_rlhf_jax.ppo.losses import compute_gae, compute_ppo_loss, compute_sb
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
 from active_rlhf_jax.ppo.normalizer import (
     ObsNormState,
+    RewardNormState,
     init_obs_norm,
+    init_reward_norm,
     normalize_obs,
+    normalize_rewards,
     update_obs_norm_stats,
 )
 from active_rlhf_jax.ppo.train import TrainState, compute_episode_returns, make_train
@@ -25,6 +28,7 @@ __all__ = [
     "ObsNormState",
     "PPOConfig",
     "PPOState",
+    "RewardNormState",
     "TrainConfig",
     "TrainState",
     "Transition",
@@ -33,9 +37,11 @@ __all__ = [
     "compute_ppo_loss",
     "compute_sb3_advantages",
     "init_obs_norm",
+    "init_reward_norm",
     "make_distribution",
     "make_ppo",
     "make_train",
     "normalize_obs",
+    "normalize_rewards",
     "update_obs_norm_stats",
 ]

@@ -33,8 +33,11 @@ from active_rlhf_jax.ppo.losses import compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
 from active_rlhf_jax.ppo.normalizer import (
     ObsNormState,
+    RewardNormState,
     init_obs_norm,
+    init_reward_norm,
     normalize_obs,
+    normalize_rewards,
     update_obs_norm_stats,
 )
 
@@ -47,6 +50,8 @@ class PPOState:
     critic_params: dict
     opt_state: optax.OptState
     obs_norm: ObsNormState
+    #: discounted-return statistics for ``normalize_reward`` (carried, unused when off).
+    reward_norm: RewardNormState
     #: number of completed ``update`` calls (int32 scalar).
     update_step: jax.Array
 
@@ -116,8 +121,8 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
     obs_size, act_size = env.observation_size, env.action_size
     low = jnp.asarray(env.action_low)
     high = jnp.asarray(env.action_high)
-    actor = Actor(act_size, tuple(c.actor_hidden), c.log_std_init)
-    critic = Critic(tuple(c.critic_hidden))
+    actor = Actor(act_size, tuple(c.actor_hidden), c.log_std_init, c.activation, c.weight_init)
+    critic = Critic(tuple(c.critic_hidden), c.activation, c.weight_init)
 
     if c.anneal_lr:
         grad_steps = num_updates * c.update_epochs * c.num_minibatches
@@ -143,6 +148,7 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
             critic_params=critic_params,
             opt_state=tx.init(params),
             obs_norm=init_obs_norm(obs_size, c.obs_norm_count_init),
+            reward_norm=init_reward_norm(c.num_envs, c.obs_norm_count_init),
             update_step=jnp.zeros((), jnp.int32),
         )
 
@@ -238,14 +244,22 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
         Args:
             state: learner state.
             tr: the rollout ``[T, B]`` (``tr.true_reward`` is not read).
-            rewards: ``[T, B]`` rewards to learn from (true or learned).
+            rewards: ``[T, B]`` rewards to learn from (true or learned); with
+                ``normalize_reward`` they are scaled here by the running std of the
+                discounted return (SB3 VecNormalize), and the statistics advance.
             key: PRNG key for the minibatch permutations.
 
         Returns:
             (new state, metrics dict of scalars).
         """
+        rewards = rewards.astype(tr.value.dtype)
+        reward_norm = state.reward_norm
+        if c.normalize_reward:
+            reward_norm, rewards = normalize_rewards(
+                reward_norm, rewards, tr.done, c.gamma, c.reward_clip, c.obs_norm_eps
+            )
         advantages, returns = compute_sb3_advantages(
-            rewards.astype(tr.value.dtype),
+            rewards,
             tr.value,
             tr.next_value,
             tr.done,
@@ -289,7 +303,10 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
         res = returns - tr.value
         metrics["explained_variance"] = 1.0 - jnp.var(res) / (jnp.var(returns) + 1e-12)
         metrics["log_std"] = jnp.mean(params["actor"]["params"]["log_std"])
+        if c.normalize_reward:
+            metrics["reward_scale"] = jnp.sqrt(reward_norm.stats.var[0] + c.obs_norm_eps)
         new_state = state.replace(
+            reward_norm=reward_norm,
             actor_params=params["actor"],
             critic_params=params["critic"],
             opt_state=opt_state,

@@ -28,7 +28,8 @@ class PPOConfig:
 
     Static (fix shapes / trace structure): ``num_envs``, ``num_steps`` (rollout length T),
     ``minibatch_size``, ``update_epochs``, ``actor_hidden``, ``critic_hidden``,
-    ``normalize_obs``, ``normalize_advantage``, ``anneal_lr``.
+    ``activation``, ``weight_init``, ``normalize_obs``, ``normalize_reward``,
+    ``normalize_advantage``, ``anneal_lr``.
     Floats: everything else.
     """
 
@@ -38,7 +39,15 @@ class PPOConfig:
     update_epochs: int = 10
     actor_hidden: tuple[int, ...] = (64, 64)
     critic_hidden: tuple[int, ...] = (64, 64)
+    #: Hidden-layer activation of both networks: "tanh" (SB3 default) or "relu".
+    activation: str = "tanh"
+    #: Weight init: "orthogonal" (SB3 ortho_init=True) or "torch" (PyTorch's nn.Linear
+    #: default, SB3 ortho_init=False, as the RL-Zoo tuned locomotion settings use).
+    weight_init: str = "orthogonal"
     normalize_obs: bool = True
+    #: SB3 VecNormalize(norm_reward=True): scale the rewards PPO learns from by the running
+    #: std of the discounted return (never the rewards logged or shown to the teacher).
+    normalize_reward: bool = False
     normalize_advantage: bool = True
     #: Linear learning-rate decay to 0 over ``num_updates`` (SB3 default: constant).
     anneal_lr: bool = False
@@ -57,6 +66,8 @@ class PPOConfig:
     #: SB3 ``VecNormalize(epsilon=1e-8)``: added to the variance before the sqrt.
     obs_norm_eps: float = 1e-8
     log_std_init: float = 0.0
+    #: VecNormalize(clip_reward=10): scaled rewards are clipped to +-reward_clip.
+    reward_clip: float = 10.0
 
     @property
     def batch_size(self) -> int:
@@ -77,8 +88,10 @@ class PPOConfig:
                 raise ConfigError(name, f"must be a non-empty tuple of ints, got {sizes!r}")
             for i, h in enumerate(sizes):
                 check_positive_int(f"{name}[{i}]", h)
-        for name in ("normalize_obs", "normalize_advantage", "anneal_lr"):
+        for name in ("normalize_obs", "normalize_reward", "normalize_advantage", "anneal_lr"):
             check_choice(name, getattr(self, name), (True, False))
+        check_choice("activation", self.activation, ("tanh", "relu"))
+        check_choice("weight_init", self.weight_init, ("orthogonal", "torch"))
         if self.batch_size % self.minibatch_size:
             raise ConfigError(
                 "minibatch_size",
@@ -99,6 +112,7 @@ class PPOConfig:
             "obs_clip",
             "obs_norm_count_init",
             "obs_norm_eps",
+            "reward_clip",
         ):
             check_positive(name, getattr(self, name))
         check_finite("log_std_init", self.log_std_init)

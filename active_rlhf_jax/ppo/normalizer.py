@@ -51,3 +51,53 @@ def normalize_obs(
     """obs ``[..., obs]`` -> normalised and clipped obs, same shape."""
     z = (obs - state.mean) / jnp.sqrt(state.var + eps)
     return jnp.clip(z, -clip, clip).astype(obs.dtype)
+
+
+@struct.dataclass
+class RewardNormState:
+    """SB3 ``VecNormalize`` reward scaling: statistics of the discounted return.
+
+    Attributes:
+        stats: running mean/var/count of the discounted return (an ``ObsNormState`` of
+            size 1; only its variance is used, as in SB3).
+        discounted: ``[B]`` discounted return of each env's episode in progress.
+    """
+
+    stats: ObsNormState
+    discounted: jax.Array
+
+
+def init_reward_norm(num_envs: int, count_init: float = 1e-4, dtype=None) -> RewardNormState:
+    dtype = dtype or jnp.zeros(()).dtype
+    return RewardNormState(
+        stats=init_obs_norm(1, count_init, dtype), discounted=jnp.zeros((num_envs,), dtype)
+    )
+
+
+def normalize_rewards(
+    state: RewardNormState,
+    rewards: jax.Array,
+    dones: jax.Array,
+    gamma: float,
+    clip: float = 10.0,
+    eps: float = 1e-8,
+) -> tuple[RewardNormState, jax.Array]:
+    """Scale a rollout's rewards ``[T, B]`` as SB3's ``VecNormalize`` does, step by step.
+
+    For each step t: ``G = gamma * G + r_t``; merge the ``[B]`` values of G into the
+    statistics; ``r_t / sqrt(var + eps)`` clipped to ``+-clip``; G is zeroed where
+    ``dones[t]``. The scaled rewards are what PPO learns from.
+
+    Returns:
+        (new state, scaled rewards ``[T, B]``).
+    """
+
+    def step(st: RewardNormState, x):
+        r, d = x
+        g = st.discounted * gamma + r
+        stats = update_obs_norm_stats(st.stats, g[:, None])
+        scaled = jnp.clip(r / jnp.sqrt(stats.var[0] + eps), -clip, clip)
+        return RewardNormState(stats=stats, discounted=jnp.where(d > 0, 0.0, g)), scaled
+
+    dtype = state.discounted.dtype
+    return jax.lax.scan(step, state, (rewards.astype(dtype), dones.astype(dtype)))
