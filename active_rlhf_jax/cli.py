@@ -82,7 +82,6 @@ def _parse_value(text: str, default, name: str):
 
 
 def _add_train_parser(sub):
-    from active_rlhf_jax.pipeline.config import Config
 
     p = sub.add_parser(
         "train",
@@ -101,6 +100,14 @@ def _add_train_parser(sub):
                     help="process 0's address; turns the multi-process runtime on")
     mp.add_argument("--num-processes", type=int, default=None, help="processes in all")
     mp.add_argument("--process-id", type=int, default=None, help="this process, 0..N-1")
+    _add_field_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_field_flags(p) -> None:
+    """Every config field as a ``--group.field`` flag (``cfg:`` dests, None = not given)."""
+    from active_rlhf_jax.pipeline.config import Config
+
     group = p.add_argument_group("config fields (override the preset)")
     for name, default, help_text in _leaf_fields(Config, Config()):
         if name in ("seeds",):
@@ -109,12 +116,62 @@ def _add_train_parser(sub):
             f"--{name}", dest=f"cfg:{name}", default=None, metavar=type(default).__name__.upper(),
             help=f"{help_text} [default: {default!r}]".replace("%", "%%"),
         )
-    p.set_defaults(func=_cmd_train)
+
+
+def _field_changes(args, cfg) -> dict:
+    """``{dotted field: parsed value}`` of the field flags given, typed by ``cfg``'s values."""
+    defaults = dict((n, d) for n, d, _ in _leaf_fields(type(cfg), cfg))
+    changes = {}
+    for key, value in vars(args).items():
+        if key.startswith("cfg:") and value is not None:
+            name = key[4:]
+            changes[name] = _parse_value(value, defaults[name], name)
+    return changes
+
+
+def _add_sweep_parser(sub):
+    p = sub.add_parser(
+        "sweep",
+        help="run an experiment matrix: one run directory per arm, same seeds",
+        description="Run every arm (an experiment preset appended to --preset) with the same "
+        "seeds into OUT/ARM; a rerun skips finished arms and resumes interrupted ones. "
+        "Then prints the matrix table (also `active-rlhf compare OUT`).",
+    )
+    p.add_argument("--preset", required=True, help="base preset, e.g. cheetah+results")
+    p.add_argument("--arms", required=True,
+                   help="comma-separated arms, e.g. ground-truth,pref-random,pref-bald,"
+                   "bald-info+noisy")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per arm, one vmapped call")
+    p.add_argument("--out", required=True, help="sweep directory (one subdirectory per arm)")
+    p.add_argument("--gym-eval-episodes", type=int, default=10,
+                   help="deterministic episodes per seed in Gymnasium's env after each arm "
+                   "(MuJoCo tasks; 0: none) [10]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_field_flags(p)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args) -> int:
+    from active_rlhf_jax.config_utils import ConfigError
+    from active_rlhf_jax.sweep import arm_config, parse_arms, run_sweep
+
+    arms = parse_arms(args.arms)
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError("seeds", f"must be >= 1, got {args.seeds}")
+    if args.gym_eval_episodes < 0:
+        raise ConfigError("gym_eval_episodes", f"must be >= 0, got {args.gym_eval_episodes}")
+    changes = _field_changes(args, arm_config(args.preset, arms[0], {}, None))
+    run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
+              gym_eval_episodes=args.gym_eval_episodes)
+    from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
+
+    print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
+    return 0
 
 
 def _cmd_train(args) -> int:
     from active_rlhf_jax.config_utils import ConfigError
-    from active_rlhf_jax.pipeline.config import Config, replace
+    from active_rlhf_jax.pipeline.config import replace
     from active_rlhf_jax.pipeline.runner import run
     from configs.presets import get_preset
 
@@ -132,12 +189,7 @@ def _cmd_train(args) -> int:
     if not args.out:
         raise ConfigError("out", "a run directory is required (--out DIR)")
     cfg = get_preset(args.preset)
-    defaults = dict((n, d) for n, d, _ in _leaf_fields(Config, cfg))
-    changes = {}
-    for key, value in vars(args).items():
-        if key.startswith("cfg:") and value is not None:
-            name = key[4:]
-            changes[name] = _parse_value(value, defaults[name], name)
+    changes = _field_changes(args, cfg)
     if args.seeds is not None:
         changes["seeds"] = args.seeds
     cfg = replace(cfg, **changes).validate()
@@ -157,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="active-rlhf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
+    _add_sweep_parser(sub)
     pp = sub.add_parser("presets", help="list the presets")
     pp.set_defaults(func=_cmd_presets)
     try:

@@ -105,9 +105,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from active_rlhf_jax.analysis import matrix
     from active_rlhf_jax.analysis.loading import load_runs
     from active_rlhf_jax.analysis.summary import compute_summary, format_markdown
 
+    if len(args.run_dirs) == 1 and matrix.is_matrix_dir(args.run_dirs[0]):
+        # A sweep directory: the matrix table (every arm, % of ground truth, paired diffs).
+        rows, pairs = matrix.compute_matrix(
+            matrix.load_matrix(args.run_dirs[0]), reps=args.bootstrap_reps,
+            seed=args.bootstrap_seed)
+        if args.json:
+            for r in rows + pairs:
+                print(_dumps(r))
+        else:
+            print(matrix.format_matrix(rows, pairs, reps=args.bootstrap_reps), end="")
+        return 0
     runs = load_runs(args.run_dirs, args.labels)
     rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     if args.json:
@@ -187,7 +199,11 @@ def add_subparsers(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FIGDIR", help="output folder")
     p.set_defaults(func=cmd_plot)
 
-    p = subparsers.add_parser("compare", help="final-return summary table of run directories")
+    p = subparsers.add_parser(
+        "compare",
+        help="final-return summary table of run directories, or the matrix table of a sweep "
+        "directory (active-rlhf sweep --out DIR)",
+    )
     _add_common_runs(p)
     p.add_argument(
         "--json", action="store_true", help="one JSON object per run instead of markdown"

@@ -1,0 +1,198 @@
+"""The experiment-matrix table of a sweep directory (``active-rlhf compare OUT``).
+
+One row per arm: seeds, final return (mean with Student-t 95% CI over seeds, IQM with a
+bootstrap CI), its percentage of the ground-truth arm's mean, and the last logged reward-model
+Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
+its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
+CI over the paired seeds, for the final return and for ``reward_corr``.
+
+The final return of an arm is its Gymnasium evaluation (``final_eval_gymnasium.json``,
+deterministic episodes in Gymnasium's own env) when the sweep wrote one, else the run's own
+``final_eval.json`` (our backend); the table says which.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from active_rlhf_jax.analysis.loading import METRICS_FILE, RunData, load_run
+from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS, compute_iqm_ci, compute_mean_ci
+
+SWEEP_FILE = "sweep.json"
+GYM_EVAL_FILE = "final_eval_gymnasium.json"
+GROUND_TRUTH = "ground-truth"
+
+#: BALD experiment type -> the random-acquisition arm it is paired with.
+RANDOM_COUNTERPART = {
+    "pref-bald": "pref-random",
+    "rating-bald": "rating-random",
+    "bald-fixed": "unified-random",
+    "bald-adaptive": "unified-random",
+    "bald-info": "unified-random",
+}
+
+
+def is_matrix_dir(path) -> bool:
+    """A sweep output: a ``sweep.json``, or no metrics of its own but run subdirectories."""
+    p = pathlib.Path(path)
+    if (p / SWEEP_FILE).is_file():
+        return True
+    return (
+        p.is_dir()
+        and not (p / METRICS_FILE).is_file()
+        and any((c / METRICS_FILE).is_file() for c in p.iterdir() if c.is_dir())
+    )
+
+
+def load_matrix(path) -> list[RunData]:
+    """The arms of a sweep directory in the sweep's order (then any other run subdirs).
+
+    Raises:
+        FileNotFoundError: no arm has metrics yet.
+    """
+    p = pathlib.Path(path)
+    order = []
+    if (p / SWEEP_FILE).is_file():
+        order = json.loads((p / SWEEP_FILE).read_text()).get("arms", [])
+    found = sorted(c.name for c in p.iterdir() if c.is_dir() and (c / METRICS_FILE).is_file())
+    names = [a for a in order if a in found] + [a for a in found if a not in order]
+    if not names:
+        raise FileNotFoundError(f"{p}: no arm with a {METRICS_FILE} (is this a sweep directory?)")
+    return [load_run(p / n, n) for n in names]
+
+
+def random_counterpart(arm: str) -> str | None:
+    """``"bald-info+noisy"`` -> ``"unified-random+noisy"``; None for non-BALD arms."""
+    parts = arm.split("+")
+    for i, part in enumerate(parts):
+        if part in RANDOM_COUNTERPART:
+            return "+".join(parts[:i] + [RANDOM_COUNTERPART[part]] + parts[i + 1:])
+    return None
+
+
+def final_scores(run: RunData) -> tuple[dict[int, float], str]:
+    """``{seed: final return}`` and its source (Gymnasium evaluation if present)."""
+    gym = run.path / GYM_EVAL_FILE
+    if gym.is_file():
+        data = json.loads(gym.read_text())
+        return {int(s["seed"]): float(s["mean"]) for s in data["per_seed"]}, "gymnasium"
+    scores, source = run.final_scores()
+    seeds = [int(s["seed"]) for s in run.final_eval["seeds"]] if (
+        run.final_eval and run.final_eval.get("seeds")) else [int(s) for s in run.seeds]
+    return {s: float(v) for s, v in zip(seeds, scores)}, source
+
+
+def last_values(run: RunData, name: str) -> dict[int, float]:
+    """``{seed: last finite value of the metric}`` (seeds with none are left out)."""
+    out = {}
+    for seed, row in zip(run.seeds, run.field(name)):
+        finite = np.flatnonzero(np.isfinite(row))
+        if finite.size:
+            out[int(seed)] = float(row[finite[-1]])
+    return out
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
+    """Mean of ``a[s] - b[s]`` over the seeds in both, with a Student-t 95% CI."""
+    seeds = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in seeds], np.float64)
+    d = d[np.isfinite(d)]
+    mean, lo, hi, n = compute_mean_ci(d)
+    return {"mean": float(mean), "ci_lo": float(lo), "ci_hi": float(hi), "n": int(n)}
+
+
+def compute_matrix(
+    runs: list[RunData], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
+    """(one row per arm, one row per BALD-vs-random pair); see the module docstring."""
+    by_name = {r.label: r for r in runs}
+    scores = {r.label: final_scores(r) for r in runs}
+    corr = {r.label: last_values(r, "reward_corr") for r in runs}
+    gt_mean = math.nan
+    if GROUND_TRUTH in scores:
+        gt_vals = np.array(list(scores[GROUND_TRUTH][0].values()))
+        gt_mean = float(np.nanmean(gt_vals)) if gt_vals.size else math.nan
+    rows = []
+    for r in runs:
+        vals = np.array(list(scores[r.label][0].values()), np.float64)
+        vals = vals[np.isfinite(vals)]
+        mean, lo, hi, n = compute_mean_ci(vals)
+        iqm, iqm_lo, iqm_hi = compute_iqm_ci(vals, reps=reps, seed=seed)
+        c = np.array(list(corr[r.label].values()))
+        rows.append({
+            "arm": r.label,
+            "env_id": r.env_id,
+            "n_seeds": int(n),
+            "mean": float(mean), "ci_lo": float(lo), "ci_hi": float(hi),
+            "iqm": iqm, "iqm_ci_lo": iqm_lo, "iqm_ci_hi": iqm_hi,
+            "pct_ground_truth": 100.0 * float(mean) / gt_mean
+            if math.isfinite(gt_mean) and gt_mean != 0 else math.nan,
+            "reward_corr": float(np.mean(c)) if c.size else math.nan,
+            "queries": _last_mean(r, "queries_total"),
+            "source": scores[r.label][1],
+        })
+    pairs = []
+    for r in runs:
+        other = random_counterpart(r.label)
+        if other is None or other not in by_name:
+            continue
+        pairs.append({
+            "arm": r.label,
+            "baseline": other,
+            "return": paired_difference(scores[r.label][0], scores[other][0]),
+            "reward_corr": paired_difference(corr[r.label], corr[other]),
+        })
+    return rows, pairs
+
+
+def _last_mean(run: RunData, name: str) -> float:
+    vals = list(last_values(run, name).values())
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def _f(x: float, digits: int = 1) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:,.{digits}f}"
+
+
+def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTSTRAP_REPS) -> str:
+    """Markdown: the arm table, the paired-difference table and a note on the statistics."""
+    lines = [
+        "| arm | seeds | labels | final return [95% CI] | IQM [95% CI] | % of ground truth "
+        "| reward_corr |",
+        "|---|---:|---:|---|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['n_seeds']} | {_f(r['queries'], 0)} "
+            f"| {_f(r['mean'])} [{_f(r['ci_lo'])}, {_f(r['ci_hi'])}] "
+            f"| {_f(r['iqm'])} [{_f(r['iqm_ci_lo'])}, {_f(r['iqm_ci_hi'])}] "
+            f"| {_f(r['pct_ground_truth'])} | {_f(r['reward_corr'], 3)} |"
+        )
+    if pairs:
+        lines += [
+            "",
+            "| paired (same seeds) | seeds | return difference [95% CI] "
+            "| reward_corr difference [95% CI] |",
+            "|---|---:|---|---|",
+        ]
+        for p in pairs:
+            d, c = p["return"], p["reward_corr"]
+            lines.append(
+                f"| {p['arm']} - {p['baseline']} | {d['n']} "
+                f"| {_f(d['mean'])} [{_f(d['ci_lo'])}, {_f(d['ci_hi'])}] "
+                f"| {_f(c['mean'], 3)} [{_f(c['ci_lo'], 3)}, {_f(c['ci_hi'], 3)}] |"
+            )
+    sources = sorted({r["source"] for r in rows})
+    lines += [
+        "",
+        "Final return: deterministic evaluation per seed (source: " + ", ".join(sources)
+        + "). Means with Student-t 95% CIs over seeds; IQM with a percentile stratified-"
+        f"bootstrap 95% CI ({reps} resamples, rliable); % of ground truth = arm mean / "
+        "ground-truth mean; reward_corr = last logged Spearman of learned vs true clip "
+        "returns on the pool, mean over seeds; paired differences over the seeds both arms ran.",
+    ]
+    return "\n".join(lines) + "\n"

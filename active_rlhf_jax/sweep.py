@@ -1,0 +1,180 @@
+"""``active-rlhf sweep``: an experiment matrix, one run directory per arm.
+
+An *arm* is a preset part (or several joined by ``+``) appended to the sweep's base preset:
+``--preset cheetah+results --arms ground-truth,pref-random,pref-bald`` runs
+``cheetah+results+ground-truth`` into ``OUT/ground-truth``, and so on. Every arm uses the
+same seeds (``PRNGKey(seed + i)``), so arms are paired seed by seed; each arm's seeds run in
+one vmapped call (:func:`active_rlhf_jax.pipeline.runner.run`).
+
+Rerunning the same command continues the matrix: an arm with a ``final_eval.json`` is
+skipped, an arm with a ``config.json`` but no final evaluation is resumed from its newest
+checkpoint, and the others start. ``OUT/sweep.json`` records the base preset, the seeds and
+the field overrides; a rerun that would change them exits 2 (arms may be added).
+
+After each arm (for MuJoCo tasks, when ``gym_eval_episodes > 0``) the final policies are
+evaluated deterministically in Gymnasium's own environment with the run's task options,
+into ``OUT/ARM/final_eval_gymnasium.json``: the protocol's headline number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from active_rlhf_jax.config_utils import ConfigError, to_dict
+
+SWEEP_FILE = "sweep.json"
+GYM_EVAL_FILE = "final_eval_gymnasium.json"
+
+
+def parse_arms(text: str) -> list[str]:
+    """``"a,b+noisy"`` -> ``["a", "b+noisy"]``; one-line ConfigError on an empty or bad list."""
+    from configs.presets import all_names
+
+    arms = [a.strip() for a in (text or "").split(",")]
+    if not text or any(not a for a in arms):
+        raise ConfigError("arms", f"expected a comma-separated list of presets, got {text!r}")
+    known = set(all_names())
+    for arm in arms:
+        for part in arm.split("+"):
+            if part not in known:
+                raise ConfigError("arms", f"unknown preset {part!r} in arm {arm!r}")
+    if len(set(arms)) != len(arms):
+        raise ConfigError("arms", f"an arm is listed twice: {text!r}")
+    return arms
+
+
+def arm_config(preset: str, arm: str, changes: dict, seeds: int | None):
+    """The validated Config of one arm: ``preset+arm``, then the field changes and seeds."""
+    from active_rlhf_jax.pipeline.config import replace
+    from configs.presets import get_preset
+
+    cfg = get_preset(f"{preset}+{arm}")
+    changes = dict(changes)
+    if seeds is not None:
+        changes["seeds"] = seeds
+    return replace(cfg, **changes).validate()
+
+
+def _check_sweep_file(out: Path, record: dict) -> list[str]:
+    """Compare with a previous sweep into ``out``; returns the arms it already listed."""
+    path = out / SWEEP_FILE
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ConfigError("out", f"{path} is not valid JSON") from None
+    for key in ("preset", "seeds", "changes"):
+        if old.get(key) != record[key]:
+            raise ConfigError(
+                key if key != "changes" else "fields",
+                f"{out} holds a sweep with {key}={old.get(key)!r}, this call has "
+                f"{record[key]!r} (arms must stay paired; use another --out)",
+            )
+    return list(old.get("arms", []))
+
+
+def arm_status(arm_dir: Path) -> str:
+    """``done`` (final_eval.json), ``partial`` (config.json only) or ``new``."""
+    if (arm_dir / "final_eval.json").is_file():
+        return "done"
+    if (arm_dir / "config.json").is_file():
+        return "partial"
+    return "new"
+
+
+def gym_evaluate(arm_dir: Path, episodes: int) -> dict | None:
+    """Deterministic episodes in Gymnasium's env -> summary, written to GYM_EVAL_FILE."""
+    from active_rlhf_jax.evaluation import evaluate
+
+    per_seed, summary = evaluate(arm_dir, episodes=episodes, backend="gymnasium")
+    record = {"per_seed": per_seed, "summary": summary}
+    tmp = arm_dir / (GYM_EVAL_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, arm_dir / GYM_EVAL_FILE)
+    return summary
+
+
+def run_sweep(
+    preset: str,
+    arms: list[str],
+    out_dir,
+    changes: dict | None = None,
+    seeds: int | None = None,
+    progress: bool = True,
+    gym_eval_episodes: int = 10,
+    max_chunks: int | None = None,
+    log=None,
+) -> list[dict]:
+    """Run every arm into ``out_dir/ARM`` (skipping finished ones, resuming partial ones).
+
+    Args:
+        preset: base preset, e.g. ``cheetah+results``.
+        arms: arm preset parts (see :func:`parse_arms`).
+        changes: ``{dotted field: value}`` applied to every arm after its presets.
+        seeds: seeds per arm (the preset's when None).
+        gym_eval_episodes: episodes per seed of the Gymnasium evaluation (0: none; never
+            for probe environments, which Gymnasium does not have).
+        max_chunks: stop each arm after this many chunks in this call (tests of resume).
+        log: where the one-line notes go (default stderr).
+
+    Returns:
+        one record per arm: ``{"arm", "dir", "status" (before this call), "summary"}``.
+    """
+    from active_rlhf_jax.pipeline.runner import run
+
+    log = log or sys.stderr
+    changes = dict(changes or {})
+    # Every arm's config is built and validated before anything is written or compiled.
+    configs = {arm: arm_config(preset, arm, changes, seeds) for arm in arms}
+    n_seeds = {c.seeds for c in configs.values()}
+    if len(n_seeds) != 1:
+        raise ConfigError("seeds", f"arms disagree on the number of seeds: {sorted(n_seeds)}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} exists and is not a directory")
+    record = {"preset": preset, "seeds": n_seeds.pop(), "changes": _jsonable(changes)}
+    previous = _check_sweep_file(out, record)
+    for arm, cfg in configs.items():
+        arm_dir = out / arm
+        if arm_status(arm_dir) != "new":
+            saved = json.loads((arm_dir / "config.json").read_text())
+            if saved != json.loads(json.dumps(to_dict(cfg))):
+                raise ConfigError(
+                    "arms", f"{arm_dir} holds a run with another config than arm {arm!r} "
+                    "(the code's defaults or the preset changed?); use another --out"
+                )
+    out.mkdir(parents=True, exist_ok=True)
+    record["arms"] = previous + [a for a in arms if a not in previous]
+    tmp = out / (SWEEP_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, out / SWEEP_FILE)
+
+    results = []
+    for i, (arm, cfg) in enumerate(configs.items(), 1):
+        arm_dir = out / arm
+        status = arm_status(arm_dir)
+        print(f"sweep: arm {i}/{len(configs)} {arm}: {status}"
+              + {"done": ", skipped", "partial": ", resuming", "new": ""}[status],
+              file=log, flush=True)
+        summary = None
+        if status == "new":
+            summary = run(cfg, arm_dir, progress=progress, max_chunks=max_chunks)
+        elif status == "partial":
+            summary = run(None, arm_dir, resume=True, progress=progress, max_chunks=max_chunks)
+        finished = arm_status(arm_dir) == "done"
+        if (finished and gym_eval_episodes > 0 and not cfg.env.env_id.startswith("probe/")
+                and not (arm_dir / GYM_EVAL_FILE).is_file()):
+            gs = gym_evaluate(arm_dir, gym_eval_episodes)
+            print(f"sweep: {arm}: Gymnasium evaluation {gs['mean']:.1f} "
+                  f"({gym_eval_episodes} episodes x {gs['num_seeds']} seeds)", file=log, flush=True)
+        results.append({"arm": arm, "dir": str(arm_dir), "status": status, "summary": summary})
+    return results
+
+
+def _jsonable(changes: dict) -> dict:
+    return json.loads(json.dumps({k: list(v) if isinstance(v, tuple) else v
+                                  for k, v in sorted(changes.items())}))

@@ -1,0 +1,124 @@
+"""``active-rlhf sweep`` and the matrix table, on the smoke preset (seconds per arm)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from active_rlhf_jax.analysis.matrix import (
+    compute_matrix,
+    format_matrix,
+    is_matrix_dir,
+    load_matrix,
+    random_counterpart,
+)
+from active_rlhf_jax.cli import main
+from active_rlhf_jax.sweep import run_sweep
+
+ARMS = ["ground-truth", "pref-random", "pref-bald"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """Each arm stopped after its first chunk, then the same sweep again: every arm resumes."""
+    out = tmp_path_factory.mktemp("sweep") / "matrix"
+    first = run_sweep("smoke", ARMS, out, seeds=2, progress=False, max_chunks=1)
+    assert [r["status"] for r in first] == ["new"] * 3
+    for arm in ARMS:
+        assert not (out / arm / "final_eval.json").exists()
+    second = run_sweep("smoke", ARMS, out, seeds=2, progress=False)
+    assert [r["status"] for r in second] == ["partial"] * 3
+    return out
+
+
+def test_every_arm_finished_once_with_paired_seeds(sweep_dir):
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    assert record["arms"] == ARMS and record["seeds"] == 2 and record["preset"] == "smoke"
+    for arm in ARMS:
+        rows = [json.loads(x) for x in (sweep_dir / arm / "metrics.jsonl").read_text().split("\n")
+                if x]
+        # smoke: 8 iterations x 2 seeds, each row exactly once after the resume.
+        assert sorted((r["seed"], r["iteration"]) for r in rows) == [
+            (s, i) for s in (0, 1) for i in range(1, 9)
+        ]
+        cfg = json.loads((sweep_dir / arm / "config.json").read_text())
+        assert cfg["seed"] == 0 and cfg["seeds"] == 2
+    gt = json.loads((sweep_dir / "ground-truth" / "config.json").read_text())
+    assert gt["run"]["feedback"] == "none"
+
+
+def test_rerun_skips_finished_arms(sweep_dir, capsys):
+    before = {a: (sweep_dir / a / "metrics.jsonl").stat().st_mtime_ns for a in ARMS}
+    code = main(["sweep", "--preset", "smoke", "--arms", ",".join(ARMS), "--seeds", "2",
+                 "--out", str(sweep_dir), "--no-progress"])
+    cap = capsys.readouterr()
+    assert code == 0
+    assert cap.err.count("skipped") == 3
+    assert "| pref-bald - pref-random | 2 |" in cap.out
+    after = {a: (sweep_dir / a / "metrics.jsonl").stat().st_mtime_ns for a in ARMS}
+    assert before == after
+
+
+def test_matrix_table_numbers(sweep_dir, capsys):
+    assert is_matrix_dir(sweep_dir) and not is_matrix_dir(sweep_dir / "pref-bald")
+    runs = load_matrix(sweep_dir)
+    assert [r.label for r in runs] == ARMS
+    rows, pairs = compute_matrix(runs, reps=200)
+
+    def finals(arm):
+        data = json.loads((sweep_dir / arm / "final_eval.json").read_text())
+        return {s["seed"]: s["mean"] for s in data["seeds"]}
+
+    gt, rnd, bald = finals("ground-truth"), finals("pref-random"), finals("pref-bald")
+    by_arm = {r["arm"]: r for r in rows}
+    assert by_arm["pref-bald"]["mean"] == pytest.approx(np.mean(list(bald.values())))
+    assert by_arm["pref-random"]["pct_ground_truth"] == pytest.approx(
+        100 * np.mean(list(rnd.values())) / np.mean(list(gt.values())))
+    assert by_arm["ground-truth"]["pct_ground_truth"] == pytest.approx(100.0)
+    (pair,) = pairs
+    assert (pair["arm"], pair["baseline"]) == ("pref-bald", "pref-random")
+    d = np.array([bald[s] - rnd[s] for s in (0, 1)])
+    # Two seeds: t_{0.975, 1} = 12.706; half width = 12.706 * std(d, ddof=1) / sqrt(2).
+    half = 12.706205 * d.std(ddof=1) / np.sqrt(2)
+    assert pair["return"]["mean"] == pytest.approx(d.mean())
+    assert pair["return"]["ci_hi"] - pair["return"]["mean"] == pytest.approx(half, rel=1e-5)
+    assert pair["return"]["n"] == 2
+    text = format_matrix(rows, pairs)
+    assert "% of ground truth" in text and "pref-bald - pref-random" in text
+    # `compare` on the sweep directory prints the same table.
+    assert main(["compare", str(sweep_dir), "--bootstrap-reps", "200"]) == 0
+    assert capsys.readouterr().out == format_matrix(rows, pairs, reps=200)
+
+
+def test_random_counterparts():
+    assert random_counterpart("pref-bald") == "pref-random"
+    assert random_counterpart("bald-info+noisy") == "unified-random+noisy"
+    assert random_counterpart("bald-fixed") == "unified-random"
+    assert random_counterpart("pref-random") is None
+    assert random_counterpart("ground-truth") is None
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--arms", "pref-bald,no-such-arm"], "arms"),
+        (["--arms", "pref-bald,,pref-random"], "arms"),
+        (["--arms", "pref-bald,pref-bald"], "arms"),
+        (["--arms", "pref-bald", "--run.budget", "-1"], "run.budget"),
+        (["--arms", "pref-bald", "--seeds", "0"], "seeds"),
+        (["--arms", "pref-bald", "--gym-eval-episodes", "-1"], "gym_eval_episodes"),
+    ],
+)
+def test_bad_sweeps_exit_2_without_writing(tmp_path, capsys, args, field):
+    out = tmp_path / "m"
+    code = main(["sweep", "--preset", "smoke", "--out", str(out), "--no-progress"] + args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and field in err[0], err
+    assert not out.exists()
+
+
+def test_rerun_with_other_seeds_is_refused(sweep_dir, capsys):
+    code = main(["sweep", "--preset", "smoke", "--arms", "pref-bald", "--seeds", "3",
+                 "--out", str(sweep_dir), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "seeds" in err[0]
