@@ -211,6 +211,8 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
     if resume:
         if not out.is_dir():
             raise ConfigError("resume", f"{out} is not a directory")
+        if not (out / CONFIG_FILE).is_file():  # before the lock: nothing written
+            raise ConfigError("resume", f"{out} holds no run ({CONFIG_FILE} is missing)")
     else:
         config.validate()
         if (out / CONFIG_FILE).exists():  # early, cheap; checked again under the lock
