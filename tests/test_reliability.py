@@ -393,13 +393,18 @@ def _bad_run_dirs(tmp, reference):
     badcfg = tmp / "badcfg"
     shutil.copytree(reference, badcfg)
     (badcfg / "config.json").write_text((reference / "config.json").read_text()[:100])
+    shapes = tmp / "shapes"  # config.json edited after the run started
+    shutil.copytree(reference, shapes)
+    edited = json.loads((shapes / "config.json").read_text())
+    edited["reward"]["hidden"] = [8, 8]
+    (shapes / "config.json").write_text(json.dumps(edited))
     nometrics = tmp / "nometrics"
     shutil.copytree(reference, nometrics)
     (nometrics / "metrics.jsonl").write_text("")
     afile = tmp / "afile"
     afile.write_text("x")
     return {"missing": tmp / "missing", "empty": empty, "nopolicy": nopolicy,
-            "badline": badline, "badcfg": badcfg, "nometrics": nometrics, "afile": afile}
+            "badline": badline, "badcfg": badcfg, "shapes": shapes, "nometrics": nometrics, "afile": afile}
 
 
 BAD_INPUTS = [
@@ -412,6 +417,7 @@ BAD_INPUTS = [
     (["train", "--resume", "{missing}"], "resume: "),
     (["train", "--resume", "{empty}"], "resume: "),
     (["train", "--resume", "{badcfg}"], "config.json: is not valid JSON"),
+    (["train", "--resume", "{shapes}"], "resume: no checkpoint in "),
     (["evaluate", "{missing}"], "missing"),
     (["evaluate", "{empty}"], "no saved policy"),
     (["evaluate", "{nopolicy}"], "its saved policy cannot be loaded"),
