@@ -3,7 +3,11 @@
 Subcommands: ``train`` (run or resume an experiment), ``presets`` (list them), and
 ``evaluate`` / ``plot`` / ``compare`` (from :mod:`active_rlhf_jax.analysis.commands`).
 Every config field is a flag (``--run.budget 500``, ``--ppo.learning_rate 1e-4``);
-``active-rlhf train --help`` lists them with their meaning.
+``active-rlhf train --help`` lists them with their meaning. Flags must be spelled out
+(no abbreviations: ``--run.bud`` is an error, not ``--run.budget``).
+
+Exit status: 0 done, 2 bad input (one line naming the field or path, nothing written),
+3 the run's state became NaN/Inf (one line naming the quantity and the iteration).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import dataclasses
 import json
 import re
 import sys
+
+from active_rlhf_jax import strict_json
 
 
 def _field_docs(cls) -> dict[str, str]:
@@ -85,11 +91,12 @@ def _add_train_parser(sub):
 
     p = sub.add_parser(
         "train",
+        allow_abbrev=False,
         help="run an RLHF experiment (or --resume one)",
         description="Run an experiment from a preset; any config field can be overridden. "
         "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`).",
     )
-    p.add_argument("--preset", default="default", help="preset name(s) joined by '+' [default]")
+    p.add_argument("--preset", default=None, help="preset name(s) joined by '+' [default]")
     p.add_argument("--seeds", type=int, default=None, help="seeds run in one vmapped call [1]")
     p.add_argument("--out", default=None, help="run directory (required unless --resume)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue a killed run")
@@ -118,20 +125,9 @@ def _add_field_flags(p) -> None:
         )
 
 
-def _field_changes(args, cfg) -> dict:
-    """``{dotted field: parsed value}`` of the field flags given, typed by ``cfg``'s values."""
-    defaults = dict((n, d) for n, d, _ in _leaf_fields(type(cfg), cfg))
-    changes = {}
-    for key, value in vars(args).items():
-        if key.startswith("cfg:") and value is not None:
-            name = key[4:]
-            changes[name] = _parse_value(value, defaults[name], name)
-    return changes
-
-
 def _add_sweep_parser(sub):
     p = sub.add_parser(
-        "sweep",
+        "sweep", allow_abbrev=False,
         help="run an experiment matrix: one run directory per arm, same seeds",
         description="Run every arm (an experiment preset appended to --preset) with the same "
         "seeds into OUT/ARM; a rerun skips finished arms and resumes interrupted ones. "
@@ -160,7 +156,8 @@ def _cmd_sweep(args) -> int:
         raise ConfigError("seeds", f"must be >= 1, got {args.seeds}")
     if args.gym_eval_episodes < 0:
         raise ConfigError("gym_eval_episodes", f"must be >= 0, got {args.gym_eval_episodes}")
-    changes = _field_changes(args, arm_config(args.preset, arms[0], {}, None))
+    changes = _flag_changes(args, arm_config(args.preset, arms[0], {}, None))
+    changes.pop("seeds", None)  # passed on its own: sweep.json records it apart
     run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
               gym_eval_episodes=args.gym_eval_episodes)
     from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
@@ -183,19 +180,64 @@ def _cmd_train(args) -> int:
                 raise ConfigError(name, "is required with --coordinator")
         initialize(args.coordinator, args.num_processes, args.process_id)
     if args.resume:
+        _check_resume_flags(args)
         summary = run(None, args.resume, resume=True, progress=not args.no_progress)
-        print(json.dumps(summary))
+        print(strict_json.dumps(summary))
         return 0
     if not args.out:
         raise ConfigError("out", "a run directory is required (--out DIR)")
-    cfg = get_preset(args.preset)
-    changes = _field_changes(args, cfg)
+    base = get_preset(args.preset or "default")
+    cfg = replace(base, **_flag_changes(args, base)).validate()
+    summary = run(cfg, args.out, progress=not args.no_progress)
+    print(strict_json.dumps({k: v for k, v in summary.items() if k != "seeds"}))
+    return 0
+
+
+def _flag_changes(args, base=None) -> dict:
+    """``{dotted field: parsed value}`` of the config flags given (and ``seeds``)."""
+    from active_rlhf_jax.pipeline.config import Config
+
+    defaults = dict((n, d) for n, d, _ in _leaf_fields(Config, base or Config()))
+    changes = {}
+    for key, value in vars(args).items():
+        if key.startswith("cfg:") and value is not None:
+            name = key[4:]
+            changes[name] = _parse_value(value, defaults[name], name)
     if args.seeds is not None:
         changes["seeds"] = args.seeds
-    cfg = replace(cfg, **changes).validate()
-    summary = run(cfg, args.out, progress=not args.no_progress)
-    print(json.dumps({k: v for k, v in summary.items() if k != "seeds"}))
-    return 0
+    return changes
+
+
+def _check_resume_flags(args) -> None:
+    """A resume takes its config from the run directory: flags that would change the run
+    are an error (ConfigError naming the first); flags equal to the saved values pass.
+    ``--no-progress`` and the multi-process flags change nothing and always pass."""
+    import os
+
+    from active_rlhf_jax.config_utils import ConfigError
+    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.pipeline.runner import load_config
+    from configs.presets import get_preset
+
+    if args.out is not None and os.path.realpath(args.out) != os.path.realpath(args.resume):
+        raise ConfigError("out", f"--out {args.out} differs from --resume {args.resume} "
+                          "(a resume writes into the run it continues)")
+    if args.preset is None and args.seeds is None and not any(
+            k.startswith("cfg:") and v is not None for k, v in vars(args).items()):
+        return
+    saved = load_config(args.resume)
+    base = get_preset(args.preset) if args.preset else saved
+    given = replace(base, **_flag_changes(args, base))
+    saved_fields = dict((n, d) for n, d, _ in _leaf_fields(type(saved), saved))
+    saved_fields["seeds"] = saved.seeds
+    given_fields = dict((n, d) for n, d, _ in _leaf_fields(type(given), given))
+    given_fields["seeds"] = given.seeds
+    for name, value in given_fields.items():
+        if value != saved_fields[name]:
+            flag = f"--{name}" if args.preset is None else f"--preset {args.preset}"
+            raise ConfigError(name, f"{flag} would change the run being resumed ("
+                              f"saved {saved_fields[name]!r}, given {value!r}); a resume takes "
+                              f"its config from {args.resume}/config.json")
 
 
 def _cmd_presets(args) -> int:
@@ -206,11 +248,12 @@ def _cmd_presets(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="active-rlhf", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="active-rlhf", description=__doc__.splitlines()[0],
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
     _add_sweep_parser(sub)
-    pp = sub.add_parser("presets", help="list the presets")
+    pp = sub.add_parser("presets", help="list the presets", allow_abbrev=False)
     pp.set_defaults(func=_cmd_presets)
     try:
         from active_rlhf_jax.analysis.commands import add_subparsers
@@ -222,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 done, 2 bad input or file-system problem, 3 non-finite state."""
     from active_rlhf_jax.config_utils import ConfigError
 
     parser = build_parser()
@@ -231,6 +275,17 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"active-rlhf: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path the user gave: read-only, a file for a folder, a full disk
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"active-rlhf: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from active_rlhf_jax.pipeline.runner import NonFiniteError
+
+        if isinstance(e, NonFiniteError):
+            print(f"active-rlhf: error: {e}", file=sys.stderr)
+            return 3
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

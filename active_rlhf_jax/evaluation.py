@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from active_rlhf_jax.config_utils import ConfigError
+
 OUR_BACKENDS = {"ours": "auto", "mjx": "mjx", "mujoco": "mujoco"}
 BACKENDS = tuple(OUR_BACKENDS) + ("gymnasium",)
 
@@ -50,7 +52,11 @@ def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, **kwargs
     from gymnasium.envs.registration import load_env_creator
 
     gid = _gym_id(env_id)
-    spec = gym.spec(gid)
+    try:
+        spec = gym.spec(gid)
+    except gym.error.Error:
+        raise ConfigError("backend", f"gymnasium has no environment {gid!r} (probe and other "
+                          "package-only environments run only with our backends)") from None
     creator = (
         load_env_creator(spec.entry_point)
         if isinstance(spec.entry_point, str)
@@ -76,7 +82,7 @@ def _horizon(env_episode_length: int, max_steps: int | None) -> int:
     if max_steps is None:
         return int(env_episode_length)
     if max_steps <= 0:
-        raise ValueError(f"max_steps: must be positive, got {max_steps}")
+        raise ConfigError("max_steps", f"must be positive, got {max_steps}")
     return min(int(max_steps), int(env_episode_length))
 
 
@@ -226,18 +232,37 @@ def evaluate(
     seed: int = 0,
 ) -> tuple[list[dict], dict]:
     """Load the run's policy (final or ``step``) and evaluate it; see :func:`summarize`."""
-    from active_rlhf_jax.policy_io import load_policy
-
     if backend not in BACKENDS:
-        raise ValueError(f"backend: must be one of {list(BACKENDS)}, got {backend!r}")
+        raise ConfigError("backend", f"must be one of {list(BACKENDS)}, got {backend!r}")
     if episodes <= 0:
-        raise ValueError(f"episodes: must be positive, got {episodes}")
-    policy = load_policy(run_dir, step)
+        raise ConfigError("episodes", f"must be positive, got {episodes}")
+    policy = _load_policy(run_dir, step)
     if backend == "gymnasium":
+        make_gym_env(policy.env_id, {}, None).close()  # no such env: one line, before work
         returns, lengths = evaluate_gymnasium(policy, episodes, max_steps, seed)
     else:
         returns, lengths = evaluate_ours(policy, episodes, backend, max_steps, seed)
     return summarize(policy.env_id, backend, policy.seeds, returns, lengths, max_steps, policy.step)
+
+
+def _load_policy(run_dir, step):
+    """``policy_io.load_policy`` with one-line errors naming the run directory.
+
+    FileNotFoundError (no such checkpoint; it lists the saved steps) passes through; any
+    other failure (a deleted or damaged file) becomes a ConfigError naming ``run_dir``.
+    """
+    from active_rlhf_jax.policy_io import load_policy
+
+    if not pathlib.Path(run_dir).is_dir():
+        raise ConfigError(str(run_dir), "no such run directory")
+    try:
+        return load_policy(run_dir, step)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # orbax/json raise many types for a damaged checkpoint
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(str(run_dir), "its saved policy cannot be loaded "
+                          f"({type(e).__name__}: {first})") from None
 
 
 def ensure_gl_backend() -> str:
@@ -278,12 +303,11 @@ def render_video(
     import jax
     import jax.numpy as jnp
 
-    from active_rlhf_jax.policy_io import load_policy
-
     gl = ensure_gl_backend()
-    policy = load_policy(run_dir, step)
+    policy = _load_policy(run_dir, step)
     if not 0 <= seed_index < len(policy.seeds):
-        raise ValueError(f"seed_index: {seed_index} out of range for {len(policy.seeds)} seeds")
+        raise ConfigError("video_seed_index",
+                          f"{seed_index} out of range for {len(policy.seeds)} seeds")
     ppo_state = _seed_slice(policy.state, seed_index)
     env = make_gym_env(
         policy.env_id,

@@ -11,32 +11,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import pathlib
 import sys
 
 from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS
-
-
-def _dumps(obj) -> str:
-    """JSON with NaN/inf written as null (strict JSON, like metrics.jsonl)."""
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(u) for k, u in v.items()}
-        if isinstance(v, list):
-            return [clean(u) for u in v]
-        return v
-
-    return json.dumps(clean(obj))
+from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.strict_json import dumps as _dumps
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from active_rlhf_jax import evaluation
 
+    if args.episodes < 0 or (args.episodes == 0 and not args.video):
+        raise ConfigError("episodes", f"must be positive (0 only with --video), got "
+                          f"{args.episodes}")
+    if args.video:
+        _parse_size(args.video_size)  # bad input before any work
     if args.video:
         # Before anything renders (also before the evaluation, in case it imports a renderer).
         evaluation.ensure_gl_backend()
@@ -78,7 +68,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise SystemExit(f"--video-size: expected WIDTHxHEIGHT, got {text!r}") from None
+        raise ConfigError("video_size", f"expected WIDTHxHEIGHT, got {text!r}") from None
     return w, h
 
 
@@ -92,8 +82,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
         write_csv,
     )
 
-    runs = load_runs(args.run_dirs, args.labels)
     out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} exists and is not a directory")
+    runs = load_runs(args.run_dirs, args.labels)
     paths = make_all_figures(runs, out, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     table = format_markdown(rows, reps=args.bootstrap_reps)
@@ -157,6 +149,7 @@ def add_subparsers(subparsers) -> None:
 
     p = subparsers.add_parser(
         "evaluate",
+        allow_abbrev=False,
         help="run the saved deterministic policies and report the true return",
         description="Load the final (or --step) policy of every seed with its observation "
         "normaliser, run N deterministic episodes per seed, print one JSON object per seed "
@@ -190,6 +183,7 @@ def add_subparsers(subparsers) -> None:
 
     p = subparsers.add_parser(
         "plot",
+        allow_abbrev=False,
         help="figures (PNG+SVG+CSV) and a summary table from run directories",
         description="True return vs env steps and vs queries, reward-model Spearman vs "
         "queries, BALD per modality, per-iteration modality split, IQM/mean with 95%% CIs and "
@@ -203,6 +197,7 @@ def add_subparsers(subparsers) -> None:
         "compare",
         help="final-return summary table of run directories, or the matrix table of a sweep "
         "directory (active-rlhf sweep --out DIR)",
+        allow_abbrev=False,
     )
     _add_common_runs(p)
     p.add_argument(

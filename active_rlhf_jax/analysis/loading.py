@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from active_rlhf_jax.config_utils import ConfigError
+
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 FINAL_EVAL_FILE = "final_eval.json"
@@ -108,7 +110,8 @@ def read_metrics(path: pathlib.Path) -> list[dict]:
     """Parse ``metrics.jsonl``; a truncated last line (a run still writing) is skipped.
 
     Raises:
-        ValueError: a malformed line other than the last, or a row without seed/iteration.
+        ConfigError (a ValueError naming the file): a malformed line other than the last,
+            or a row without seed/iteration.
     """
     rows = []
     lines = pathlib.Path(path).read_text().splitlines()
@@ -120,9 +123,9 @@ def read_metrics(path: pathlib.Path) -> list[dict]:
         except json.JSONDecodeError as e:
             if lineno == len(lines):
                 break
-            raise ValueError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-        if "seed" not in row or "iteration" not in row:
-            raise ValueError(f"{path}:{lineno}: row lacks 'seed' or 'iteration'")
+            raise ConfigError(f"{path}:{lineno}", f"not JSON ({e.msg})") from None
+        if not isinstance(row, dict) or "seed" not in row or "iteration" not in row:
+            raise ConfigError(f"{path}:{lineno}", "row lacks 'seed' or 'iteration'")
         rows.append(row)
     return rows
 
@@ -132,18 +135,18 @@ def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
 
     Raises:
         FileNotFoundError: the directory has no ``metrics.jsonl``.
+        ConfigError (a ValueError naming the file): no rows yet, or a damaged file.
     """
     run_dir = pathlib.Path(run_dir)
     mpath = run_dir / METRICS_FILE
     if not mpath.is_file():
-        raise FileNotFoundError(f"{run_dir}: no {METRICS_FILE} (is this a run directory?)")
+        what = "no such directory" if not run_dir.is_dir() else f"no {METRICS_FILE}"
+        raise FileNotFoundError(f"{run_dir}: {what} (is this a run directory?)")
     rows = read_metrics(mpath)
-    config = (
-        json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
-    )
-    final_eval = None
-    if (run_dir / FINAL_EVAL_FILE).is_file():
-        final_eval = json.loads((run_dir / FINAL_EVAL_FILE).read_text())
+    if not rows:
+        raise ConfigError(str(mpath), "has no rows yet (the run has not finished a chunk)")
+    config = _read_json(run_dir / CONFIG_FILE) or {}
+    final_eval = _read_json(run_dir / FINAL_EVAL_FILE)
     env_id = _find_key(config, "env_id") or (final_eval or {}).get("env_id") or ""
 
     seeds = np.array(sorted({int(r["seed"]) for r in rows}), dtype=np.int64)
@@ -173,6 +176,19 @@ def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
     )
 
 
+def _read_json(path: pathlib.Path):
+    """Parsed JSON object of ``path``, None when missing; damage is a ConfigError."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(str(path), f"is not valid JSON ({e.msg}); the file is damaged") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "is not a JSON object; the file is damaged")
+    return data
+
+
 def load_runs(run_dirs, labels=None) -> list[RunData]:
     """Load several run directories; ``labels`` (optional) must match their number.
 
@@ -181,12 +197,14 @@ def load_runs(run_dirs, labels=None) -> list[RunData]:
     """
     run_dirs = list(run_dirs)
     if labels is not None and len(labels) != len(run_dirs):
-        raise ValueError(f"--labels: got {len(labels)} labels for {len(run_dirs)} run directories")
+        raise ConfigError("labels", f"--labels gives {len(labels)} labels for {len(run_dirs)} "
+                          "run directories")
     runs = [load_run(d, None if labels is None else labels[i]) for i, d in enumerate(run_dirs)]
     seen: dict[str, int] = {}
     for r in runs:
         seen[r.label] = seen.get(r.label, 0) + 1
     dups = [k for k, v in seen.items() if v > 1]
     if dups:
-        raise ValueError(f"duplicate run labels {dups}; pass --labels to tell the runs apart")
+        raise ConfigError("labels", f"duplicate run labels {dups}; pass --labels to tell the "
+                          "runs apart")
     return runs

@@ -21,7 +21,11 @@ from active_rlhf_jax.config_utils import (
     check_positive_int,
     prefix_errors,
 )
-from active_rlhf_jax.pipeline.schedule import initial_label_counts, max_queries_per_iteration
+from active_rlhf_jax.pipeline.schedule import (
+    initial_label_counts,
+    max_labels_supplied,
+    max_queries_per_iteration,
+)
 from active_rlhf_jax.ppo import PPOConfig
 from active_rlhf_jax.reward import RewardModelConfig
 from active_rlhf_jax.teachers import TeacherConfig
@@ -223,7 +227,27 @@ class Config:
             raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
         if self.run.feedback != "none" and self.num_iterations < 2:
             raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")
+        self._check_budget_supply()
         return self
+
+    def _check_budget_supply(self):
+        """A budget the clip pool cannot supply is an error, not a silent shortfall."""
+        if self.run.feedback == "none" or self.compat.budget_counts_train_only:
+            return  # nothing to spend / the pacing charges only a part of the labels
+        r = self.run
+        bound = max_labels_supplied(
+            self.num_iterations, r.budget, self.initial_labels, r.initial_segments,
+            r.segments_per_iteration, r.pool_capacity,
+            (r.feedback in ("preference", "both"), r.feedback in ("rating", "both")),
+            self.acquisition.selection == "disjoint", self.acquisition.exclude_labelled)
+        if r.budget > bound:
+            raise ConfigError(
+                "run.budget",
+                f"{r.budget} labels cannot be spent: the clip pool supplies at most {bound} "
+                f"({r.initial_segments} initial clips, {r.segments_per_iteration} new per "
+                f"iteration over {self.num_iterations - 1} acquiring iterations; a clip is "
+                "paired once and rated once); lower run.budget or raise "
+                "run.segments_per_iteration")
 
 
 def _episode_length(env_id: str) -> int:

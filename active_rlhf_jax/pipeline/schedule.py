@@ -53,3 +53,51 @@ def pacing_oracle(num_iterations: int, budget: int, used0: int) -> list[int]:
 def max_queries_per_iteration(num_iterations: int, budget: int, used0: int) -> int:
     """Static bound on n used to size the per-iteration query slots (at least 1)."""
     return max([1] + pacing_oracle(num_iterations, budget, used0))
+
+
+def max_labels_supplied(num_iterations: int, budget: int, initial: tuple[int, int],
+                        initial_segments: int, segments_per_iteration: int, pool_capacity: int,
+                        modalities: tuple[bool, bool], disjoint: bool, exclusive: bool) -> int:
+    """Upper bound on the labels a run can spend: the pacing against the pool's supply.
+
+    Each iteration adds ``segments_per_iteration`` fresh clips (the pool holds at most
+    ``pool_capacity``). With ``exclusive`` (``acquisition.exclude_labelled``) a clip joins
+    at most one pair over the run and is rated at most once, so an iteration can ask at
+    most ``m // 2`` pairs (``disjoint`` selection; ``m (m - 1) / 2`` with top-k) of its ``m``
+    unpaired clips plus one rating per unrated clip, and never more than the pacing's ``n``
+    (capped at the static slot count). The bound is optimistic: clips are assumed to be
+    evicted used-first and the adaptive split to pick whatever is left, so a budget above
+    it can never be spent, while one below it may still fall short (the run says so).
+
+    Args:
+        initial: (n_pref, n_eval) of the initial random batch (always spent).
+        modalities: (preferences asked, ratings asked).
+    Returns:
+        the largest number of labels the run can charge, initial batch included.
+    """
+    use_pref, use_eval = modalities
+    k_max = max_queries_per_iteration(num_iterations, budget, sum(initial))
+    used = sum(initial)
+    pool = min(initial_segments, pool_capacity)
+    # The initial pairs' first clips are min(n_pref, pool) distinct clips, at least.
+    unpaired = pool - min(pool, initial[0]) if exclusive else pool
+    unrated = pool - min(pool, initial[1]) if exclusive else pool
+    for it in range(1, num_iterations + 1):
+        pool = min(pool + segments_per_iteration, pool_capacity)
+        unpaired = pool if not exclusive else min(unpaired + segments_per_iteration, pool)
+        unrated = pool if not exclusive else min(unrated + segments_per_iteration, pool)
+        iters_left = num_iterations - it
+        n = round(max(budget - used, 0) / iters_left) if iters_left > 0 else 0
+        n = min(max(n, 0), k_max)
+        pairs_cap = (unpaired // 2 if disjoint else unpaired * (unpaired - 1) // 2) if use_pref else 0
+        p = min(n, pairs_cap)
+        r = min(n - p, unrated if use_eval else 0)
+        used += p + r
+        if exclusive:
+            # clips consumed by p pairs: 2p when disjoint, else the fewest m with
+            # m (m - 1) / 2 >= p.
+            m = 2 * p if disjoint else next(k for k in range(unpaired + 1)
+                                            if k * (k - 1) // 2 >= p)
+            unpaired -= m
+            unrated -= r
+    return used

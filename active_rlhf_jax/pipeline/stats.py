@@ -24,5 +24,11 @@ def masked_pearson(x, y, mask):
 
 
 def masked_spearman(x, y, mask):
-    """Spearman rank correlation over the valid entries of ``x, y [N]`` (no tie correction)."""
-    return masked_pearson(masked_ranks(x, mask), masked_ranks(y, mask), mask)
+    """Spearman rank correlation over the valid entries of ``x, y [N]`` (no tie correction).
+
+    NaN when a valid entry of ``x`` or ``y`` is not finite: ranks would sort NaNs to the end
+    in index order on both sides, and all-NaN inputs would read as a perfect 1.0.
+    """
+    finite = jnp.all(jnp.where(mask, jnp.isfinite(x) & jnp.isfinite(y), True))
+    r = masked_pearson(masked_ranks(x, mask), masked_ranks(y, mask), mask)
+    return jnp.where(finite, r, jnp.nan)

@@ -39,6 +39,9 @@ class Pipeline(NamedTuple):
     ``iterations_per_chunk`` iterations (metrics ``[chunk]`` per key). ``evaluate(state, key)``
     returns the deterministic policy's true returns ``[eval_episodes]``.
     ``train(key)`` chains them all (for ``jax.jit(jax.vmap(train))(keys)``).
+    ``first_nonfinite(state)`` is the NaN/Inf guard: int32 ``[]``, 0 when every quantity
+    named in ``guarded_names`` is finite, else 1 + the index of the first that is not;
+    each iteration logs it as the ``nonfinite`` metric.
     """
 
     init: Callable
@@ -47,6 +50,45 @@ class Pipeline(NamedTuple):
     train: Callable
     config: Config
     env: object
+    first_nonfinite: Callable
+    guarded_names: tuple
+
+
+#: (sub-state, field) pairs the NaN/Inf guard checks, in reporting order. The reward
+#: model's ``best_val_loss`` is left out: it starts at +inf by design.
+GUARDED = (
+    ("ppo", "actor_params"),
+    ("ppo", "critic_params"),
+    ("ppo", "opt_state"),
+    ("ppo", "obs_norm"),
+    ("reward", "params"),
+    ("reward", "best_params"),
+    ("reward", "opt_state"),
+)
+
+
+def make_guard(ground_truth: bool):
+    """-> (first_nonfinite(state) -> int32 [], names): the NaN/Inf guard of a pipeline.
+
+    Reductions over the state's float leaves, traced into the iteration, so the check costs
+    no host round-trip: the host reads the flag with the chunk's metrics.
+    """
+    guarded = tuple(g for g in GUARDED if not (ground_truth and g[0] == "reward"))
+    names = tuple(f"{a}.{b}" for a, b in guarded)
+
+    def first_nonfinite(state: PipelineState) -> jax.Array:
+        finite = []
+        for group, field in guarded:
+            leaves = [
+                x for x in jax.tree_util.tree_leaves(getattr(getattr(state, group), field))
+                if jnp.issubdtype(x.dtype, jnp.inexact)
+            ]
+            finite.append(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+                          if leaves else jnp.array(True))
+        bad = ~jnp.stack(finite)
+        return jnp.where(jnp.any(bad), jnp.argmax(bad) + 1, 0).astype(jnp.int32)
+
+    return first_nonfinite, names
 
 
 def _episode_returns(rewards, dones, acc):
@@ -107,6 +149,7 @@ def make_train(config: Config) -> Pipeline:
     L = run.segment_length
     dtype = jnp.zeros(()).dtype
     window = max(run.reward_norm_window, 1)
+    first_nonfinite, guarded_names = make_guard(ground_truth)
 
     def learned_reward(state: PipelineState, tr):
         if ground_truth:
@@ -283,6 +326,7 @@ def make_train(config: Config) -> Pipeline:
             queries_total=ctr.queries_pref + ctr.queries_eval,
             labels_used=ctr.labels_used,
             collection_steps=ctr.collection_steps,
+            nonfinite=first_nonfinite(state),
         )
         return state, metrics
 
@@ -320,5 +364,6 @@ def make_train(config: Config) -> Pipeline:
         return state, metrics, evaluate(state, key_eval)
 
     return Pipeline(
-        init=init, run_chunk=run_chunk, evaluate=evaluate, train=train, config=config, env=env
+        init=init, run_chunk=run_chunk, evaluate=evaluate, train=train, config=config, env=env,
+        first_nonfinite=first_nonfinite, guarded_names=guarded_names,
     )
