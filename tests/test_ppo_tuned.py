@@ -136,6 +136,7 @@ def test_tuned_presets():
     assert p.env.env_id == "Hopper-v5" and p.env.terminate_when_unhealthy
     assert p.ppo == tuned("Hopper-v5").ppo
     assert (p.run.total_ppo_timesteps, p.run.budget) == (1_000_000, 400)
+    assert p.reward.rating_range == p.teacher.rating_range == (-20.0, 200.0)
     w = get_preset("walker+tuned").validate()
     assert w.env.env_id == "Walker2d-v5" and w.ppo.learning_rate == 5.05041e-05
     assert w.run.total_ppo_timesteps == 5_000_000  # tuned alone changes only PPO
