@@ -10,35 +10,60 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import re
 import sys
 
 
 def _field_docs(cls) -> dict[str, str]:
-    """Parse a Google-style ``Attributes:`` section into ``{name: description}``."""
-    doc = cls.__doc__ or ""
-    out, current = {}, None
-    in_attrs = False
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if stripped == "Attributes:":
-            in_attrs = True
+    """``{name: description}`` from the ``Attributes:`` section of a Google-style docstring.
+
+    The docstring is normalised with :func:`inspect.cleandoc` first (Python 3.13 strips
+    docstring indentation at compile time, earlier versions keep it), so no fixed
+    indentation is assumed: an entry is a ``name[, name...]: text`` line at the section's
+    first indentation, continued by deeper lines; the section ends at a line indented no
+    deeper than ``Attributes:`` itself.
+    """
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Attributes:")
+    except StopIteration:
+        return out
+    head_indent = len(lines[start]) - len(lines[start].lstrip())
+    entry_indent, current = None, []
+    for line in lines[start + 1:]:
+        if not line.strip():
             continue
-        if not in_attrs:
-            continue
-        m = re.match(r"^([a-z_][a-z0-9_, ]*):\s*(.*)$", stripped)
-        if m and line.startswith(" " * 8) and not line.startswith(" " * 12):
-            names = [n.strip() for n in m.group(1).split(",")]
-            for n in names:
-                out[n] = m.group(2)
-            current = names
-        elif stripped and current:
+        indent = len(line) - len(line.lstrip())
+        if indent <= head_indent:
+            break
+        if entry_indent is None:
+            entry_indent = indent
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*):\s*(.*)$",
+                     line.strip())
+        if indent == entry_indent and m:
+            current = [n.strip() for n in m.group(1).split(",")]
             for n in current:
-                out[n] += " " + stripped
-        elif not stripped and out:
-            current = None
+                out[n] = m.group(2)
+        elif indent > entry_indent and current:
+            for n in current:
+                out[n] = (out[n] + " " + line.strip()).strip()
     return out
+
+
+#: Section references to the design notes (seed_spec.md), which users do not have.
+_SECTION_REF = r"(?:seed_spec(?:\.md)?\s*(?:section\s*)?)?§\s*[\d.]*\d(?:\s*/\s*§\s*[\d.]*\d)*"
+
+
+def _user_text(text: str) -> str:
+    """Help text for users: plain quotes, no references to the internal design notes."""
+    text = text.replace("``", "")
+    text = re.sub(r"\s*\(\s*" + _SECTION_REF + r"\s*\)", "", text)
+    text = re.sub(r"[,;]?\s*" + _SECTION_REF, "", text)
+    text = re.sub(r"\(\s*\)", "", text)
+    return re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"\s{2,}", " ", text)).strip()
 
 
 def _leaf_fields(cls, default, prefix=""):
@@ -50,7 +75,31 @@ def _leaf_fields(cls, default, prefix=""):
         if dataclasses.is_dataclass(value):
             yield from _leaf_fields(type(value), value, name + ".")
         else:
-            yield name, value, docs.get(f.name, "")
+            yield name, value, _user_text(docs.get(f.name, ""))
+
+
+def _metavar(value, annotation) -> str:
+    """The flag's value placeholder: its type, from the default or the annotation."""
+    if isinstance(value, tuple):
+        kind = type(value[0]).__name__.upper() if value else "X"
+        return f"{kind},{kind},..."
+    if value is not None:
+        return type(value).__name__.upper()
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    kinds = [t.strip() for t in re.split(r"[|\[\],]", text.replace("Optional", ""))]
+    kinds = [k for k in kinds if k and k != "None"]
+    return (kinds[0].upper() if kinds else "VALUE") + "|null"
+
+
+def _field_metavars(cls, default, prefix="") -> dict[str, str]:
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_field_metavars(type(value), value, prefix + f.name + "."))
+        else:
+            out[prefix + f.name] = _metavar(value, f.type)
+    return out
 
 
 def _parse_value(text: str, default, name: str):
@@ -81,35 +130,58 @@ def _parse_value(text: str, default, name: str):
         raise ConfigError(name, f"cannot parse {text!r} as {type(default).__name__}") from None
 
 
-def _add_train_parser(sub):
-    from active_rlhf_jax.pipeline.config import Config
+def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
+    """The ``train`` subparser; with ``with_fields`` one flag per config field, whose
+    shown default is ``preset``'s value (imports the config tree, i.e. JAX)."""
+    name = preset or "default"
+    cfg = None
+    if with_fields:
+        from configs.presets import get_preset
 
+        cfg = get_preset(name)
     p = sub.add_parser(
         "train",
         help="run an RLHF experiment (or --resume one)",
+        usage="active-rlhf train [--preset NAME] (--out DIR | --resume DIR) [--seeds N] "
+        "[--no-progress] [--GROUP.FIELD VALUE ...]",
         description="Run an experiment from a preset; any config field can be overridden. "
-        "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`).",
+        "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`). "
+        "Ctrl-C stops between writes; `--resume DIR` continues from the last checkpoint.",
     )
-    p.add_argument("--preset", default="default", help="preset name(s) joined by '+' [default]")
-    p.add_argument("--seeds", type=int, default=None, help="seeds run in one vmapped call [1]")
-    p.add_argument("--out", default=None, help="run directory (required unless --resume)")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue a killed run")
+    p.add_argument("--preset", default="default", metavar="NAME",
+                   help="preset name(s) joined by '+' (default: %(default)s)")
+    seeds = "the preset's" if cfg is None else f"{cfg.seeds}, the preset's"
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help=f"seeds run side by side in one vmapped call (default: {seeds})")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run directory to create (required unless --resume)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue a stopped run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     mp = p.add_argument_group(
         "several processes (jax.distributed; start the same command once per process)")
     mp.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                     help="process 0's address; turns the multi-process runtime on")
-    mp.add_argument("--num-processes", type=int, default=None, help="processes in all")
-    mp.add_argument("--process-id", type=int, default=None, help="this process, 0..N-1")
-    group = p.add_argument_group("config fields (override the preset)")
-    for name, default, help_text in _leaf_fields(Config, Config()):
-        if name in ("seeds",):
+    mp.add_argument("--num-processes", type=int, default=None, metavar="N",
+                    help="processes in all")
+    mp.add_argument("--process-id", type=int, default=None, metavar="I",
+                    help="this process, 0..N-1")
+    p.set_defaults(func=_cmd_train)
+    if not with_fields:
+        return
+    from active_rlhf_jax.pipeline.config import Config
+
+    metavars = _field_metavars(Config, cfg)
+    group = p.add_argument_group(
+        f"config fields (override the preset; the defaults shown are --preset {name}'s)")
+    for field_name, default, help_text in _leaf_fields(Config, cfg):
+        if field_name in ("seeds",):
             continue
         group.add_argument(
-            f"--{name}", dest=f"cfg:{name}", default=None, metavar=type(default).__name__.upper(),
+            f"--{field_name}", dest=f"cfg:{field_name}", default=None,
+            metavar=metavars[field_name],
             help=f"{help_text} [default: {default!r}]".replace("%", "%%"),
         )
-    p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
@@ -125,7 +197,13 @@ def _cmd_train(args) -> int:
             if getattr(args, name) is None:
                 raise ConfigError(name, "is required with --coordinator")
         initialize(args.coordinator, args.num_processes, args.process_id)
+    from active_rlhf_jax.pipeline import interrupt
+
+    def on_ctrl_c(run_dir):  # one line with the resume command, between writes, no traceback
+        interrupt.install(f"interrupted; resume with `active-rlhf train --resume {run_dir}`")
+
     if args.resume:
+        on_ctrl_c(args.resume)
         summary = run(None, args.resume, resume=True, progress=not args.no_progress)
         print(json.dumps(summary))
         return 0
@@ -141,6 +219,7 @@ def _cmd_train(args) -> int:
     if args.seeds is not None:
         changes["seeds"] = args.seeds
     cfg = replace(cfg, **changes).validate()
+    on_ctrl_c(args.out)
     summary = run(cfg, args.out, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in summary.items() if k != "seeds"}))
     return 0
@@ -153,10 +232,30 @@ def _cmd_presets(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _peek(argv) -> tuple[str | None, str | None]:
+    """(subcommand, --preset value) from raw argv, before argparse runs."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    preset = None
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            preset = argv[i + 1]
+        elif a.startswith("--preset="):
+            preset = a.split("=", 1)[1]
+    return command, preset
+
+
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser, tailored to ``argv`` when given (``main`` passes it).
+
+    With ``argv``, the config-field flags (and so JAX) are only built for ``train``, so
+    the other subcommands parse their arguments, and report errors in them, without the
+    heavy imports, and the defaults in ``train --help`` are those of argv's ``--preset``.
+    Without it, every flag is built with the ``default`` preset's values.
+    """
+    command, preset = ("train", None) if argv is None else _peek(list(argv))
     parser = argparse.ArgumentParser(prog="active-rlhf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_parser(sub)
+    _add_train_parser(sub, preset, with_fields=command == "train")
     pp = sub.add_parser("presets", help="list the presets")
     pp.set_defaults(func=_cmd_presets)
     try:
@@ -168,16 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(message: str) -> int:
+    print(f"\nactive-rlhf: {message}", file=sys.stderr)
+    return 130
+
+
 def main(argv=None) -> int:
     from active_rlhf_jax.config_utils import ConfigError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"active-rlhf: error: {e}", file=sys.stderr)
-        return 2
+        try:
+            parser = build_parser(argv)
+        except ConfigError as e:  # e.g. an unknown --preset while building train's flags
+            print(f"active-rlhf: error: {e}", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)
+        try:
+            return int(args.func(args) or 0)
+        except ConfigError as e:
+            print(f"active-rlhf: error: {e}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:  # before the train command's own handler is installed
+        return _interrupted("interrupted")
 
 
 if __name__ == "__main__":  # pragma: no cover

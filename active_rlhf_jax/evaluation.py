@@ -105,7 +105,10 @@ def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, verbose=
     gid = _gym_id(env_id)
     if max_steps is not None:
         kwargs["max_episode_steps"] = int(max_steps)
-    env = gym.make(gid, **passed, **kwargs)
+    from active_rlhf_jax.envs.quiet import mujoco_warnings
+
+    with mujoco_warnings():  # Gymnasium compiles the same XML (settotalmass deprecation)
+        env = gym.make(gid, **passed, **kwargs)
     ours_skip = passed.pop("frame_skip", None)
     skip = getattr(env.unwrapped, "frame_skip", ours_skip)
     if ours_skip is not None and skip != ours_skip:  # pragma: no cover - tasks copy Gymnasium's

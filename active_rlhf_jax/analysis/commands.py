@@ -148,9 +148,9 @@ def add_subparsers(subparsers) -> None:
         help="run the saved deterministic policies and report the true return",
         description="Load the final (or --step) policy of every seed with its observation "
         "normaliser, run N deterministic episodes per seed, print one JSON object per seed "
-        "and a summary (mean and Student-t 95%% CI of the true return over seeds).",
+        "and a summary (mean and Student-t 95% CI of the true return over seeds).",
     )
-    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("run_dir", metavar="DIR", help="run directory (active-rlhf train --out)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per seed (0: video only)")
     p.add_argument(
         "--backend",
@@ -180,7 +180,7 @@ def add_subparsers(subparsers) -> None:
         "plot",
         help="figures (PNG+SVG+CSV) and a summary table from run directories",
         description="True return vs env steps and vs queries, reward-model Spearman vs "
-        "queries, BALD per modality, per-iteration modality split, IQM/mean with 95%% CIs and "
+        "queries, BALD per modality, per-iteration modality split, IQM/mean with 95% CIs and "
         "performance profiles (rliable), and a markdown summary table.",
     )
     _add_common_runs(p)

@@ -129,7 +129,13 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole experiment. ``seeds`` seeds run in one vmapped call, from ``seed`` upward."""
+    """A whole experiment. ``seeds`` seeds run in one vmapped call, from ``seed`` upward.
+
+    Attributes:
+        name: the run's name (the progress bar's label; presets set it).
+        seed: first seed; seed i of the run uses seed + i.
+        seeds: seeds run side by side in one vmapped call (``--seeds``).
+    """
 
     name: str = "default"
     seed: int = 0

@@ -30,6 +30,29 @@ class PPOConfig:
     ``minibatch_size``, ``update_epochs``, ``actor_hidden``, ``critic_hidden``,
     ``normalize_obs``, ``normalize_advantage``, ``anneal_lr``.
     Floats: everything else.
+
+    Attributes:
+        num_envs: environments stepped in parallel per seed.
+        num_steps: rollout length T per environment; a rollout is num_envs x num_steps steps.
+        minibatch_size: transitions per gradient step (must divide num_envs x num_steps).
+        update_epochs: passes over each rollout.
+        actor_hidden: hidden layer widths of the policy network (tanh).
+        critic_hidden: hidden layer widths of the value network (tanh).
+        normalize_obs: running mean/std observation normalisation (SB3 VecNormalize).
+        normalize_advantage: standardise advantages per minibatch.
+        anneal_lr: decay the learning rate linearly to 0 over the run (SB3: constant).
+        learning_rate: Adam step size.
+        gamma: discount factor.
+        gae_lambda: GAE lambda.
+        clip_eps: PPO ratio clipping range.
+        ent_coef: entropy bonus coefficient.
+        vf_coef: value-loss coefficient.
+        max_grad_norm: global gradient-norm clip.
+        adam_eps: Adam epsilon.
+        obs_clip: normalised observations are clipped to [-obs_clip, obs_clip].
+        obs_norm_count_init: initial count of the observation statistics (SB3 1e-4).
+        obs_norm_eps: added to the variance before the square root (SB3 1e-8).
+        log_std_init: initial log standard deviation of the Gaussian policy.
     """
 
     num_envs: int = 1
