@@ -83,7 +83,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from active_rlhf_jax.analysis.figures import make_all_figures
+    from active_rlhf_jax.analysis.figures import env_warning, make_all_figures
     from active_rlhf_jax.analysis.loading import load_runs
     from active_rlhf_jax.analysis.summary import (
         COLUMNS,
@@ -94,6 +94,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     runs = load_runs(args.run_dirs, args.labels)
     out = pathlib.Path(args.out)
+    warning = env_warning(runs)
+    if warning:
+        print(warning, file=sys.stderr)
     paths = make_all_figures(runs, out, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     table = format_markdown(rows, reps=args.bootstrap_reps)
