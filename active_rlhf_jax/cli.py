@@ -272,12 +272,42 @@ def _interrupted(message: str) -> int:
     return 130
 
 
+#: The config's groups (``--GROUP.FIELD``) and top-level fields; tests/test_first_hour.py
+#: checks them against ``Config`` so the early check below cannot drift.
+CONFIG_GROUPS = ("env", "run", "ppo", "reward", "teacher", "acquisition", "compat")
+CONFIG_TOP_FIELDS = ("name", "seed")
+_FIELD_FLAG = re.compile(
+    r"--(?:" + "|".join(CONFIG_TOP_FIELDS) + r"|(?:" + "|".join(CONFIG_GROUPS)
+    + r")\.[A-Za-z_][A-Za-z0-9_]*)(?:=.*)?$")
+
+
+def _early_train_check(argv) -> None:
+    """Argument errors of ``train`` that need no config tree, before JAX is imported:
+    bad values of the plain flags, flags that cannot be config fields, and no run
+    directory. (A misspelt field name is only known once the config tree is built.)"""
+    from active_rlhf_jax.config_utils import ConfigError
+
+    if any(a in ("-h", "--help") for a in argv):
+        return
+    parser = argparse.ArgumentParser(prog="active-rlhf")
+    _add_train_parser(parser.add_subparsers(dest="command"), with_fields=False)
+    args, unknown = parser.parse_known_args(argv)
+    flags = [a for a in unknown if a.startswith("--") or re.match(r"-[A-Za-z]", a)]
+    bad = [a for a in flags if not _FIELD_FLAG.match(a)]  # (-0.01 is a value, not a flag)
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    if not (args.out or args.resume):
+        raise ConfigError("out", "a run directory is required (--out DIR)")
+
+
 def main(argv=None) -> int:
     from active_rlhf_jax.config_utils import ConfigError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         try:
+            if _peek(argv)[0] == "train":
+                _early_train_check(argv)
             parser = build_parser(argv)
         except ConfigError as e:  # e.g. an unknown --preset while building train's flags
             print(f"active-rlhf: error: {e}", file=sys.stderr)

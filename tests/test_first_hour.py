@@ -103,6 +103,36 @@ def test_argument_errors_of_analysis_commands_come_before_jax():
     assert "exit 2" in p.stdout and "heavy []" in p.stdout, p.stdout + p.stderr
 
 
+def test_train_argument_errors_without_a_config_tree_come_before_jax():
+    import dataclasses
+
+    from active_rlhf_jax.cli import CONFIG_GROUPS, CONFIG_TOP_FIELDS, _early_train_check
+    from active_rlhf_jax.pipeline.config import Config
+
+    fields = dataclasses.fields(Config)
+    assert set(CONFIG_GROUPS) == {f.name for f in fields if dataclasses.is_dataclass(f.type)
+                                  or f.name in CONFIG_GROUPS}
+    assert set(CONFIG_TOP_FIELDS) | set(CONFIG_GROUPS) | {"seeds"} == {f.name for f in fields}
+    _early_train_check(["train", "--out", "d", "--ppo.ent_coef", "-0.01", "--seed=3"])
+    code = (
+        "import sys\n"
+        "from active_rlhf_jax.cli import main\n"
+        "rcs = []\n"
+        "for argv in (['train', '--bogus', '--out', 'x'], ['train', '--preset', 'smoke'],\n"
+        "             ['train', '--seeds', 'two', '--out', 'x']):\n"
+        "    try:\n        rcs.append(main(argv))\n"
+        "    except SystemExit as e:\n        rcs.append(e.code)\n"
+        "print('rcs', rcs, 'jax' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                       timeout=120)
+    assert "rcs [2, 2, 2] False" in p.stdout, p.stdout + p.stderr
+    err = [ln for ln in p.stderr.splitlines() if "error:" in ln]
+    assert "unrecognized arguments: --bogus" in err[0]
+    assert err[1] == "active-rlhf: error: out: a run directory is required (--out DIR)"
+    assert "--seeds: invalid int value: 'two'" in err[2]
+
+
 def test_start_up_is_quiet_and_writes_no_mujoco_log(tmp_path):
     code = (
         "from active_rlhf_jax import envs\n"
