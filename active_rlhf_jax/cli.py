@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import re
 import sys
@@ -22,29 +23,53 @@ from active_rlhf_jax import strict_json
 
 
 def _field_docs(cls) -> dict[str, str]:
-    """Parse a Google-style ``Attributes:`` section into ``{name: description}``."""
-    doc = cls.__doc__ or ""
-    out, current = {}, None
-    in_attrs = False
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if stripped == "Attributes:":
-            in_attrs = True
+    """``{name: description}`` from the ``Attributes:`` section of a Google-style docstring.
+
+    The docstring is normalised with :func:`inspect.cleandoc` first (Python 3.13 strips
+    docstring indentation at compile time, earlier versions keep it), so no fixed
+    indentation is assumed: an entry is a ``name[, name...]: text`` line at the section's
+    first indentation, continued by deeper lines; the section ends at a line indented no
+    deeper than ``Attributes:`` itself.
+    """
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Attributes:")
+    except StopIteration:
+        return out
+    head_indent = len(lines[start]) - len(lines[start].lstrip())
+    entry_indent, current = None, []
+    for line in lines[start + 1:]:
+        if not line.strip():
             continue
-        if not in_attrs:
-            continue
-        m = re.match(r"^([a-z_][a-z0-9_, ]*):\s*(.*)$", stripped)
-        if m and line.startswith(" " * 8) and not line.startswith(" " * 12):
-            names = [n.strip() for n in m.group(1).split(",")]
-            for n in names:
-                out[n] = m.group(2)
-            current = names
-        elif stripped and current:
+        indent = len(line) - len(line.lstrip())
+        if indent <= head_indent:
+            break
+        if entry_indent is None:
+            entry_indent = indent
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*):\s*(.*)$",
+                     line.strip())
+        if indent == entry_indent and m:
+            current = [n.strip() for n in m.group(1).split(",")]
             for n in current:
-                out[n] += " " + stripped
-        elif not stripped and out:
-            current = None
+                out[n] = m.group(2)
+        elif indent > entry_indent and current:
+            for n in current:
+                out[n] = (out[n] + " " + line.strip()).strip()
     return out
+
+
+#: Section references to the design notes (seed_spec.md), which users do not have.
+_SECTION_REF = r"(?:seed_spec(?:\.md)?\s*(?:section\s*)?)?§\s*[\d.]*\d(?:\s*/\s*§\s*[\d.]*\d)*"
+
+
+def _user_text(text: str) -> str:
+    """Help text for users: plain quotes, no references to the internal design notes."""
+    text = text.replace("``", "")
+    text = re.sub(r"\s*\(\s*" + _SECTION_REF + r"\s*\)", "", text)
+    text = re.sub(r"[,;]?\s*" + _SECTION_REF, "", text)
+    text = re.sub(r"\(\s*\)", "", text)
+    return re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"\s{2,}", " ", text)).strip()
 
 
 def _leaf_fields(cls, default, prefix=""):
@@ -56,7 +81,31 @@ def _leaf_fields(cls, default, prefix=""):
         if dataclasses.is_dataclass(value):
             yield from _leaf_fields(type(value), value, name + ".")
         else:
-            yield name, value, docs.get(f.name, "")
+            yield name, value, _user_text(docs.get(f.name, ""))
+
+
+def _metavar(value, annotation) -> str:
+    """The flag's value placeholder: its type, from the default or the annotation."""
+    if isinstance(value, tuple):
+        kind = type(value[0]).__name__.upper() if value else "X"
+        return f"{kind},{kind},..."
+    if value is not None:
+        return type(value).__name__.upper()
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    kinds = [t.strip() for t in re.split(r"[|\[\],]", text.replace("Optional", ""))]
+    kinds = [k for k in kinds if k and k != "None"]
+    return (kinds[0].upper() if kinds else "VALUE") + "|null"
+
+
+def _field_metavars(cls, default, prefix="") -> dict[str, str]:
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_field_metavars(type(value), value, prefix + f.name + "."))
+        else:
+            out[prefix + f.name] = _metavar(value, f.type)
+    return out
 
 
 def _parse_value(text: str, default, name: str):
@@ -87,45 +136,67 @@ def _parse_value(text: str, default, name: str):
         raise ConfigError(name, f"cannot parse {text!r} as {type(default).__name__}") from None
 
 
-def _add_train_parser(sub):
+def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
+    """The ``train`` subparser; with ``with_fields`` one flag per config field, whose
+    shown default is ``preset``'s value (imports the config tree, i.e. JAX)."""
+    name = preset or "default"
+    cfg = None
+    if with_fields:
+        from configs.presets import get_preset
 
+        cfg = get_preset(name)
     p = sub.add_parser(
         "train",
         allow_abbrev=False,
         help="run an RLHF experiment (or --resume one)",
+        usage="active-rlhf train [--preset NAME] (--out DIR | --resume DIR) [--seeds N] "
+        "[--no-progress] [--GROUP.FIELD VALUE ...]",
         description="Run an experiment from a preset; any config field can be overridden. "
-        "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`).",
+        "Presets combine with '+', e.g. cheetah+bald-info+noisy (see `active-rlhf presets`). "
+        "Ctrl-C stops between writes; `--resume DIR` continues from the last checkpoint.",
     )
-    p.add_argument("--preset", default=None, help="preset name(s) joined by '+' [default]")
-    p.add_argument("--seeds", type=int, default=None, help="seeds run in one vmapped call [1]")
-    p.add_argument("--out", default=None, help="run directory (required unless --resume)")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue a killed run")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="preset name(s) joined by '+' (default: default)")
+    seeds = "the preset's" if cfg is None else f"{cfg.seeds}, the preset's"
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help=f"seeds run side by side in one vmapped call (default: {seeds})")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run directory to create (required unless --resume)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue a stopped run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     mp = p.add_argument_group(
         "several processes (jax.distributed; start the same command once per process)")
     mp.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                     help="process 0's address; turns the multi-process runtime on")
-    mp.add_argument("--num-processes", type=int, default=None, help="processes in all")
-    mp.add_argument("--process-id", type=int, default=None, help="this process, 0..N-1")
-    _add_field_flags(p)
+    mp.add_argument("--num-processes", type=int, default=None, metavar="N",
+                    help="processes in all")
+    mp.add_argument("--process-id", type=int, default=None, metavar="I",
+                    help="this process, 0..N-1")
     p.set_defaults(func=_cmd_train)
+    if with_fields:
+        _add_field_flags(p, cfg, name)
 
 
-def _add_field_flags(p) -> None:
-    """Every config field as a ``--group.field`` flag (``cfg:`` dests, None = not given)."""
+def _add_field_flags(p, cfg, name: str) -> None:
+    """One ``--GROUP.FIELD`` flag per config field (dest ``cfg:NAME``, None = not given);
+    the defaults shown are ``cfg``'s (preset ``name``)."""
     from active_rlhf_jax.pipeline.config import Config
 
-    group = p.add_argument_group("config fields (override the preset)")
-    for name, default, help_text in _leaf_fields(Config, Config()):
-        if name in ("seeds",):
+    metavars = _field_metavars(Config, cfg)
+    group = p.add_argument_group(
+        f"config fields (override the preset; the defaults shown are --preset {name}'s)")
+    for field_name, default, help_text in _leaf_fields(Config, cfg):
+        if field_name in ("seeds",):
             continue
         group.add_argument(
-            f"--{name}", dest=f"cfg:{name}", default=None, metavar=type(default).__name__.upper(),
+            f"--{field_name}", dest=f"cfg:{field_name}", default=None,
+            metavar=metavars[field_name],
             help=f"{help_text} [default: {default!r}]".replace("%", "%%"),
         )
 
 
-def _add_sweep_parser(sub):
+def _add_sweep_parser(sub, preset: str | None = None, with_fields: bool = True):
     p = sub.add_parser(
         "sweep", allow_abbrev=False,
         help="run an experiment matrix: one run directory per arm, same seeds",
@@ -133,22 +204,29 @@ def _add_sweep_parser(sub):
         "seeds into OUT/ARM; a rerun skips finished arms and resumes interrupted ones. "
         "Then prints the matrix table (also `active-rlhf compare OUT`).",
     )
-    p.add_argument("--preset", required=True, help="base preset, e.g. cheetah+results")
+    p.add_argument("--preset", required=True, metavar="NAME",
+                   help="base preset, e.g. cheetah+results")
     p.add_argument("--arms", required=True,
                    help="comma-separated arms, e.g. ground-truth,pref-random,pref-bald,"
                    "bald-info+noisy")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per arm, one vmapped call")
-    p.add_argument("--out", required=True, help="sweep directory (one subdirectory per arm)")
-    p.add_argument("--gym-eval-episodes", type=int, default=10,
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="seeds per arm, one vmapped call (default: the preset's)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="sweep directory (one subdirectory per arm)")
+    p.add_argument("--gym-eval-episodes", type=int, default=10, metavar="N",
                    help="deterministic episodes per seed in Gymnasium's env after each arm "
-                   "(MuJoCo tasks; 0: none) [10]")
+                   "(MuJoCo tasks; 0: none) (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_field_flags(p)
     p.set_defaults(func=_cmd_sweep)
+    if with_fields:
+        from configs.presets import get_preset
+
+        _add_field_flags(p, get_preset(preset or "default"), preset or "default")
 
 
 def _cmd_sweep(args) -> int:
     from active_rlhf_jax.config_utils import ConfigError
+    from active_rlhf_jax.pipeline import interrupt
     from active_rlhf_jax.sweep import arm_config, parse_arms, run_sweep
 
     arms = parse_arms(args.arms)
@@ -158,6 +236,7 @@ def _cmd_sweep(args) -> int:
         raise ConfigError("gym_eval_episodes", f"must be >= 0, got {args.gym_eval_episodes}")
     changes = _flag_changes(args, arm_config(args.preset, arms[0], {}, None))
     changes.pop("seeds", None)  # passed on its own: sweep.json records it apart
+    interrupt.install("interrupted; run the same sweep command again to resume")
     run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
               gym_eval_episodes=args.gym_eval_episodes)
     from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
@@ -179,8 +258,14 @@ def _cmd_train(args) -> int:
             if getattr(args, name) is None:
                 raise ConfigError(name, "is required with --coordinator")
         initialize(args.coordinator, args.num_processes, args.process_id)
+    from active_rlhf_jax.pipeline import interrupt
+
+    def on_ctrl_c(run_dir):  # one line with the resume command, between writes, no traceback
+        interrupt.install(f"interrupted; resume with `active-rlhf train --resume {run_dir}`")
+
     if args.resume:
         _check_resume_flags(args)
+        on_ctrl_c(args.resume)
         summary = run(None, args.resume, resume=True, progress=not args.no_progress)
         print(strict_json.dumps(summary))
         return 0
@@ -188,6 +273,7 @@ def _cmd_train(args) -> int:
         raise ConfigError("out", "a run directory is required (--out DIR)")
     base = get_preset(args.preset or "default")
     cfg = replace(base, **_flag_changes(args, base)).validate()
+    on_ctrl_c(args.out)
     summary = run(cfg, args.out, progress=not args.no_progress)
     print(strict_json.dumps({k: v for k, v in summary.items() if k != "seeds"}))
     return 0
@@ -247,12 +333,32 @@ def _cmd_presets(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _peek(argv) -> tuple[str | None, str | None]:
+    """(subcommand, --preset value) from raw argv, before argparse runs."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    preset = None
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            preset = argv[i + 1]
+        elif a.startswith("--preset="):
+            preset = a.split("=", 1)[1]
+    return command, preset
+
+
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser, tailored to ``argv`` when given (``main`` passes it).
+
+    With ``argv``, the config-field flags (and so JAX) are only built for ``train`` and
+    ``sweep``, so the other subcommands parse their arguments, and report errors in them,
+    without the heavy imports, and the defaults in ``train --help`` are those of argv's
+    ``--preset``. Without it, every flag is built with the ``default`` preset's values.
+    """
+    command, preset = ("train", None) if argv is None else _peek(list(argv))
     parser = argparse.ArgumentParser(prog="active-rlhf", description=__doc__.splitlines()[0],
                                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_parser(sub)
-    _add_sweep_parser(sub)
+    _add_train_parser(sub, preset, with_fields=command == "train")
+    _add_sweep_parser(sub, preset, with_fields=command == "sweep")
     pp = sub.add_parser("presets", help="list the presets", allow_abbrev=False)
     pp.set_defaults(func=_cmd_presets)
     try:
@@ -264,28 +370,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(message: str) -> int:
+    print(f"\nactive-rlhf: {message}", file=sys.stderr)
+    return 130
+
+
+#: The config's groups (``--GROUP.FIELD``) and top-level fields; tests/test_first_hour.py
+#: checks them against ``Config`` so the early check below cannot drift.
+CONFIG_GROUPS = ("env", "run", "ppo", "reward", "teacher", "acquisition", "compat")
+CONFIG_TOP_FIELDS = ("name", "seed")
+_FIELD_FLAG = re.compile(
+    r"--(?:" + "|".join(CONFIG_TOP_FIELDS) + r"|(?:" + "|".join(CONFIG_GROUPS)
+    + r")\.[A-Za-z_][A-Za-z0-9_]*)(?:=.*)?$")
+
+
+def _early_train_check(argv) -> None:
+    """Argument errors of ``train`` that need no config tree, before JAX is imported:
+    bad values of the plain flags, flags that cannot be config fields, and no run
+    directory. (A misspelt field name is only known once the config tree is built.)"""
+    from active_rlhf_jax.config_utils import ConfigError
+
+    if any(a in ("-h", "--help") for a in argv):
+        return
+    parser = argparse.ArgumentParser(prog="active-rlhf")
+    _add_train_parser(parser.add_subparsers(dest="command"), with_fields=False)
+    args, unknown = parser.parse_known_args(argv)
+    flags = [a for a in unknown if a.startswith("--") or re.match(r"-[A-Za-z]", a)]
+    bad = [a for a in flags if not _FIELD_FLAG.match(a)]  # (-0.01 is a value, not a flag)
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    if not (args.out or args.resume):
+        raise ConfigError("out", "a run directory is required (--out DIR)")
+
+
 def main(argv=None) -> int:
     """Exit status: 0 done, 2 bad input or file-system problem, 3 non-finite state."""
     from active_rlhf_jax.config_utils import ConfigError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"active-rlhf: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path the user gave: read-only, a file for a folder, a full disk
-        where = f"{e.filename}: " if e.filename is not None else ""
-        print(f"active-rlhf: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        from active_rlhf_jax.pipeline.runner import NonFiniteError
-
-        if isinstance(e, NonFiniteError):
+        try:
+            if _peek(argv)[0] == "train":
+                _early_train_check(argv)
+            parser = build_parser(argv)
+        except ConfigError as e:  # e.g. an unknown --preset while building train's flags
             print(f"active-rlhf: error: {e}", file=sys.stderr)
-            return 3
-        raise
+            return 2
+        args = parser.parse_args(argv)
+        try:
+            return int(args.func(args) or 0)
+        except ConfigError as e:
+            print(f"active-rlhf: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:  # a path the user gave: read-only, a file for a folder, full disk
+            where = f"{e.filename}: " if e.filename is not None else ""
+            print(f"active-rlhf: error: {where}{e.strerror or e}", file=sys.stderr)
+            return 2
+        except Exception as e:
+            from active_rlhf_jax.pipeline.runner import NonFiniteError
+
+            if isinstance(e, NonFiniteError):
+                print(f"active-rlhf: error: {e}", file=sys.stderr)
+                return 3
+            raise
+    except KeyboardInterrupt:  # before the train command's own handler is installed
+        return _interrupted("interrupted")
 
 
 if __name__ == "__main__":  # pragma: no cover

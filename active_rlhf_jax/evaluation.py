@@ -4,8 +4,11 @@
   ``"mujoco"`` or ``"mjx"``: every seed and episode runs in one jitted ``lax.scan`` over the
   horizon, vmapped over seeds and episodes.
 * ``backend="gymnasium"``: Gymnasium's own environment with the same id (C MuJoCo, its own
-  wrappers and reset noise), all seeds x episodes stepped in lock-step on the host with one
-  batched, jitted ``act`` call per step.
+  wrappers and reset-noise draws), built with the run's task options (e.g.
+  ``terminate_when_unhealthy=False``, which is our default and not Gymnasium's: see
+  :func:`gym_task_options`), all seeds x episodes stepped in lock-step on the host with
+  one batched, jitted ``act`` call per step. A note on stderr names the options set
+  against Gymnasium's defaults and whatever still differs from our backend.
 
 In both, the policy is the Gaussian mean (deterministic) applied to the observation
 normalised with the seed's saved statistics, and the episode return is the sum of the true
@@ -42,15 +45,25 @@ def _gym_id(env_id: str) -> str:
     return registry.ALIASES.get(env_id, env_id)
 
 
-def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, **kwargs):
-    """Gymnasium's env for ``env_id`` with the options it understands.
+def gym_task_options(env_id: str, env_options: dict) -> tuple[dict, list[str]]:
+    """The run's task options as Gymnasium's constructor takes them, and what still differs.
 
-    Options of ours that Gymnasium's constructor does not take (e.g. ``fidelity``) are
-    dropped with a note on stderr.
+    Our task's effective options (its defaults merged with the run's ``env_options``, e.g.
+    ``terminate_when_unhealthy=False``, which is not Gymnasium's default) are all passed
+    explicitly, so Gymnasium's own defaults never decide the task; the frame skip is
+    passed where the constructor takes it and checked where it does not.
+
+    Returns:
+        ``(kwargs for gym.make, differences)``: each difference is one sentence naming
+        what Gymnasium's env does differently from our backend under these options.
     """
     import gymnasium as gym
     from gymnasium.envs.registration import load_env_creator
 
+    from active_rlhf_jax import envs as envs_lib
+
+    if env_id.startswith("probe/"):
+        raise ValueError(f"backend: gymnasium has no {env_id!r} (a probe env of ours)")
     gid = _gym_id(env_id)
     try:
         spec = gym.spec(gid)
@@ -63,19 +76,79 @@ def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, **kwargs
         else spec.entry_point
     )
     params = inspect.signature(creator).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    passed, dropped = {}, []
-    for k, v in (env_options or {}).items():
-        if k in params and k not in ("render_mode", "width", "height"):
+    ours = envs_lib.make(env_id, backend="mujoco", **(env_options or {}))
+    wanted = {**ours.options, "frame_skip": ours.frame_skip}
+    passed, diffs = {}, []
+    for k, v in wanted.items():
+        if k in params:
             passed[k] = v
-        else:
-            dropped.append(k)
-    del accepts_any  # MujocoEnv subclasses forward **kwargs to MujocoEnv; only named ones count
-    if dropped:
-        print(f"note: gymnasium {gid} ignores env options {sorted(dropped)}", file=sys.stderr)
+        elif k != "frame_skip":  # checked on the built env below
+            diffs.append(f"option {k}={v!r} is not a Gymnasium option and is not applied")
+    fidelity = getattr(ours, "fidelity", "gymnasium")
+    if fidelity != "gymnasium":
+        diffs.append(
+            f"fidelity={fidelity!r} (fewer solver iterations) is ours only: Gymnasium "
+            "steps with the XML's solver settings"
+        )
+    noise = ours.options.get("reset_noise_scale")
+    if noise != 0.0 or "Reacher" in gid:  # Reacher also draws its goal at reset
+        diffs.append(
+            "initial states are drawn by Gymnasium's RNG (same distribution, other draws"
+            + (f", reset_noise_scale={noise})" if noise is not None else ")")
+        )
+    return passed, diffs
+
+
+def make_gym_env(env_id: str, env_options: dict, max_steps: int | None, verbose=True, **kwargs):
+    """Gymnasium's env for ``env_id`` built with the run's task options.
+
+    See :func:`gym_task_options`; with ``verbose`` one note on stderr says which options
+    were set against Gymnasium's defaults and what still differs from our backend.
+    """
+    import gymnasium as gym
+
+    passed, diffs = gym_task_options(env_id, env_options)
+    gid = _gym_id(env_id)
     if max_steps is not None:
         kwargs["max_episode_steps"] = int(max_steps)
-    return gym.make(gid, **passed, **kwargs)
+    from active_rlhf_jax.envs.quiet import mujoco_warnings
+
+    with mujoco_warnings():  # Gymnasium compiles the same XML (settotalmass deprecation)
+        env = gym.make(gid, **passed, **kwargs)
+    ours_skip = passed.pop("frame_skip", None)
+    skip = getattr(env.unwrapped, "frame_skip", ours_skip)
+    if ours_skip is not None and skip != ours_skip:  # pragma: no cover - tasks copy Gymnasium's
+        diffs.insert(0, f"frame skip {skip} (ours {ours_skip})")
+    if verbose:
+        print(describe_gym_options(gid, passed, diffs), file=sys.stderr)
+    return env
+
+
+def describe_gym_options(gid: str, passed: dict, diffs: list[str]) -> str:
+    """One line: the run's options that differ from Gymnasium's defaults, then ``diffs``."""
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(gid)
+    creator = (
+        load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    )
+    params = inspect.signature(creator).parameters
+    changed = [
+        f"{k}={v!r} (Gymnasium's default: {params[k].default!r})"
+        for k, v in passed.items()
+        if k in params and _differs(v, params[k].default)
+    ]
+    head = f"note: gymnasium {gid} with the run's task options"
+    head += ": " + ", ".join(changed) if changed else " (all equal to Gymnasium's defaults)"
+    return head + "; differs from our backend: " + ("; ".join(diffs) or "nothing")
+
+
+def _differs(a, b) -> bool:
+    try:
+        return bool(np.any(np.asarray(a, dtype=float) != np.asarray(b, dtype=float)))
+    except (TypeError, ValueError):
+        return a != b
 
 
 def _horizon(env_episode_length: int, max_steps: int | None) -> int:
@@ -140,15 +213,17 @@ def evaluate_gymnasium(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic episodes in Gymnasium's env with the same id (see :func:`evaluate_ours`).
 
-    Episode ``j`` of seed row ``i`` is reset with ``seed + i * episodes + j``.
+    The env is built with the run's task options (:func:`gym_task_options`), so e.g. a run
+    trained with ``terminate_when_unhealthy=False`` is evaluated on fixed-horizon episodes
+    here too. Episode ``j`` of seed row ``i`` is reset with ``seed + i * episodes + j``.
     """
     import jax
     import jax.numpy as jnp
 
     num_seeds = len(policy.seeds)
     gym_envs = [
-        make_gym_env(policy.env_id, policy.env_options, max_steps)
-        for _ in range(num_seeds * episodes)
+        make_gym_env(policy.env_id, policy.env_options, max_steps, verbose=k == 0)
+        for k in range(num_seeds * episodes)
     ]
     act = jax.jit(
         jax.vmap(
@@ -242,7 +317,14 @@ def evaluate(
         returns, lengths = evaluate_gymnasium(policy, episodes, max_steps, seed)
     else:
         returns, lengths = evaluate_ours(policy, episodes, backend, max_steps, seed)
-    return summarize(policy.env_id, backend, policy.seeds, returns, lengths, max_steps, policy.step)
+    per_seed, summary = summarize(
+        policy.env_id, backend, policy.seeds, returns, lengths, max_steps, policy.step)
+    summary["env_options"] = dict(policy.env_options)
+    if backend == "gymnasium":
+        passed, diffs = gym_task_options(policy.env_id, policy.env_options)
+        summary["gymnasium_options"] = passed
+        summary["differences_from_ours"] = diffs
+    return per_seed, summary
 
 
 def _load_policy(run_dir, step):
@@ -279,6 +361,34 @@ def ensure_gl_backend() -> str:
     return os.environ["MUJOCO_GL"]
 
 
+#: Highest frame rate of a video: faster simulations keep every k-th step's frame, so the
+#: clip still plays in real time (Hopper's 125 steps/s become 25 frames/s).
+MAX_VIDEO_FPS = 30
+
+
+def video_stride(sim_fps: float, max_fps: float = MAX_VIDEO_FPS) -> int:
+    """Env steps per video frame: the smallest k with ``sim_fps / k <= max_fps``."""
+    return max(1, int(np.ceil(sim_fps / max_fps - 1e-9)))
+
+
+def track_camera(env) -> bool:
+    """Render through the model's ``track`` camera (``mode="trackcom"``) when it has one.
+
+    Gymnasium 1.4 renders HalfCheetah and Hopper through a free camera that does not
+    move, so a running cheetah leaves the frame after ~10 s; the XMLs' own ``track``
+    camera follows the centre of mass. Returns whether one was set.
+    """
+    import mujoco
+
+    base = env.unwrapped
+    cam = mujoco.mj_name2id(base.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    renderer = getattr(base, "mujoco_renderer", None)
+    if cam < 0 or renderer is None:
+        return False
+    renderer.camera_id = cam  # a model camera: rendered as FIXED, i.e. with its own mode
+    return True
+
+
 def render_video(
     run_dir,
     path,
@@ -293,8 +403,10 @@ def render_video(
 
     The episode runs in Gymnasium's env (same id) with ``render_mode="rgb_array"``, which
     draws with MuJoCo's offscreen renderer; frames are encoded with imageio-ffmpeg (H.264,
-    the env's ``render_fps``). One frame for the initial state and one after every step,
-    so a ``T``-step episode gives ``T + 1`` frames.
+    real time: the env's ``render_fps`` divided by :func:`video_stride`). One frame for the
+    initial state and one after every ``stride``-th step and the last, so a ``T``-step
+    episode at stride 1 gives ``T + 1`` frames. The camera follows the robot where the
+    model has a tracking camera (:func:`track_camera`).
 
     Returns:
         ``{"video": path, "frames", "fps", "return", "steps", "seed", "gl_backend"}``.
@@ -317,7 +429,10 @@ def render_video(
         width=width,
         height=height,
     )
-    fps = int(round(env.metadata.get("render_fps") or 30))
+    track_camera(env)
+    sim_fps = float(env.metadata.get("render_fps") or 30)  # 1 / dt: one frame per env step
+    stride = video_stride(sim_fps)
+    fps = sim_fps / stride
     act = jax.jit(lambda s, o: policy.ppo.act(s, o, jax.random.PRNGKey(0), True))
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,9 +459,10 @@ def render_video(
             obs, r, terminated, truncated, _ = env.step(action)
             total += float(r)
             steps += 1
-            writer.append_data(env.render())
-            frames += 1
             done = terminated or truncated
+            if steps % stride == 0 or done:
+                writer.append_data(env.render())
+                frames += 1
     finally:
         writer.close()
         env.close()
@@ -355,6 +471,7 @@ def render_video(
         "video": str(path),
         "frames": frames,
         "fps": fps,
+        "stride": stride,
         "return": total,
         "steps": steps,
         "seed": int(policy.seeds[seed_index]),

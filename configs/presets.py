@@ -7,7 +7,8 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
   ``cheetah``, ``hopper``, ``walker``, ``swimmer``, ``reacher``.
 * Experiment types: ``ground-truth``, ``pref-random``, ``pref-bald``, ``rating-random``,
   ``rating-bald``, ``unified-random``, ``bald-fixed``, ``bald-adaptive`` (the reference's
-  adaptive split), ``bald-info`` (information-per-cost allocation, our default method).
+  adaptive split), ``bald-info`` (information-per-cost allocation, our default method;
+  an environment preset alone runs it: ``hopper`` = ``hopper+bald-info``).
 * Modifiers: ``noisy`` (Bradley–Terry preferences with beta 1, Gaussian rating noise of
   std 1 bin), ``ensemble`` (5-member bootstrap ensemble posterior instead of MC dropout),
   ``compat`` (every reference compatibility option on but the biased rating noise),
@@ -303,10 +304,37 @@ def all_names():
     return list(ENV_PRESETS) + list(EXPERIMENTS) + list(MODIFIERS) + list(CALLABLE) + list(WHOLE)
 
 
+#: The experiment type an environment preset runs when the name gives none.
+DEFAULT_EXPERIMENT = "bald-info"
+
+
+def _with_default_experiment(parts: list[dict]) -> list[dict]:
+    """Insert :data:`DEFAULT_EXPERIMENT` after the last environment part when no part of
+    the name sets the experiment type.
+
+    Why: the package defaults already run BALD with information allocation, but an
+    environment preset carries the reference's dropout of its *non*-BALD runs (Hopper: 0,
+    so no posterior spread and BALD all zeros). Plain ``hopper`` therefore means
+    ``hopper+bald-info``, with the dropout of the reference's BALD runs (0.4), instead of
+    a BALD run on a posterior without spread (which validation rejects).
+    """
+    if any(p is e for p in parts for e in EXPERIMENTS.values()):
+        return parts
+    env_idx = [i for i, p in enumerate(parts)
+               if isinstance(p, dict) and p.get("name") in ENV_PRESETS]
+    if not env_idx:
+        return parts
+    k = env_idx[-1] + 1
+    return parts[:k] + [EXPERIMENTS[DEFAULT_EXPERIMENT]] + parts[k:]
+
+
 def get_preset(name: str) -> Config:
-    """Build the config of a '+'-joined preset name (not yet validated)."""
+    """Build the config of a '+'-joined preset name (not yet validated).
+
+    An environment preset without an experiment type runs :data:`DEFAULT_EXPERIMENT`.
+    """
     cfg = Config()
-    for changes in _parts(name):
+    for changes in _with_default_experiment(_parts(name)):
         # A callable part (tuned, results) computes its changes from the config so far.
         cfg = replace(cfg, **(changes(cfg) if callable(changes) else changes))
     return replace(cfg, name=name) if name not in WHOLE else cfg
@@ -318,5 +346,6 @@ def describe_presets() -> str:
     lines.append("modifiers:    " + ", ".join(MODIFIERS))
     lines.append("ppo:          " + ", ".join(CALLABLE))
     lines.append("whole:        " + ", ".join(WHOLE))
-    lines.append("combine with '+', e.g. cheetah+bald-info+noisy")
+    lines.append("combine with '+', e.g. cheetah+bald-info+noisy; an environment alone "
+                 f"runs {DEFAULT_EXPERIMENT} (hopper = hopper+{DEFAULT_EXPERIMENT})")
     return "\n".join(lines)

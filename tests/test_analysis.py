@@ -97,6 +97,38 @@ def oracle_mean_ci(values):
     return m, m - half, m + half, n
 
 
+def oracle_bootstrap_ci(columns, reps=None, seed=0, lo_hi=(-math.inf, math.inf)):
+    """Percentile bootstrap of the mean over seeds, as documented in
+    ``compute_mean_bootstrap_ci``: one ``[reps, S]`` index draw from
+    ``default_rng(seed)`` shared by every point, NaN-ignoring means, 2.5/97.5 percentiles,
+    clipped to ``lo_hi``; NaN below 3 finite seeds. ``columns``: per point, the S values."""
+    reps = REPS if reps is None else reps
+    n_seeds = len(columns[0])
+    idx = np.random.default_rng(seed).integers(0, n_seeds, size=(reps, n_seeds))
+    out = []
+    for col in columns:
+        col = [math.nan if v is None else float(v) for v in col]
+        if sum(math.isfinite(v) for v in col) < 3:
+            out.append((math.nan, math.nan))
+            continue
+        means = []
+        for r in range(reps):
+            vals = [col[i] for i in idx[r] if math.isfinite(col[i])]
+            if vals:
+                means.append(sum(vals) / len(vals))
+        lo, hi = np.percentile(means, [2.5, 97.5])
+        out.append((min(max(lo, lo_hi[0]), lo_hi[1]), min(max(hi, lo_hi[0]), lo_hi[1])))
+    return out
+
+
+def seed_columns(raw, field):
+    """Per iteration, the values of ``field`` of every seed in seed order (None if absent)."""
+    seeds = sorted({r["seed"] for r in raw})
+    iters = sorted({r["iteration"] for r in raw})
+    by = {(r["seed"], r["iteration"]): r.get(field) for r in raw}
+    return iters, [[by.get((s, it)) for s in seeds] for it in iters]
+
+
 def raw_rows(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -198,7 +230,8 @@ LINE_CSVS = {
 
 
 def check_line_csv(csv_path, runs):
-    """Every CSV row equals the oracle t-interval over seeds of metrics.jsonl."""
+    """Every CSV row equals the oracle over seeds of metrics.jsonl: the t-interval for the
+    return, the percentile bootstrap within [-1, 1] for Spearman; no interval below 3."""
     name = csv_path.stem
     y_field, x_field = LINE_CSVS[name]
     rows = read_csv(csv_path)
@@ -208,10 +241,16 @@ def check_line_csv(csv_path, runs):
         iters = sorted({r["iteration"] for r in raw})
         got = {int(r["iteration"]): r for r in rows if r["run"] == label}
         assert sorted(got) == iters
+        boot = dict(zip(iters, oracle_bootstrap_ci(seed_columns(raw, y_field)[1],
+                                                   lo_hi=(-1.0, 1.0)), strict=True))
         for it in iters:
             ys = [r[y_field] for r in raw if r["iteration"] == it]
             xs = [r[x_field] for r in raw if r["iteration"] == it]
             m, lo, hi, n = oracle_mean_ci(ys)
+            if y_field == "reward_corr":
+                lo, hi = boot[it]
+            elif n < 3:
+                lo = hi = math.nan
             row = got[it]
             assert close(f(row["mean"]), m) and int(row["n_seeds"]) == n
             assert close(f(row["ci_lo"]), lo) and close(f(row["ci_hi"]), hi)
@@ -225,13 +264,15 @@ def check_bald_csv(csv_path, runs):
     for label, d in runs.items():
         raw = raw_rows(d)
         for field in ("bald_pref", "bald_eval"):
-            for it in sorted({r["iteration"] for r in raw}):
+            iters, cols = seed_columns(raw, field)
+            for it, (lo, hi) in zip(iters, oracle_bootstrap_ci(cols, lo_hi=(0.0, math.inf)),
+                                    strict=True):
                 (row,) = [
                     r
                     for r in rows
                     if r["run"] == label and r["modality"] == field and int(r["iteration"]) == it
                 ]
-                m, lo, hi, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
+                m, _, _, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
                 assert close(f(row["mean"]), m) and close(f(row["ci_lo"]), lo)
                 assert close(f(row["ci_hi"]), hi)
 
@@ -240,10 +281,13 @@ def check_split_csv(csv_path, runs):
     rows = read_csv(csv_path)
     for label, d in runs.items():
         raw = raw_rows(d)
-        for it in sorted({r["iteration"] for r in raw}):
-            (row,) = [r for r in rows if r["run"] == label and int(r["iteration"]) == it]
-            for field in ("n_pref", "n_eval"):
-                m, lo, hi, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
+        for field in ("n_pref", "n_eval"):
+            iters, cols = seed_columns(raw, field)
+            top = max(r[field] for r in raw)
+            for it, (lo, hi) in zip(iters, oracle_bootstrap_ci(cols, lo_hi=(0.0, top)),
+                                    strict=True):
+                (row,) = [r for r in rows if r["run"] == label and int(r["iteration"]) == it]
+                m, _, _, _ = oracle_mean_ci([r[field] for r in raw if r["iteration"] == it])
                 assert close(f(row[f"{field}_mean"]), m)
                 assert close(f(row[f"{field}_ci_lo"]), lo) and close(f(row[f"{field}_ci_hi"]), hi)
 
@@ -414,3 +458,104 @@ def test_compare_prints_table_and_json(tmp_path, capsys):
     rec = json.loads(capsys.readouterr().out)
     m, lo, hi, n = oracle_mean_ci(oracle_final(a))
     assert rec["n_seeds"] == n and close(rec["mean"], m) and close(rec["mean_ci_lo"], lo)
+
+
+# ---------------------------------------------------------------- figure data in range
+
+
+def _write_run(path, rows, config=None):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config or {"env": {"env_id": "HalfCheetah-v5"}}))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _extreme_rows(n_seeds, n_iters=4):
+    """Values at the edge of each range, where a symmetric t-interval leaves it: one seed
+    far from the others (Spearman -0.9 among 1.0s, BALD 0.5 among zeros, 15 queries among
+    zeros), and no finished episode in iteration 2."""
+    rows = []
+    for s in range(n_seeds):
+        for it in range(n_iters):
+            odd = s == 0
+            rows.append({
+                "seed": s, "iteration": it, "env_steps": 1000 * (it + 1),
+                "queries_total": 15 * (it + 1),
+                "true_return": None if it == 2 else float(10 * it + s),
+                "reward_corr": -0.9 if odd else 1.0,
+                "bald_pref": 0.5 if odd else 0.0, "bald_eval": 0.5 if odd else 0.0,
+                "n_pref": 15 if odd else 0, "n_eval": 0 if odd else 15,
+            })
+    return rows
+
+
+def test_figure_data_of_bounded_quantities_and_counts_stays_in_range(tmp_path, capsys):
+    four = _write_run(tmp_path / "four", _extreme_rows(4))
+    two = _write_run(tmp_path / "two", _extreme_rows(2))
+    rnd = _write_run(tmp_path / "rnd", _extreme_rows(4),
+                     {"env": {"env_id": "HalfCheetah-v5"}, "acquisition": {"method": "random"}})
+    # The t-interval would leave every range here (what the figures drew before).
+    _, t_lo, t_hi, _ = oracle_mean_ci([-0.9, 1.0, 1.0, 1.0])
+    assert t_hi > 1.0
+    assert oracle_mean_ci([0.5, 0.0, 0.0, 0.0])[1] < 0.0
+    assert oracle_mean_ci([15, 0, 0, 0])[2] > 15 or oracle_mean_ci([15, 0, 0, 0])[1] < 0
+    out = tmp_path / "figs"
+    argv = ["plot", str(four), str(two), str(rnd), "--out", str(out), "--bootstrap-reps", "300"]
+    assert commands.main(argv) == 0
+    corr = read_csv(out / "reward_corr_vs_queries.csv")
+    bald = read_csv(out / "bald_vs_env_steps.csv")
+    split = read_csv(out / "feedback_split.csv")
+    for r in corr:
+        if r["run"] != "two":
+            assert -1.0 <= f(r["ci_lo"]) <= f(r["mean"]) <= f(r["ci_hi"]) <= 1.0, r
+            assert f(r["ci_lo"]) < 0.9  # a real interval, not a point
+    for r in bald:
+        if r["run"] == "four":
+            assert 0.0 <= f(r["ci_lo"]) <= f(r["mean"]) <= f(r["ci_hi"]) <= 0.5, r
+    for r in split:
+        if r["run"] != "two":
+            for k in ("n_pref", "n_eval"):
+                assert 0.0 <= f(r[f"{k}_ci_lo"]) <= f(r[f"{k}_mean"]) <= f(r[f"{k}_ci_hi"]) <= 15
+    # Fewer than 3 seeds: no interval in any figure's data (the seeds are drawn instead).
+    for rows in (corr, bald, split, read_csv(out / "return_vs_env_steps.csv")):
+        for r in rows:
+            if r["run"] == "two":
+                assert all(v == "" for k, v in r.items() if "_ci_" in k or k in ("ci_lo", "ci_hi"))
+                assert r["ci_method"].startswith("none")
+    # No BALD curve for the random-acquisition run.
+    assert {r["run"] for r in bald} == {"four", "two"}
+    # No episode finished in iteration 2: empty in the data, and the drawn line breaks.
+    ret = [r for r in read_csv(out / "return_vs_env_steps.csv") if r["run"] == "four"]
+    assert ret[2]["mean"] == "" and all(ret[i]["mean"] != "" for i in (0, 1, 3))
+
+
+def test_curves_break_at_missing_iterations_and_draw_few_seeds(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from active_rlhf_jax.analysis import figures
+
+    four = load_run(_write_run(tmp_path / "four", _extreme_rows(4)))
+    two = load_run(_write_run(tmp_path / "two", _extreme_rows(2)))
+    fig, ax = plt.subplots()
+    rows = figures.series_rows(four, "true_return", "env_steps", reps=50)
+    drawn, gaps = figures._draw_series(ax, four, rows, "env_steps", "true_return", "C0", "four")
+    assert drawn and gaps == 1
+    (line,) = ax.lines
+    assert np.isnan(line.get_ydata()[2]) and np.isfinite(line.get_ydata()[[0, 1, 3]]).all()
+    rows = figures.series_rows(two, "true_return", "env_steps", reps=50)
+    figures._draw_series(ax, two, rows, "env_steps", "true_return", "C1", "two")
+    assert [ln.get_label() for ln in ax.lines[1:]] == ["two, seed 0", "two, seed 1"]
+    plt.close(fig)
+
+
+def test_plot_warns_and_splits_runs_on_different_envs(tmp_path, capsys):
+    a = make_run(tmp_path / "a", env_id="HalfCheetah-v5", n_seeds=3, n_iters=3)
+    b = make_run(tmp_path / "b", env_id="Hopper-v5", n_seeds=3, n_iters=3)
+    out = tmp_path / "figs"
+    assert commands.main(["plot", str(a), str(b), "--out", str(out), "--bootstrap-reps", "50"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the runs are on 2 environments" in err
+    for env in ("HalfCheetah-v5", "Hopper-v5"):
+        for stem in ("return_vs_env_steps", "reward_corr_vs_queries", "bald_vs_env_steps"):
+            rows = read_csv(out / f"{stem}_{env}.csv")
+            assert {r["run"] for r in rows} == {"a" if env.startswith("Half") else "b"}

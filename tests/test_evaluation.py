@@ -208,6 +208,59 @@ def test_backends_agree_within_confidence_intervals(run_dir):
         assert lo_o <= hi_g and lo_g <= hi_o, (m_o, lo_o, hi_o, m_g, lo_g, hi_g)
 
 
+def hopper_policy(tmp_path, env_options):
+    """A 2-seed Hopper-v4 policy (actor output scaled up so the hopper moves and falls)."""
+    obs, act = 11, 3
+    spec = SimpleNamespace(num_envs=1, observation_size=obs, action_size=act,
+                           action_low=-np.ones(act, np.float32), action_high=np.ones(act, np.float32))
+    ppo = make_ppo(PPOConfig(), spec)
+    state = jax.vmap(ppo.init)(jax.random.split(jax.random.PRNGKey(3), 2))
+    actor = jax.tree_util.tree_map_with_path(
+        lambda path, x: 100.0 * x if "Dense_2" in jax.tree_util.keystr(path) else x,
+        state.actor_params,
+    )
+    state = state.replace(actor_params=actor)
+    save_policy(tmp_path, "Hopper-v4", env_options, PPOConfig(), state, seeds=[0, 1], env=spec)
+    return load_policy(tmp_path), ppo, state
+
+
+@needs_tasks
+def test_gymnasium_evaluation_uses_the_runs_task_options(tmp_path, capsys):
+    """Hopper-v4 as the runs train it (terminate_when_unhealthy False, our default but not
+    Gymnasium's), reset noise 0 so both start from the same state: Gymnasium's returns
+    equal our C backend's within 1e-3 (measured 9e-6 apart over 100 steps: float32 actions
+    of one policy, the same C MuJoCo), and every episode runs the whole horizon."""
+    import gymnasium as gym
+
+    from active_rlhf_jax.evaluation import evaluate, evaluate_gymnasium, evaluate_ours
+
+    policy, ppo, state = hopper_policy(tmp_path, {"fidelity": "gymnasium", "reset_noise_scale": 0.0})
+    ours, ours_len = evaluate_ours(policy, 2, "mujoco", max_steps=100)
+    gym_r, gym_len = evaluate_gymnasium(policy, 2, max_steps=100)
+    assert (ours_len == 100).all() and (gym_len == 100).all()
+    np.testing.assert_allclose(gym_r, ours, rtol=0, atol=1e-3)
+    assert abs(ours[0, 0] - ours[1, 0]) > 1.0  # the two seeds' policies really differ
+    note = capsys.readouterr().err
+    assert "terminate_when_unhealthy=False (Gymnasium's default: True)" in note
+    assert "differs from our backend: nothing" in note
+    # The option matters: Gymnasium's default ends seed 1's episode early (it falls).
+    env = gym.make("Hopper-v4", reset_noise_scale=0.0, max_episode_steps=100)
+    obs, _ = env.reset(seed=0)
+    s1 = jax.tree.map(lambda x: x[1], state)
+    steps, term, trunc = 0, False, False
+    while not (term or trunc):
+        a = np.asarray(ppo.act(s1, jnp.asarray(obs, jnp.float32), jax.random.PRNGKey(0), True))
+        obs, _, term, trunc, _ = env.step(a.astype(np.float64))
+        steps += 1
+    assert term and steps < 100
+    # evaluate() records what was passed and what differs (here: the reset draws).
+    hopper_policy(tmp_path / "noisy", {"fidelity": "fast"})
+    _, summary = evaluate(tmp_path / "noisy", episodes=1, backend="gymnasium", max_steps=5)
+    assert summary["gymnasium_options"]["terminate_when_unhealthy"] is False
+    diffs = " ".join(summary["differences_from_ours"])
+    assert "fidelity='fast'" in diffs and "reset_noise_scale=0.005" in diffs
+
+
 def test_video_writes_playable_mp4(run_dir, tmp_path, capsys, monkeypatch):
     # A failure, not a skip, when offscreen rendering does not work on this machine.
     import imageio.v3 as iio
@@ -247,3 +300,11 @@ def test_video_writes_playable_mp4(run_dir, tmp_path, capsys, monkeypatch):
     assert len(frames) == 13
     assert all(f.std() > 1.0 for f in frames)  # rendered scenes, not blank frames
     assert not list(path.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_video_stride_keeps_real_time_at_most_30_fps():
+    from active_rlhf_jax.evaluation import video_stride
+
+    # HalfCheetah dt 0.05 (20/s), Reacher 0.02 (50/s), Hopper 0.008 (125/s: was a 0.29 s clip
+    # of 35 frames at 125 fps), Swimmer 0.04 (25/s).
+    assert [video_stride(f) for f in (20, 50, 125, 25, 30, 31)] == [1, 2, 5, 1, 1, 2]

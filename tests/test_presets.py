@@ -20,7 +20,8 @@ REFERENCE = {
 def test_env_preset_matches_reference(name):
     (env_id, total, budget, seg, rrange, frac, warm, lr, wd, epochs, patience, dropout,
      gap) = REFERENCE[name]
-    c = get_preset(name).validate()
+    # The environment's own values, under an experiment type that keeps its dropout.
+    c = get_preset(f"{name}+pref-random").validate()
     assert c.env.env_id == env_id
     assert c.run.total_ppo_timesteps == total
     assert c.run.ppo_timesteps_per_iteration == 20_000
@@ -82,3 +83,41 @@ def test_modifiers_are_documented():
 
     for name in list(MODIFIERS) + list(EXPERIMENTS):
         assert name in presets.__doc__
+
+
+def test_environment_alone_runs_bald_info_with_a_posterior_spread():
+    """``hopper`` alone must not run BALD on a dropout-0 posterior (all BALD zeros):
+    an environment preset without an experiment type is ``ENV+bald-info``."""
+    import dataclasses
+
+    for env in ("hopper", "cheetah"):
+        alone = get_preset(env).validate()
+        explicit = get_preset(f"{env}+bald-info").validate()
+        assert dataclasses.replace(alone, name="x") == dataclasses.replace(explicit, name="x")
+        assert alone.reward.dropout == 0.4 and alone.acquisition.method == "bald"
+    # Modifiers after the environment keep working; the reference's Hopper dropout stays
+    # in the random arms.
+    assert get_preset("hopper+noisy").reward.dropout == 0.4
+    assert get_preset("hopper+pref-random").validate().reward.dropout == 0.0
+
+
+@pytest.mark.parametrize("method", ["bald", "variance", "entropy"])
+def test_no_posterior_spread_is_a_config_error(method):
+    from active_rlhf_jax.config_utils import ConfigError
+    from active_rlhf_jax.pipeline.config import replace
+
+    base = get_preset("hopper+pref-random")
+    bad = replace(base, **{"acquisition.method": method})
+    with pytest.raises(ConfigError, match=r"^reward\.dropout: 0 gives the mc_dropout") as e:
+        bad.validate()
+    assert "\n" not in str(e.value) and f"acquisition.method={method!r}" in str(e.value)
+    # Any spread (dropout > 0, or an ensemble posterior), random acquisition, or no
+    # feedback at all is fine.
+    replace(bad, **{"reward.dropout": 0.05}).validate()
+    replace(bad, **{"reward.posterior": "ensemble"}).validate()
+    replace(bad, **{"run.feedback": "none"}).validate()
+    base.validate()
+    # The reference-adaptive split compares BALD means even under random acquisition.
+    adaptive = replace(base, **{"run.feedback": "both", "acquisition.allocation": "reference-adaptive"})
+    with pytest.raises(ConfigError, match="reference-adaptive"):
+        adaptive.validate()

@@ -73,7 +73,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from active_rlhf_jax.analysis.figures import make_all_figures
+    from active_rlhf_jax.analysis.figures import env_warning, make_all_figures
     from active_rlhf_jax.analysis.loading import load_runs
     from active_rlhf_jax.analysis.summary import (
         COLUMNS,
@@ -86,6 +86,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"{out} exists and is not a directory")
     runs = load_runs(args.run_dirs, args.labels)
+    warning = env_warning(runs)
+    if warning:
+        print(warning, file=sys.stderr)
     paths = make_all_figures(runs, out, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     table = format_markdown(rows, reps=args.bootstrap_reps)
@@ -153,9 +156,9 @@ def add_subparsers(subparsers) -> None:
         help="run the saved deterministic policies and report the true return",
         description="Load the final (or --step) policy of every seed with its observation "
         "normaliser, run N deterministic episodes per seed, print one JSON object per seed "
-        "and a summary (mean and Student-t 95%% CI of the true return over seeds).",
+        "and a summary (mean and Student-t 95% CI of the true return over seeds).",
     )
-    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("run_dir", metavar="DIR", help="run directory (active-rlhf train --out)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per seed (0: video only)")
     p.add_argument(
         "--backend",
@@ -186,7 +189,7 @@ def add_subparsers(subparsers) -> None:
         allow_abbrev=False,
         help="figures (PNG+SVG+CSV) and a summary table from run directories",
         description="True return vs env steps and vs queries, reward-model Spearman vs "
-        "queries, BALD per modality, per-iteration modality split, IQM/mean with 95%% CIs and "
+        "queries, BALD per modality, per-iteration modality split, IQM/mean with 95% CIs and "
         "performance profiles (rliable), and a markdown summary table.",
     )
     _add_common_runs(p)

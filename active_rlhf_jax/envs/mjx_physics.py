@@ -29,7 +29,10 @@ import copy
 import jax
 import jax.numpy as jnp
 import mujoco
-from mujoco import mjx
+
+from active_rlhf_jax.envs.quiet import import_mjx
+
+mjx = import_mjx()  # ``from mujoco import mjx`` without its "Failed to import warp" prints
 
 FIDELITIES = ("gymnasium", "fast")
 #: Solver settings of the "fast" fidelity: (iterations, ls_iterations).

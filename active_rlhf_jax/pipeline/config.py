@@ -133,7 +133,13 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole experiment. ``seeds`` seeds run in one vmapped call, from ``seed`` upward."""
+    """A whole experiment. ``seeds`` seeds run in one vmapped call, from ``seed`` upward.
+
+    Attributes:
+        name: the run's name (the progress bar's label; presets set it).
+        seed: first seed; seed i of the run uses seed + i.
+        seeds: seeds run side by side in one vmapped call (``--seeds``).
+    """
 
     name: str = "default"
     seed: int = 0
@@ -227,6 +233,7 @@ class Config:
             raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
         if self.run.feedback != "none" and self.num_iterations < 2:
             raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")
+        _check_posterior_spread(self)
         self._check_budget_supply()
         return self
 
@@ -248,6 +255,37 @@ class Config:
                 f"iteration over {self.num_iterations - 1} acquiring iterations; a clip is "
                 "paired once and rated once); lower run.budget or raise "
                 "run.segments_per_iteration")
+
+
+#: Acquisition scores that are functions of the posterior's spread over samples.
+SPREAD_METHODS = ("bald", "variance", "entropy")
+
+
+def _check_posterior_spread(cfg: "Config") -> None:
+    """An MC-dropout posterior with dropout 0 has no spread: its S samples are one network.
+
+    BALD and the variance score are then 0 for every candidate, and predictive entropy
+    reduces to the noise model's (no epistemic part), so the queries are chosen by ties,
+    not by uncertainty; the reference-adaptive split compares two zero BALD means. Running
+    that silently looked like active learning and was not (Hopper's reference dropout is
+    0), so it is an error naming the field.
+    """
+    r, a = cfg.reward, cfg.acquisition
+    if cfg.run.feedback == "none" or r.posterior != "mc_dropout" or r.dropout > 0:
+        return
+    uses = []
+    if a.method in SPREAD_METHODS:
+        uses.append(f"acquisition.method={a.method!r}")
+    if a.allocation == "reference-adaptive" and cfg.run.feedback == "both":
+        uses.append("acquisition.allocation='reference-adaptive' (BALD means)")
+    if uses:
+        raise ConfigError(
+            "reward.dropout",
+            f"0 gives the mc_dropout posterior no spread (its samples are one network), so "
+            f"{' and '.join(uses)} cannot measure what the model does not know; "
+            "set reward.dropout > 0 (the BALD presets use 0.4), "
+            "reward.posterior='ensemble', or acquisition.method='random'",
+        )
 
 
 def _episode_length(env_id: str) -> int:

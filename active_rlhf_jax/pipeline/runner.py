@@ -38,7 +38,7 @@ import numpy as np
 from active_rlhf_jax import strict_json
 from active_rlhf_jax.config_utils import ConfigError, from_dict, to_dict
 from active_rlhf_jax.pipeline import distributed as dist
-from active_rlhf_jax.pipeline import rundir
+from active_rlhf_jax.pipeline import interrupt, rundir
 from active_rlhf_jax.pipeline.config import Config
 from active_rlhf_jax.pipeline.train import make_train
 
@@ -258,9 +258,12 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
     guard_fn = seed_parallel(pipe.first_nonfinite, mesh)
     chunk_fns = {}
 
-    def chunk_fn(length):
+    def chunk_fn(length, state):
+        """The compiled chunk program of ``length`` iterations (compiled ahead of its first
+        call, so the progress bar's steps/s never include the compile)."""
         if length not in chunk_fns:
-            chunk_fns[length] = seed_parallel(functools.partial(pipe.run_chunk, length=length), mesh)
+            fn = seed_parallel(functools.partial(pipe.run_chunk, length=length), mesh)
+            chunk_fns[length] = fn.lower(state).compile()
         return chunk_fns[length]
 
     def make_manager():
@@ -310,36 +313,39 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
     chunks_run = 0
     last_saved = step
     rows = []
+    last_return = "-"  # the bar shows the last iteration with a finished episode
     try:
         while done_iters < n_iter:
             if max_chunks is not None and chunks_run >= max_chunks:
                 return {"interrupted_at": done_iters}
             length = min(chunk, n_iter - done_iters)
+            program = chunk_fn(length, state)
             t0 = time.time()
-            state, metrics = chunk_fn(length)(state)
+            state, metrics = program(state)
             jax.block_until_ready(metrics)
             wall = time.time() - t0
             sps = length * config.steps_per_iteration * config.seeds / max(wall, 1e-9)
             rows = metrics_rows(config, metrics, sps, pipe.guarded_names)
-            if logger is not None:
-                logger.write(rows)
-            done_iters += length
-            bad = [r for r in rows if r["nonfinite"]]
-            if bad:  # no checkpoint of this state: the newest one stays the last finite one
-                first = bad[0]  # rows are ordered by iteration, then seed
-                kept = (f"the last finite checkpoint is iteration {last_saved}"
-                        if last_saved is not None else "no checkpoint was saved before it")
-                raise NonFiniteError(
-                    f"non-finite {first['nonfinite']} at iteration {first['iteration']} (seed "
-                    f"{first['seed']}); stopped after iteration {done_iters}, {kept} "
-                    f"(in {out / 'checkpoints'})")
-            manager.save(done_iters, args=ocp.args.StandardSave(state))
-            manager.wait_until_finished()
-            last_saved = done_iters
+            with interrupt.writing():  # a Ctrl-C waits for the metrics and the checkpoint
+                if logger is not None:
+                    logger.write(rows)
+                done_iters += length
+                bad = [r for r in rows if r["nonfinite"]]
+                if bad:  # no checkpoint of this state: the newest one stays the last finite one
+                    first = bad[0]  # rows are ordered by iteration, then seed
+                    kept = (f"the last finite checkpoint is iteration {last_saved}"
+                            if last_saved is not None else "no checkpoint was saved before it")
+                    raise NonFiniteError(
+                        f"non-finite {first['nonfinite']} at iteration {first['iteration']} "
+                        f"(seed {first['seed']}); stopped after iteration {done_iters}, {kept} "
+                        f"(in {out / 'checkpoints'})")
+                manager.save(done_iters, args=ocp.args.StandardSave(state))
+                manager.wait_until_finished()
+                last_saved = done_iters
             chunks_run += 1
             if bar is not None:
-                tr = [r["true_return"] for r in rows[-config.seeds:] if r["true_return"] is not None]
-                bar.set_postfix(true_return=f"{np.mean(tr):.1f}" if tr else "-", sps=f"{sps:.0f}")
+                last_return = _bar_return(rows, config.seeds, last_return)
+                bar.set_postfix(true_return=last_return, sps=f"{sps:.0f}")
                 bar.update(length)
     finally:
         if bar is not None:
@@ -361,15 +367,27 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
     summary = final_eval_summary(config, returns)
     ppo_state = dist.fetch(state.ppo)
     if main:
-        tmp = out / (FINAL_EVAL_FILE + ".tmp")
-        tmp.write_text(strict_json.dumps(summary, indent=2))
-        os.replace(tmp, out / FINAL_EVAL_FILE)
-        _save_policy(out, config, ppo_state, pipe.env)
+        with interrupt.writing():
+            tmp = out / (FINAL_EVAL_FILE + ".tmp")
+            tmp.write_text(strict_json.dumps(summary, indent=2))
+            os.replace(tmp, out / FINAL_EVAL_FILE)
+            _save_policy(out, config, ppo_state, pipe.env)
     dist.barrier("run-finished")
     summary["init_seconds"] = init_seconds
-    # Compiled chunk programs (one per distinct chunk length): no recompilation check.
-    summary["chunk_compilations"] = sum(f._cache_size() for f in chunk_fns.values())
+    # Compiled chunk programs, one per distinct chunk length (compiled ahead of time: an
+    # input of another shape would raise, never recompile).
+    summary["chunk_compilations"] = len(chunk_fns)
     return summary
+
+
+def _bar_return(rows: list[dict], seeds: int, previous: str) -> str:
+    """Mean true return over seeds of the chunk's last iteration that has one, else
+    ``previous`` (an iteration in which no episode finished logs ``null``)."""
+    for i in range(len(rows) - seeds, -1, -seeds):
+        tr = [r["true_return"] for r in rows[i:i + seeds] if r["true_return"] is not None]
+        if tr:
+            return f"{np.mean(tr):.1f}"
+    return previous
 
 
 def final_eval_summary(config: Config, returns: np.ndarray) -> dict:

@@ -31,6 +31,36 @@ class PPOConfig:
     ``activation``, ``weight_init``, ``normalize_obs``, ``normalize_reward``,
     ``normalize_advantage``, ``anneal_lr``.
     Floats: everything else.
+
+    Attributes:
+        num_envs: environments stepped in parallel per seed.
+        num_steps: rollout length T per environment; a rollout is num_envs x num_steps steps.
+        minibatch_size: transitions per gradient step (must divide num_envs x num_steps).
+        update_epochs: passes over each rollout.
+        actor_hidden: hidden layer widths of the policy network.
+        critic_hidden: hidden layer widths of the value network.
+        activation: hidden-layer activation of both networks, tanh (SB3 default) or relu.
+        weight_init: orthogonal (SB3 ortho_init=True) or torch (PyTorch's nn.Linear default,
+            SB3 ortho_init=False, as the RL-Zoo's tuned locomotion settings use).
+        normalize_obs: running mean/std observation normalisation (SB3 VecNormalize).
+        normalize_reward: scale the rewards PPO learns from by the running std of the
+            discounted return (SB3 VecNormalize norm_reward); logged and taught rewards are
+            never scaled.
+        normalize_advantage: standardise advantages per minibatch.
+        anneal_lr: decay the learning rate linearly to 0 over the run (SB3: constant).
+        learning_rate: Adam step size.
+        gamma: discount factor.
+        gae_lambda: GAE lambda.
+        clip_eps: PPO ratio clipping range.
+        ent_coef: entropy bonus coefficient.
+        vf_coef: value-loss coefficient.
+        max_grad_norm: global gradient-norm clip.
+        adam_eps: Adam epsilon.
+        obs_clip: normalised observations are clipped to [-obs_clip, obs_clip].
+        obs_norm_count_init: initial count of the observation statistics (SB3 1e-4).
+        obs_norm_eps: added to the variance before the square root (SB3 1e-8).
+        log_std_init: initial log standard deviation of the Gaussian policy.
+        reward_clip: scaled rewards are clipped to [-reward_clip, reward_clip] (SB3 10).
     """
 
     num_envs: int = 1

@@ -26,7 +26,10 @@ FIDELITIES = ("gymnasium", "fast")
 @functools.lru_cache(maxsize=None)
 def load_model(xml_file: str) -> mujoco.MjModel:
     """Compile Gymnasium's ``xml_file`` (cached; backends copy it before changing it)."""
-    return mujoco.MjModel.from_xml_path(str(ASSETS / xml_file))
+    from active_rlhf_jax.envs.quiet import mujoco_warnings
+
+    with mujoco_warnings():  # no settotalmass deprecation, no MUJOCO_LOG.TXT in the cwd
+        return mujoco.MjModel.from_xml_path(str(ASSETS / xml_file))
 
 
 def make_physics(backend: str, mj_model, frame_skip: int, need_cfrc_ext: bool, fidelity: str):
