@@ -13,8 +13,9 @@
   HalfCheetah, Hopper and Walker2d: ReLU 256-256 networks with PyTorch's default init,
   initial log-std -2, observation *and* reward normalisation, per-task gamma, GAE lambda,
   clip range, learning rate, epochs and minibatch size), with the rollout spread over
-  ``TUNED_NUM_ENVS`` parallel envs at the same 512 transitions per update, so each update
-  sees as many samples and takes as many gradient steps as the single-env original.
+  ``TUNED_NUM_ENVS`` parallel envs (8 for HalfCheetah and Walker2d, 2 for Hopper) at the
+  same 512 transitions per update, so each update sees as many samples and takes as many
+  gradient steps as the single-env original.
 """
 
 from __future__ import annotations
@@ -85,8 +86,12 @@ TUNED_TASKS = {
 }
 #: Transitions per update in the RL-Zoo settings (1 env x 512 steps).
 TUNED_BATCH = 512
-#: Parallel envs of the tuned preset: 8 envs x 64 steps = the original 512 transitions.
-TUNED_NUM_ENVS = 8
+#: Parallel envs of the tuned preset per task: N envs x 512/N steps = the original 512
+#: transitions. GAE looks at most one rollout ahead, so each env's rollout is kept at least
+#: about 2.5 effective horizons 1/(1 - gamma*lambda) long: HalfCheetah 10 steps and
+#: Walker2d 17 steps fit 8 x 64, Hopper's 91 steps (gamma 0.999, lambda 0.99) need 2 x 256.
+#: (With 8 x 64 on Hopper, 4 of 5 seeds stood still at ~1,020 for 1M steps: docs/results.md.)
+TUNED_NUM_ENVS = {"HalfCheetah": 8, "Hopper": 2, "Walker2d": 8}
 
 TUNED_COMMON = dict(
     actor_hidden=(256, 256),
@@ -100,8 +105,9 @@ TUNED_COMMON = dict(
 )
 
 
-def tuned_ppo(env_id: str, num_envs: int = TUNED_NUM_ENVS) -> PPOConfig:
-    """The tuned PPOConfig for ``env_id`` (HalfCheetah, Hopper or Walker2d, any version)."""
+def tuned_ppo(env_id: str, num_envs: int | None = None) -> PPOConfig:
+    """The tuned PPOConfig for ``env_id`` (HalfCheetah, Hopper or Walker2d, any version);
+    ``num_envs`` defaults to the task's entry of ``TUNED_NUM_ENVS``."""
     task = env_id.split("-")[0]
     if task not in TUNED_TASKS:
         from active_rlhf_jax.config_utils import ConfigError
@@ -109,6 +115,7 @@ def tuned_ppo(env_id: str, num_envs: int = TUNED_NUM_ENVS) -> PPOConfig:
         raise ConfigError(
             "env_id", f"the tuned PPO preset covers {sorted(TUNED_TASKS)}, got {env_id!r}"
         )
+    num_envs = TUNED_NUM_ENVS[task] if num_envs is None else num_envs
     if TUNED_BATCH % num_envs:
         from active_rlhf_jax.config_utils import ConfigError
 

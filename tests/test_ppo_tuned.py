@@ -131,6 +131,9 @@ def test_tuned_presets():
     assert (c.learning_rate, c.gamma, c.gae_lambda, c.clip_eps) == (2.0633e-05, 0.98, 0.92, 0.1)
     assert c.normalize_reward and c.normalize_obs and c.activation == "relu"
     assert tuned("Hopper-v5").env_options == (("terminate_when_unhealthy", True),)
+    h = tuned("Hopper-v5").ppo
+    # Hopper's GAE horizon 1/(1 - 0.999*0.99) = 91 steps: 2 envs x 256-step rollouts.
+    assert (h.num_envs, h.num_steps, h.minibatch_size, h.update_epochs) == (2, 256, 32, 5)
     assert tuned("HalfCheetah-v5").env_options == ()
     p = get_preset("hopper+results+bald-info").validate()
     assert p.env.env_id == "Hopper-v5" and p.env.terminate_when_unhealthy

@@ -185,16 +185,29 @@ def _poison_second_chunk(monkeypatch):
             return compiled
         calls = []
 
-        def chunk(state):
+        def poison(state):
             calls.append(1)
             if len(calls) == 2:
                 reward = jax.tree.map(lambda x: x * jnp.nan if jnp.issubdtype(
                     x.dtype, jnp.floating) else x, state.reward)
                 state = state.replace(reward=reward)
-            return compiled(state)
+            return state
 
-        chunk._cache_size = compiled._cache_size
-        return chunk
+        class Chunk:
+            """The runner compiles the chunk ahead (``lower(state).compile()``); the
+            compiled program then gets the poisoned state on its second call."""
+
+            def lower(self, state):
+                lowered = compiled.lower(state)
+
+                class Lowered:
+                    def compile(self):
+                        program = lowered.compile()
+                        return lambda st: program(poison(st))
+
+                return Lowered()
+
+        return Chunk()
 
     monkeypatch.setattr(runner, "seed_parallel", seed_parallel)
 
