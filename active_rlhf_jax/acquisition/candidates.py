@@ -306,7 +306,7 @@ def reference_pair_candidates(key, returns, true_returns, valid, n, pool_slots, 
 
 
 def clip_scores(method, key, *, rating_likelihood, bin_probs=None, rating_mean=None,
-                rating_var=None, num_nodes=32, block_size=1024):
+                rating_var=None, num_nodes=32, block_size=128):
     """Acquisition score and BALD per clip for a rating query.
 
     Args:

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from active_rlhf_jax.acquisition import AcquisitionConfig
+from active_rlhf_jax.acquisition import AcquisitionConfig, check_information_units
 from active_rlhf_jax.compat import CompatConfig
 from active_rlhf_jax.config_utils import (
     ConfigError,
@@ -197,6 +197,8 @@ class Config:
         from active_rlhf_jax.compat import check_compat
 
         check_compat(self.compat, self.reward.rating_likelihood, self.teacher.min_gap)
+        prefix_errors("acquisition", lambda: check_information_units(
+            self.acquisition.method, self.acquisition.allocation, self.run.feedback == "both"))
         if tuple(self.reward.rating_range) != tuple(self.teacher.rating_range):
             raise ConfigError(
                 "reward.rating_range",
