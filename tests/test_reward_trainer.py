@@ -70,10 +70,16 @@ def test_best_weights_restored_and_keep_last_compat(default):
     s, met = fit(st, buf, KEY, 400, 1)
     assert float(met["epochs"]) < 400  # stopped by patience, so the last epoch was not the best
     assert _tree_equal(s.params, s.best_params)
+    # ...and the Adam state is the best epoch's: a fit that stops right at that epoch (the
+    # epoch before the one patience rejected; same keys per epoch) ends in the same state.
+    s_at_best, _ = fit(st, buf, KEY, int(met["epochs"]) - 1, 400)
+    assert _tree_equal(s_at_best.params, s.params)
+    assert _tree_equal(s_at_best.opt_state, s.opt_state)
     tk = make_reward_trainer(CFG, make_reward_model(CFG, O, A, CompatConfig(keep_last_weights=True)))
     sk, _ = jax.jit(tk.fit)(st, buf, KEY, 400, 1)
     assert _tree_equal(sk.best_params, s.best_params)
     assert not _tree_equal(sk.params, sk.best_params)  # reference: last weights kept
+    assert not _tree_equal(sk.opt_state, s.opt_state)  # ...with the last Adam state
 
 
 def test_warmup_epochs_apply_to_the_first_fit_only():
