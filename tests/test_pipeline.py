@@ -298,3 +298,23 @@ def test_separate_episode_collection_feeds_the_pool_and_leaves_ppo_alone():
     # The clips added this iteration differ (episodes vs rollouts); the initial ones do not.
     np.testing.assert_array_equal(np.asarray(b0.pool.obs), np.asarray(c0.pool.obs))
     assert not np.array_equal(np.asarray(b1.pool.obs), np.asarray(c1.pool.obs))
+
+
+def test_compat_initial_pairs_below_the_gap_are_redrawn():
+    """compat.min_gap_filter: the reference's initial sampler redraws pairs below the gap
+    (its teacher would drop them), so every initial slot holds a pair whose undiscounted
+    true returns differ by >= min_gap; an impossible gap finds none (no endless loop)."""
+    from active_rlhf_jax.pipeline.feedback import draw_gap_pairs
+
+    returns = jnp.asarray([0.0, 0.1, 0.2, 5.0, 0.15, 7.0, 0.05, 9.0], jnp.float32)
+    valid = jnp.asarray([True] * 7 + [False])  # slot 7 (return 9) is empty
+    pairs, found = draw_gap_pairs(jax.random.PRNGKey(0), valid, returns, 12, 600, 1.0)
+    pairs, found = np.asarray(pairs), np.asarray(found)
+    assert found.all()
+    r = np.asarray(returns)
+    assert np.all(np.abs(r[pairs[:, 0]] - r[pairs[:, 1]]) >= 1.0)
+    assert np.all(pairs[:, 0] < pairs[:, 1]) and np.all(pairs < 7)
+    # Which pairs pass: one clip from {3, 5} (returns 5 and 7) and any other valid clip.
+    assert np.all(np.isin(pairs, [3, 5]).any(axis=1))
+    _, none = draw_gap_pairs(jax.random.PRNGKey(0), valid, returns, 12, 600, 100.0)
+    assert not np.asarray(none).any()
