@@ -443,6 +443,30 @@ def test_information_allocation_refuses_scores_not_in_nats(rng):
     get_preset("smoke+unified-random").validate()  # fixed split
 
 
+def test_reference_pool_holds_factor_times_n_pairs(rng):
+    """reference_pool_factor means one thing: the pool is the first factor * n valid draws
+    (the reference's 100 * n), in factor * k_max static slots."""
+    r, valid = _pool(rng, n=150)
+    true_r = jnp.asarray(rng.normal(size=150).astype(np.float32) * 5)
+    for factor, n in ((3, 4), (7, 2), (100, 1)):
+        cands, stats = acq.reference_pair_candidates(
+            jax.random.PRNGKey(factor), r, true_r, valid, n, factor * 10, attempts=40 * factor * 10,
+            min_gap=0.25, pool_factor=factor)
+        assert int(stats.count) == factor * n
+        live = np.isfinite(np.asarray(cands.scores))
+        assert live.sum() == factor * n and live[: factor * n].all()
+    cfg = acq.AcquisitionConfig(pair_mode="reference", reference_pool_factor=3, allocation="fixed",
+                                selection="topk", min_gap=0.25)
+    out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 8, bin_probs=_posterior(rng)[2][:, :150],
+                      true_returns=true_r)
+    # mean pair BALD is over the 12 candidates: recompute it from the same pool
+    key_pairs = jax.random.split(jax.random.PRNGKey(0))[0]  # acquire's first split
+    cands, stats = acq.reference_pair_candidates(key_pairs, r, true_r, valid, 4, 24,
+                                                 attempts=4 * 24, min_gap=0.25, pool_factor=3)
+    np.testing.assert_allclose(float(out.bald_pref_mean), float(stats.bald_sum) / float(stats.count), rtol=1e-6)
+    assert int(stats.count) == 12
+
+
 def test_config_validation_names_field():
     acq.AcquisitionConfig().validate()
     for field, value in [("method", "ucb"), ("allocation", "equal"), ("pref_fraction", 1.5),

@@ -318,3 +318,48 @@ def test_compat_initial_pairs_below_the_gap_are_redrawn():
     assert np.all(np.isin(pairs, [3, 5]).any(axis=1))
     _, none = draw_gap_pairs(jax.random.PRNGKey(0), valid, returns, 12, 600, 100.0)
     assert not np.asarray(none).any()
+
+
+def test_reference_smoke_end_to_end_spends_the_budget_with_the_compat_pacing():
+    """The ``reference`` experiment at smoke size (every compat behaviour, fresh-episode
+    collection, a pool that only grows): the pacing charges training labels only, the
+    per-iteration slots come from that pacing, so each iteration asks exactly what the
+    plain-Python oracle says and the training labels end exactly at the budget (before
+    the slots were sized from the all-labels pacing: 59 of 60)."""
+    from active_rlhf_jax.pipeline.train import make_train
+
+    cfg = get_preset("reference-smoke").validate()
+    assert cfg.reward.warmup_epochs == 0 and cfg.compat.budget_counts_train_only
+    used0, charge = cfg.budget_charging()
+    n_p0, n_e0 = cfg.initial_labels
+    assert used0 == n_p0 - n_p0 // 5 + n_e0 - n_e0 // 5  # the reference's int(0.2 n) to val
+    # the oracle, written out: round(remaining / iterations left), charging n - n // 5 per
+    # modality of the fixed split max(2, n // 2) / rest
+    expected, used = [], used0
+    for it in range(1, cfg.num_iterations + 1):
+        left = cfg.num_iterations - it
+        n = round((cfg.run.budget - used) / left) if left else 0
+        p = min(max(2, n // 2), n)
+        expected.append(n)
+        used += (p - p // 5) + (n - p - (n - p) // 5)
+    assert used == cfg.run.budget
+    assert max(expected) == cfg.max_queries == 8  # the all-labels pacing sized 7 slots
+    pipe = make_train(cfg)
+    key = jax.random.PRNGKey(2)
+    state0 = jax.jit(pipe.init)(key)
+    state, m = jax.jit(lambda s: pipe.run_chunk(s, cfg.num_iterations))(state0)
+    m = jax.tree_util.tree_map(np.asarray, m)
+    assert m["n_requested"].tolist() == expected
+    assert (m["n_pref"] + m["n_eval"]).tolist() == expected
+    b = state.buffers
+    assert int(jnp.sum(b.pref_train_mask) + jnp.sum(b.rating_train_mask)) == cfg.run.budget
+    # validation labels are bought on top, as the reference's (seed_spec §19.1 #8)
+    assert int(m["labels_used"][-1]) == int(b.pref_count + b.rating_count) > cfg.run.budget
+    # initial pairs below the gap were redrawn: all n_p0 initial preferences exist
+    assert int(state0.buffers.pref_count) == n_p0 and int(state0.buffers.rating_count) == n_e0
+    # fresh-episode collection and a pool that only grows (never overwrites a clip)
+    h = pipe.env.episode_length
+    assert int(state0.counters.collection_steps) == 8 * h
+    assert int(state.counters.collection_steps) == 8 * h + cfg.num_iterations * 4 * h
+    assert state.pool.capacity == cfg.pool_slots == 40 + 20 * cfg.num_iterations
+    assert bool(state.pool.valid.all()) and int(state.pool.ptr) == 0

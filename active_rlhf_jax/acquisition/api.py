@@ -58,7 +58,8 @@ class AcquisitionConfig:
       quadrature_nodes: Gauss–Hermite nodes per component (Gaussian rating BALD).
       clip_block_size: clips per block for the Gaussian rating BALD.
       min_gap: reference pair mode: min |true return difference| of a candidate pair.
-      reference_pool_factor: reference pool = factor * n pairs (reference: 100).
+      reference_pool_factor: the reference pool holds the first factor * n candidate pairs
+        (reference: 100) in factor * k_max static slots.
       reference_attempts_factor: draws = attempts_factor * factor * k_max.
       adaptive_normalisation: "reference" (a_p in bits, a_e over running P99) or "nats".
       eval_percentile: percentile of the reference's running normaliser (99).
@@ -163,7 +164,8 @@ def _pair_slots(config, key, returns, valid, n, k_max, true_returns, lp, lpm):
         slots = config.reference_pool_factor * k_max
         cands, stats = C.reference_pair_candidates(
             key, returns, true_returns, valid, n, slots,
-            attempts=config.reference_attempts_factor * slots, min_gap=config.min_gap, **kw)
+            attempts=config.reference_attempts_factor * slots, min_gap=config.min_gap,
+            pool_factor=config.reference_pool_factor, **kw)
     elif n_clips <= config.dense_max_pool:
         matrix, _, stats = C.dense_pair_scores(returns, valid, key, block_size=config.block_size, **kw)
         if config.selection == "disjoint":
