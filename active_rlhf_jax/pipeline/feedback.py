@@ -51,6 +51,44 @@ def draw_gap_pairs(key, valid, returns, slots: int, attempts: int, min_gap):
     return pairs, found
 
 
+# Pools larger than this get their posterior samples in blocks of this many clips: the
+# MLP's hidden activations are S x N x L x width floats (20 x 51,000 x 40 x 64 x 4 B =
+# 10 GB for the reference's grown HalfCheetah pool).
+POSTERIOR_BLOCK = 2048
+
+
+def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
+                           block: int = POSTERIOR_BLOCK):
+    """``model.clip_posterior`` over ``obs [N, L, o]`` in blocks of ``block`` clips.
+
+    The same posterior: sample s uses the same key, hence the same coherent dropout masks,
+    in every block (pools of at most ``block`` clips take the unblocked call, bitwise as
+    before). Under ``compat.elementwise_dropout`` each block folds its index into the key,
+    so masks stay independent across clips.
+    """
+    n = obs.shape[0]
+    if n <= block:
+        return model.clip_posterior(params, key, obs, act, num_samples)
+    nb = -(-n // block)
+    pad = nb * block - n
+    padded = [jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((nb, block) + x.shape[1:])
+              for x in (obs, act)]
+    elementwise = model.compat.elementwise_dropout
+
+    def one(args):
+        b, o, a = args
+        k = jax.random.fold_in(key, b) if elementwise else key
+        return model.clip_posterior(params, k, o, a, num_samples)
+
+    out = jax.lax.map(one, (jnp.arange(nb), *padded))  # fields [nb, S, block, ...]
+
+    def merge(x):
+        x = jnp.moveaxis(x, 0, 1)  # [S, nb, block, ...]
+        return x.reshape((x.shape[0], nb * block) + x.shape[3:])[:, :n]
+
+    return jax.tree_util.tree_map(merge, out)
+
+
 # Static draws per initial pair slot under compat.min_gap_filter (the reference's own BALD
 # pool gives up after 50 draws per wanted pair; its initial sampler never gives up).
 GAP_PAIR_ATTEMPTS = 50
@@ -187,8 +225,8 @@ def make_feedback_parts(config, env) -> FeedbackParts:
     def acquire_and_label(state, key, n):
         key_post, key_acq, key_lab = jax.random.split(key, 3)
         pool = state.pool
-        post = model.clip_posterior(
-            state.reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
+        post = blocked_clip_posterior(
+            model, state.reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
         )
         res = acquire(
             acq_cfg, key_acq, post.returns, pool.valid, n, k_max,
