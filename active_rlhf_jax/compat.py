@@ -18,7 +18,9 @@ class CompatConfig:
 
     Attributes:
         pref_only_unified: the unified reward model trains (and validates) on preferences
-            only; rating items are ignored (reference bug §5.4 / §19.1.1).
+            only; rating items are ignored (reference bug §5.4 / §19.1.1). With the
+            Gaussian likelihood the variance head then gets no gradient and the clip BALD
+            reads it untrained, as the reference's does.
         undiscounted_rating_target: the rating likelihood reads the undiscounted summed
             return instead of the discounted one (reference target mismatch §19.1.4).
         keep_last_weights: early stopping keeps the last epoch's weights instead of
@@ -31,7 +33,8 @@ class CompatConfig:
         biased_rating_noise: noisy ratings add N(0, (10 beta)^2) noise truncated to
             [1, 10] (labels in [1, 19]) instead of zero-mean noise clipped to the bins (§3.2).
         min_gap_filter: the preference teacher drops pairs whose undiscounted true
-            return gap is below ``TeacherConfig.min_gap`` (§3.1).
+            return gap is below ``TeacherConfig.min_gap`` (§3.1), and the initial random
+            pairs are redrawn until they pass it (``sample_random_preferences``, §6.5).
         budget_counts_train_only: the pacing charges only training labels against the
             budget (validation labels are free, so 2-8% more labels are bought, §19.1.8).
     """

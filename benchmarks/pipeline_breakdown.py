@@ -5,8 +5,9 @@ jitted call (``run_chunk(state, 1)``), compiled and warmed by one call, then the
 ``--repeats`` calls is reported. Differences between variants estimate each part's cost:
 
 * ``full``: the preset as it is.
-* ``random-acq``: ``acquisition.method=random`` (no BALD selection; the posterior samples
-  and BALD means for the logs are still computed).
+* ``random-acq``: ``acquisition.method=random`` with a fixed 50/50 split (no BALD
+  selection; the posterior samples and BALD means for the logs are still computed; the
+  ``information`` split refuses random scores, which are not in nats).
 * ``refit-1``: ``reward.refit_epochs=1`` (refit cost minus one epoch).
 * ``ground-truth``: ``run.feedback=none`` (PPO only: no relabelling, harvest,
   acquisition, teacher or refit).
@@ -23,7 +24,7 @@ import time
 
 VARIANTS = {
     "full": {},
-    "random-acq": {"acquisition.method": "random"},
+    "random-acq": {"acquisition.method": "random", "acquisition.allocation": "fixed"},
     "refit-1": {"reward.refit_epochs": 1},
     "ground-truth": {"run.feedback": "none"},
 }

@@ -11,14 +11,16 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
   an environment preset alone runs it: ``hopper`` = ``hopper+bald-info``).
 * Modifiers: ``noisy`` (Bradley–Terry preferences with beta 1, Gaussian rating noise of
   std 1 bin), ``ensemble`` (5-member bootstrap ensemble posterior instead of MC dropout),
-  ``compat`` (every reference compatibility option on but the biased rating noise),
+  ``compat`` (every reference compatibility option on but the biased rating noise, and no
+  early-stopping warm-up),
   ``biased-noise`` (the reference's upward-biased noisy ratings, with ``noisy``).
-* PPO: ``tuned`` (the RL-Zoo's tuned PPO for the preceding environment, with 8 parallel
-  envs, and Gymnasium's default termination on Hopper/Walker2d; ``configs/ppo_presets.py``).
+* PPO: ``tuned`` (the RL-Zoo's tuned PPO for the preceding environment on parallel envs,
+  and Gymnasium's default termination on Hopper/Walker2d; ``configs/ppo_presets.py``).
 * Whole presets: ``results`` (the results protocol of docs/results.md after an environment
   preset: v5 task, tuned PPO, 1M PPO steps, 400 labels; e.g. ``cheetah+results+pref-bald``),
-  ``reference`` (= cheetah+bald-fixed+compat: the original code's
-  behaviour), ``smoke`` (tiny probe run for tests), ``acq-probe`` (smoke on
+  ``reference`` (= cheetah+bald-fixed+compat with the original's episode
+  collection and ever-growing pool: the original code's behaviour), ``reference-smoke``
+  (the same at smoke size), ``smoke`` (tiny probe run for tests), ``acq-probe`` (smoke on
   ``probe/linear`` with a pool that leaves acquisition a choice: BALD against random,
   e.g. ``acq-probe+pref-bald``), ``default`` (the README's run).
 """
@@ -138,15 +140,26 @@ MODIFIERS = {
         "acquisition.selection": "topk",
         "acquisition.adaptive_normalisation": "reference",
         "acquisition.exclude_labelled": False,
+        # The reference's early stopping has no warm-up (seed_spec §5.2).
+        "reward.warmup_epochs": 0,
     },
     # The reference's biased rating noise (labels in [1, 19]); needs the Gaussian likelihood.
     "biased-noise": {"compat.biased_rating_noise": True, "reward.rating_likelihood": "gaussian"},
 }
 
 WHOLE = {
-    # The reference's separate 200 stochastic episodes per iteration feed its pool.
+    # The original experiment (seed_spec §8): 200 fresh stochastic episodes cut into 1,000
+    # initial segments, 200 more episodes per iteration into 200 segments, and a pool that
+    # only grows (pool_capacity 0: 1,000 + 200 x 250 = 51,000 slots, sized from the config).
     "reference": ["cheetah", "bald-fixed", "compat",
-                  {"name": "reference", "run.collection_episodes_per_iteration": 200}],
+                  {"name": "reference", "run.initial_collection_episodes": 200,
+                   "run.collection_episodes_per_iteration": 200, "run.pool_capacity": 0}],
+    # The same experiment at smoke size (tests): probe/target, 8 + 4 fresh episodes, a
+    # min gap of 0.1 (5-step probe clips have returns within a few units).
+    "reference-smoke": ["smoke", "bald-fixed", "compat",
+                        {"name": "reference-smoke", "run.initial_collection_episodes": 8,
+                         "run.collection_episodes_per_iteration": 4, "run.pool_capacity": 0,
+                         "teacher.min_gap": 0.1, "acquisition.min_gap": 0.1}],
     # Tiny probe run: the whole pipeline in seconds (tests).
     "smoke": [
         {

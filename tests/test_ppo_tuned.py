@@ -122,6 +122,13 @@ def test_new_fields_are_validated(field, value):
         dataclasses.replace(PPOConfig(), **{field: value}).validate()
 
 
+def tuned_ppo_shape(env_id, num_envs):
+    from configs.ppo_presets import tuned_ppo
+
+    c = tuned_ppo(env_id, num_envs)
+    return c.num_envs, c.num_steps
+
+
 def test_tuned_presets():
     from configs.ppo_presets import tuned
     from configs.presets import get_preset
@@ -132,8 +139,8 @@ def test_tuned_presets():
     assert c.normalize_reward and c.normalize_obs and c.activation == "relu"
     assert tuned("Hopper-v5").env_options == (("terminate_when_unhealthy", True),)
     h = tuned("Hopper-v5").ppo
-    # Hopper's GAE horizon 1/(1 - 0.999*0.99) = 91 steps: 2 envs x 256-step rollouts.
-    assert (h.num_envs, h.num_steps, h.minibatch_size, h.update_epochs) == (2, 256, 32, 5)
+    assert (h.num_envs, h.num_steps, h.minibatch_size, h.update_epochs) == (8, 64, 32, 5)
+    assert tuned_ppo_shape("Hopper-v5", 2) == (2, 256)
     assert tuned("HalfCheetah-v5").env_options == ()
     p = get_preset("hopper+results+bald-info").validate()
     assert p.env.env_id == "Hopper-v5" and p.env.terminate_when_unhealthy

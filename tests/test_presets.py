@@ -74,6 +74,13 @@ def test_reference_preset_switches_on_every_compat_option():
                if f.name != "biased_rating_noise")
     assert c.acquisition.pair_mode == "reference" and c.acquisition.allocation == "fixed"
     assert c.run.collection_episodes_per_iteration == 200  # NUM_EPISODES_TO_COLLECT_PER_UPDATE
+    assert c.run.initial_collection_episodes == 200  # NUM_EPISODES_TO_COLLECT_INITIAL
+    assert (c.run.initial_segments, c.run.segments_per_iteration) == (1000, 200)
+    assert c.pool_slots == 1000 + 200 * 250 == 51_000  # the pool only grows (seed_spec §2.2)
+    assert c.reward.warmup_epochs == 0  # no early-stopping warm-up in the reference
+    assert c.acquisition.reference_pool_factor == 100  # 100 * n candidate pairs
+    # the pacing charges training labels only; 37 + 38 initial labels, 7 + 7 to validation
+    assert c.budget_charging()[0] == 61 and c.max_queries == 3
     noisy = get_preset("reference+noisy+biased-noise").validate()
     assert noisy.compat.biased_rating_noise and noisy.reward.rating_likelihood == "gaussian"
 

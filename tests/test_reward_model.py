@@ -26,12 +26,38 @@ def test_posterior_shapes_and_normalised_bins():
     p = m.init(KEY)
     obs, act = _clips()
     post = m.clip_posterior(p, KEY, obs, act, 7)
-    for f in ("returns", "variances", "disc_returns", "rating_mean", "rating_var"):
+    for f in ("returns", "disc_returns", "rating_mean", "rating_var"):
         assert getattr(post, f).shape == (7, N)
     assert post.bin_probs.shape == (7, N, 10)
     np.testing.assert_allclose(post.bin_probs.sum(-1), 1.0, atol=1e-5)
-    assert bool(jnp.all(post.variances > 0))
     assert m.step_reward(p, obs, act).shape == (N, L)
+    # The ordinal likelihood reads no per-step variance: no head is built, none reported.
+    assert "var" not in p and post.variances is None
+    mg = make_reward_model(dataclasses.replace(CFG, rating_likelihood="gaussian"), O, A)
+    pg = mg.init(KEY)
+    post = mg.clip_posterior(pg, KEY, obs, act, 7)
+    assert post.variances.shape == (7, N) and bool(jnp.all(post.variances > 0))
+    # Without the head the other parameters are initialised exactly as with it.
+    np.testing.assert_array_equal(p["layers"][0]["w"], pg["layers"][0]["w"])
+    np.testing.assert_array_equal(p["mean"]["w"], pg["mean"]["w"])
+
+
+def test_variance_head_is_trained_where_it_exists():
+    """Gaussian likelihood: the rating NLL gives the variance head a gradient. Ordinal:
+    there is no head to leave untrained."""
+    from active_rlhf_jax.reward import make_reward_trainer
+    from active_rlhf_jax.reward.trainer import Batch
+
+    cfg = dataclasses.replace(CFG, rating_likelihood="gaussian", dropout=0.0)
+    m = make_reward_model(cfg, O, A)
+    tr = make_reward_trainer(cfg, m)
+    p = m.init(KEY)
+    obs, act = _clips()
+    z = jnp.zeros(N, bool)
+    batch = Batch(obs, act, obs, act, jnp.zeros(N), z, obs, act, jnp.arange(N, dtype=jnp.float32),
+                  jnp.ones(N, bool))
+    g = jax.grad(lambda q: tr.loss(q, None, batch, True)[0])(p)
+    assert float(jnp.abs(g["var"]["w"]).sum()) > 0
 
 
 def test_mc_dropout_sample_is_one_coherent_mask():
@@ -53,8 +79,8 @@ def test_mc_dropout_sample_is_one_coherent_mask():
 def test_mc_dropout_samples_match_a_float64_masked_mlp():
     """Sample s = the MLP with sample s's masks (one per hidden layer, drawn as
     ``split(split(key, S)[s], layers)[i]`` -> Bernoulli(1 - p) / (1 - p)) on every clip and
-    step, recomputed in float64 NumPy."""
-    m = make_reward_model(CFG, O, A)
+    step, recomputed in float64 NumPy (Gaussian likelihood: the variance head exists)."""
+    m = make_reward_model(dataclasses.replace(CFG, rating_likelihood="gaussian"), O, A)
     p = jax.tree_util.tree_map(np.asarray, m.init(KEY))
     obs, act = _clips()
     S = 5
@@ -117,3 +143,20 @@ def test_config_validation_names_field():
             RewardModelConfig(**kw).validate()
         assert e.value.field == field
     RewardModelConfig().validate()
+
+
+def test_non_probabilistic_rating_loss_is_the_reference_mse():
+    """Reference: MSE(sum r, rating) = (G - y)^2 per item, not half of it; the posterior's
+    rating variance is the matching 1/2. Hand case: G = 3, y = 1 -> 4."""
+    from active_rlhf_jax.reward.posterior import compute_clip_posterior, compute_rating_nll
+
+    cfg = dataclasses.replace(CFG, rating_likelihood="gaussian", probabilistic=False)
+    compat = CompatConfig(undiscounted_rating_target=True)
+    mu = jnp.array([[1.0, 2.0, 0.0], [0.5, 0.5, 0.5]])  # G = 3, 1.5
+    nll = compute_rating_nll({}, mu, jnp.zeros_like(mu), jnp.array([1.0, 1.5]), cfg, compat)
+    np.testing.assert_allclose(nll, [4.0, 0.0], atol=1e-6)
+    post = compute_clip_posterior({}, mu, jnp.zeros_like(mu), cfg, compat)
+    np.testing.assert_allclose(post.rating_var, 0.5)
+    assert post.variances is None
+    m = make_reward_model(cfg, O, A)
+    assert "var" not in m.init(KEY)

@@ -70,10 +70,16 @@ def test_best_weights_restored_and_keep_last_compat(default):
     s, met = fit(st, buf, KEY, 400, 1)
     assert float(met["epochs"]) < 400  # stopped by patience, so the last epoch was not the best
     assert _tree_equal(s.params, s.best_params)
+    # ...and the Adam state is the best epoch's: a fit that stops right at that epoch (the
+    # epoch before the one patience rejected; same keys per epoch) ends in the same state.
+    s_at_best, _ = fit(st, buf, KEY, int(met["epochs"]) - 1, 400)
+    assert _tree_equal(s_at_best.params, s.params)
+    assert _tree_equal(s_at_best.opt_state, s.opt_state)
     tk = make_reward_trainer(CFG, make_reward_model(CFG, O, A, CompatConfig(keep_last_weights=True)))
     sk, _ = jax.jit(tk.fit)(st, buf, KEY, 400, 1)
     assert _tree_equal(sk.best_params, s.best_params)
     assert not _tree_equal(sk.params, sk.best_params)  # reference: last weights kept
+    assert not _tree_equal(sk.opt_state, s.opt_state)  # ...with the last Adam state
 
 
 def test_warmup_epochs_apply_to_the_first_fit_only():
@@ -109,10 +115,58 @@ def test_pref_only_compat_ignores_ratings_bitwise(default):
     s_mixed, _ = fitp(st, _fill(40, 30, 25), KEY, 5, 3)
     s_pref, _ = fitp(st, _fill(40, 30, 0), KEY, 5, 3)
     assert _tree_equal(s_mixed.params, s_pref.params)
-    # Default: the ratings do train the model.
-    d_mixed, _ = fit(st, _fill(40, 30, 25), KEY, 5, 3)
-    d_pref, _ = fit(st, _fill(40, 30, 0), KEY, 5, 3)
-    assert not _tree_equal(d_mixed.params, d_pref.params)
+
+
+def _spearman(a, b):
+    ra = np.argsort(np.argsort(np.asarray(a)))
+    rb = np.argsort(np.argsort(np.asarray(b)))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _fit_one_modality(n_pref, n_rating):
+    m = make_reward_model(CFG, O, A)
+    t = make_reward_trainer(CFG, m)
+    st = t.init(m.init(KEY))
+    buf = _fill(40, n_pref, n_rating)
+    s, _ = jax.jit(t.fit, static_argnums=3)(st, buf, KEY, 150, 150)
+    return m, st, s, buf
+
+
+def test_ratings_train_the_model():
+    """40 ratings alone (labels ``round(sum(obs) / 2 + 4.5)``): the fitted model ranks the
+    rated clips like their ratings (Spearman of the discounted predicted return 0.91;
+    -0.57 at init). Fails with ``rating_weight=0``: weight decay alone then shrinks the
+    weights and keeps the init's ranking (-0.46; checked by running it so once)."""
+    m, st, s, buf = _fit_one_modality(0, 40)
+    w = 0.99 ** np.arange(L)
+
+    def corr(params):
+        g = np.asarray(m.step_reward(params, buf.rating_obs[:40], buf.rating_act[:40])) @ w
+        return _spearman(g, buf.rating_value[:40])
+
+    assert corr(s.params) > 0.85
+    assert corr(s.params) > corr(st.params) + 0.4
+
+
+def test_preferences_train_the_model():
+    """40 preferences alone (a preferred iff ``sum(obs_a) > sum(obs_b)``): the fitted model
+    orders 95 % of the pairs right (42.5 % at init) and ranks the clips like ``sum(obs)``
+    (Spearman 0.89; 0.02 at init). Fails with the preference NLL removed from the loss:
+    the return-norm regulariser alone shrinks the returns without ordering them (checked
+    by running it so once)."""
+    m, st, s, buf = _fit_one_modality(40, 0)
+
+    def scores(params):
+        ra = np.asarray(m.step_reward(params, buf.pref_obs_a[:40], buf.pref_act_a[:40])).sum(-1)
+        rb = np.asarray(m.step_reward(params, buf.pref_obs_b[:40], buf.pref_act_b[:40])).sum(-1)
+        acc = np.mean((ra > rb) == (np.asarray(buf.pref_label[:40]) > 0.5))
+        obs = np.concatenate([buf.pref_obs_a[:40], buf.pref_obs_b[:40]]).sum((1, 2))
+        return acc, _spearman(np.concatenate([ra, rb]), obs)
+
+    acc, rho = scores(s.params)
+    _, rho0 = scores(st.params)
+    assert acc > 0.9 and rho > 0.8
+    assert rho > rho0 + 0.3
 
 
 def test_ensemble_members_differ_and_train_independently():

@@ -11,7 +11,12 @@ from active_rlhf_jax.acquisition.allocation import (
     reference_adaptive_means,
     target_fraction_allocation,
 )
-from active_rlhf_jax.acquisition.api import AcquisitionConfig, AcquisitionResult, acquire
+from active_rlhf_jax.acquisition.api import (
+    AcquisitionConfig,
+    AcquisitionResult,
+    acquire,
+    check_information_units,
+)
 from active_rlhf_jax.acquisition.candidates import (
     PairCandidates,
     PairStats,

@@ -58,7 +58,8 @@ class AcquisitionConfig:
       quadrature_nodes: Gauss–Hermite nodes per component (Gaussian rating BALD).
       clip_block_size: clips per block for the Gaussian rating BALD.
       min_gap: reference pair mode: min |true return difference| of a candidate pair.
-      reference_pool_factor: reference pool = factor * n pairs (reference: 100).
+      reference_pool_factor: the reference pool holds the first factor * n candidate pairs
+        (reference: 100) in factor * k_max static slots.
       reference_attempts_factor: draws = attempts_factor * factor * k_max.
       adaptive_normalisation: "reference" (a_p in bits, a_e over running P99) or "nats".
       eval_percentile: percentile of the reference's running normaliser (99).
@@ -78,7 +79,7 @@ class AcquisitionConfig:
     dense_max_pool: int = 4096
     row_candidates: int = 4
     quadrature_nodes: int = 32
-    clip_block_size: int = 1024
+    clip_block_size: int = 128
     min_gap: float = 0.0
     reference_pool_factor: int = 100
     reference_attempts_factor: int = 4
@@ -107,7 +108,27 @@ class AcquisitionConfig:
         check_positive_int("reference_attempts_factor", self.reference_attempts_factor)
         check_choice("adaptive_normalisation", self.adaptive_normalisation, ADAPTIVE_NORMS)
         check_in_range("eval_percentile", self.eval_percentile, 0.0, 100.0)
+        # The units check (check_information_units) needs to know whether both modalities
+        # are acquired: acquire() makes it, and the pipeline's Config.validate (run.feedback).
         return self
+
+
+def check_information_units(method: str, allocation: str, both_modalities: bool) -> None:
+    """The ``information`` allocation ranks pair and clip scores against each other, which
+    means something only in a common unit: BALD in nats. Pair variance (return units^2)
+    against rating variance (bins^2), or a binary predictive entropy against a 10-bin or a
+    differential one, would split the queries by an arbitrary scale.
+
+    Raises:
+        ConfigError naming ``method`` when both modalities are acquired under
+        ``information`` with a score other than "bald".
+    """
+    if both_modalities and allocation == "information" and method != "bald":
+        raise ConfigError(
+            "method",
+            f"{method!r} scores of pairs and clips are not in a common unit (nats); "
+            "allocation='information' compares them, so use method='bald' or another allocation",
+        )
 
 
 @flax.struct.dataclass
@@ -143,7 +164,8 @@ def _pair_slots(config, key, returns, valid, n, k_max, true_returns, lp, lpm):
         slots = config.reference_pool_factor * k_max
         cands, stats = C.reference_pair_candidates(
             key, returns, true_returns, valid, n, slots,
-            attempts=config.reference_attempts_factor * slots, min_gap=config.min_gap, **kw)
+            attempts=config.reference_attempts_factor * slots, min_gap=config.min_gap,
+            pool_factor=config.reference_pool_factor, **kw)
     elif n_clips <= config.dense_max_pool:
         matrix, _, stats = C.dense_pair_scores(returns, valid, key, block_size=config.block_size, **kw)
         if config.selection == "disjoint":
@@ -191,6 +213,7 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     Returns:
       :class:`AcquisitionResult`.
     """
+    check_information_units(config.method, config.allocation, config.rating_likelihood != "none")
     n_clips = returns.shape[1]
     n = jnp.minimum(jnp.asarray(n, jnp.int32), k_max)
     state = adaptive_state if adaptive_state is not None else A.AdaptiveState.create()

@@ -14,7 +14,8 @@ nothing. Three consumers of the tiles:
   clip-disjoint selection runs on these ``N * m`` candidates).
 
 Plus :func:`reference_pair_candidates`, the reference's random pool of ``100 * n`` pairs
-with its min-gap filter on the TRUE returns (ground-truth leakage, kept for comparison).
+(``reference_pool_factor * n``) with its min-gap filter on the TRUE returns (ground-truth
+leakage, kept for comparison).
 
 Invalid entries carry score ``-inf``.
 """
@@ -247,16 +248,17 @@ def blocked_row_candidates(returns, valid, key, m, *, method="bald", block_size=
 
 
 def reference_pair_candidates(key, returns, true_returns, valid, n, pool_slots, *,
-                              attempts, min_gap=0.0, method="bald",
+                              attempts, min_gap=0.0, method="bald", pool_factor=100,
                               labelled_pairs=None, labelled_pairs_mask=None):
     """The reference's candidate pool (seed_spec §6.4), with fixed shapes.
 
     Draws ``attempts`` uniform pairs of distinct valid clips, keeps those with
     ``|true_R_i - true_R_j| >= min_gap`` (this reads the TRUE returns: ground truth
-    leaks into which pairs can be asked), drops duplicates and the first ``100 * n``
-    survivors (in draw order) form the pool. ``pool_slots`` (static, e.g. 100 * k_max)
-    bounds the pool; ``n`` may be traced. The reference stops after ``50 * pool`` draws;
-    here the draw count is the static ``attempts``.
+    leaks into which pairs can be asked), drops duplicates and the first
+    ``pool_factor * n`` survivors (in draw order; the reference's 100 * n) form the pool.
+    ``pool_slots`` (static, ``pool_factor * k_max``) bounds the pool; ``n`` may be traced.
+    The reference stops after ``50 * pool`` draws; here the draw count is the static
+    ``attempts``.
 
     Returns:
       ``(PairCandidates with C = pool_slots, PairStats)``.
@@ -291,7 +293,7 @@ def reference_pair_candidates(key, returns, true_returns, valid, n, pool_slots, 
     keep_sorted = sok & (jnp.arange(attempts) == first_ok[run_id])
     keep = jnp.zeros((attempts,), bool).at[sd].set(keep_sorted)
     rank = jnp.cumsum(keep) - 1
-    take = keep & (rank < jnp.minimum(100 * n, pool_slots))
+    take = keep & (rank < jnp.minimum(pool_factor * n, pool_slots))
     slot = jnp.where(take, rank, pool_slots)
     pi = jnp.zeros((pool_slots,), jnp.int32).at[slot].set(i, mode="drop")
     pj = jnp.zeros((pool_slots,), jnp.int32).at[slot].set(j, mode="drop")
@@ -306,7 +308,7 @@ def reference_pair_candidates(key, returns, true_returns, valid, n, pool_slots, 
 
 
 def clip_scores(method, key, *, rating_likelihood, bin_probs=None, rating_mean=None,
-                rating_var=None, num_nodes=32, block_size=1024):
+                rating_var=None, num_nodes=32, block_size=128):
     """Acquisition score and BALD per clip for a rating query.
 
     Args:

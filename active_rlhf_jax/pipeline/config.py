@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from active_rlhf_jax.acquisition import AcquisitionConfig
+from active_rlhf_jax.acquisition import AcquisitionConfig, check_information_units
 from active_rlhf_jax.compat import CompatConfig
 from active_rlhf_jax.config_utils import (
     ConfigError,
@@ -22,6 +22,8 @@ from active_rlhf_jax.config_utils import (
     prefix_errors,
 )
 from active_rlhf_jax.pipeline.schedule import (
+    charged_labels,
+    fixed_split,
     initial_label_counts,
     max_labels_supplied,
     max_queries_per_iteration,
@@ -75,14 +77,15 @@ class RunConfig:
         total_ppo_timesteps: nominal PPO env steps of the run (TOTAL_PPO_TIMESTEPS).
         ppo_timesteps_per_iteration: nominal PPO steps per RLHF iteration (20000); whole rollouts are run, so the real count is rounded up to a multiple of the rollout size.
         warmup_timesteps: PPO steps on the true reward before the loop (INITIAL_POLICY_TS), rounded up to whole rollouts.
-        initial_collection_timesteps: env steps collected with the warm-up policy to fill the initial pool (logged apart from env_steps).
+        initial_collection_timesteps: env steps collected with the warm-up policy's PPO rollouts to fill the initial pool (logged apart from env_steps); unused when initial_collection_episodes > 0.
+        initial_collection_episodes: 0 (default) fills the initial pool from PPO rollouts; E > 0 instead runs E fresh whole episodes of the warm-up policy (the reference's NUM_EPISODES_TO_COLLECT_INITIAL = 200, seed_spec §8.2) and cuts the initial segments from those.
         budget: total labels of both modalities (TOTAL_TARGET_PAIRS); every label counts, validation ones included.
         initial_fraction: fraction of the budget bought at random before the loop (INITIAL_COLLECTION_FRACTION).
         segment_length: clip length L in env steps (SEGMENT_LEN).
         initial_segments: clips cut from the initial collection (1000).
         segments_per_iteration: clips harvested each iteration (200), from the PPO rollouts or, with collection_episodes_per_iteration, from the separate episodes.
         collection_episodes_per_iteration: 0 (default) harvests each iteration's clips from its PPO rollouts; E > 0 instead runs E fresh episodes of the current stochastic policy per iteration (the reference's 200, NUM_EPISODES_TO_COLLECT_PER_UPDATE) and harvests from those; their env steps are logged apart as collection_steps, and they neither update PPO nor its observation normaliser.
-        pool_capacity: clip pool size (FIFO ring buffer).
+        pool_capacity: clip pool size (FIFO ring buffer); 0 sizes it to hold every clip of the run, initial_segments + segments_per_iteration * iterations (``Config.pool_slots``), so nothing is ever overwritten and the pool only grows, as the reference's (51,000 slots for HalfCheetah: the bound our fixed shapes need).
         iterations_per_chunk: RLHF iterations per jitted call; the host logs and checkpoints between chunks.
         eval_episodes: deterministic episodes per seed in the final evaluation.
         reward_norm_window: sliding-window z-scoring of the learned reward over this many steps (0 = off; the reference's option used 5000).
@@ -93,6 +96,7 @@ class RunConfig:
     ppo_timesteps_per_iteration: int = 20_000
     warmup_timesteps: int = 1
     initial_collection_timesteps: int = 20_480
+    initial_collection_episodes: int = 0
     budget: int = 750
     initial_fraction: float = 0.1
     segment_length: int = 40
@@ -114,13 +118,14 @@ class RunConfig:
             "segment_length",
             "initial_segments",
             "segments_per_iteration",
-            "pool_capacity",
             "iterations_per_chunk",
             "eval_episodes",
         ):
             check_positive_int(name, getattr(self, name))
         check_nonnegative_int("budget", self.budget)
         check_nonnegative_int("reward_norm_window", self.reward_norm_window)
+        check_nonnegative_int("pool_capacity", self.pool_capacity)
+        check_nonnegative_int("initial_collection_episodes", self.initial_collection_episodes)
         check_nonnegative_int(
             "collection_episodes_per_iteration", self.collection_episodes_per_iteration
         )
@@ -186,11 +191,51 @@ class Config:
         return initial_label_counts(self.run.budget, self.run.initial_fraction, self.run.feedback)
 
     @property
+    def pool_slots(self) -> int:
+        """Clip pool slots: ``run.pool_capacity``, or (0) every clip the run harvests."""
+        if self.run.pool_capacity > 0:
+            return self.run.pool_capacity
+        return self.run.initial_segments + self.run.segments_per_iteration * self.num_iterations
+
+    def query_split(self):
+        """``n -> (n_pref, n_eval)`` where the config alone fixes it, else None (scores)."""
+        acq = self.acquisition
+        if self.run.feedback == "preference":
+            return lambda n: (n, 0)
+        if self.run.feedback == "rating":
+            return lambda n: (0, n)
+        if acq.allocation == "fixed":
+            return lambda n: fixed_split(n, acq.pref_fraction, acq.min_pref)
+        return None
+
+    def budget_charging(self):
+        """How the pacing charges labels: ``(used0, charge)``, the initial batch's charge
+        and ``charge(n)`` for an iteration asking n (see ``schedule.pacing_oracle``).
+
+        Default: every label. ``compat.budget_counts_train_only`` with the reference split:
+        training labels only, exact for a split the config fixes; for a split chosen by
+        the scores, ``n - n // 5`` (the smallest charge of any split; sizes the slots from
+        above). With the block split: ``(0, None)``, i.e. up to the whole budget per call.
+        """
+        n_p0, n_e0 = self.initial_labels
+        cp = self.compat
+        if not cp.budget_counts_train_only:
+            return n_p0 + n_e0, (lambda n: n)
+        if not cp.reference_val_split:
+            return 0, None
+        used0 = charged_labels(n_p0, n_e0, True, True)
+        split = self.query_split()
+        if split is None:
+            return used0, (lambda n: n - n // 5)
+        return used0, (lambda n: charged_labels(*split(n), True, True))
+
+    @property
     def max_queries(self) -> int:
-        """Static per-iteration query slots: the largest n of the pacing schedule."""
-        return max_queries_per_iteration(
-            self.num_iterations, self.run.budget, sum(self.initial_labels)
-        )
+        """Static per-iteration query slots: the largest n of the pacing that runs."""
+        used0, charge = self.budget_charging()
+        if charge is None:
+            return max(1, self.run.budget)
+        return max_queries_per_iteration(self.num_iterations, self.run.budget, used0, charge)
 
     @property
     def num_chunks(self) -> int:
@@ -207,6 +252,8 @@ class Config:
         from active_rlhf_jax.compat import check_compat
 
         check_compat(self.compat, self.reward.rating_likelihood, self.teacher.min_gap)
+        prefix_errors("acquisition", lambda: check_information_units(
+            self.acquisition.method, self.acquisition.allocation, self.run.feedback == "both"))
         if tuple(self.reward.rating_range) != tuple(self.teacher.rating_range):
             raise ConfigError(
                 "reward.rating_range",
@@ -229,7 +276,7 @@ class Config:
             )
         if self.run.feedback != "none" and self.run.budget < sum(self.initial_labels):
             raise ConfigError("run.budget", "smaller than the initial batch")
-        if self.run.feedback != "none" and self.run.initial_segments > self.run.pool_capacity:
+        if self.run.feedback != "none" and self.run.initial_segments > self.pool_slots:
             raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
         if self.run.feedback != "none" and self.num_iterations < 2:
             raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")

@@ -20,6 +20,80 @@ from active_rlhf_jax.pipeline.stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
 
+def draw_gap_pairs(key, valid, returns, slots: int, attempts: int, min_gap):
+    """The reference's initial preference sampler (``sample_random_preferences``,
+    seed_spec §6.5): uniform pairs of two distinct valid clips, redrawn until their
+    undiscounted true returns differ by at least ``min_gap``.
+
+    The reference loops without a cap; here ``attempts`` (static) draws are made and the
+    first ``slots`` that pass are kept, in draw order (no deduplication, as the
+    reference's random path).
+
+    Args:
+        valid: ``[P]`` bool pool slots; returns: ``[P]`` true undiscounted returns.
+
+    Returns:
+        ``(pairs [slots, 2] int32 with pairs[:, 0] < pairs[:, 1], found [slots] bool)``.
+    """
+    key_i, key_j = jax.random.split(key)
+    n_valid = jnp.sum(valid)
+    order = jnp.argsort(~valid, stable=True)  # valid slots first
+    ia = jax.random.randint(key_i, (attempts,), 0, jnp.maximum(n_valid, 1))
+    ib = jax.random.randint(key_j, (attempts,), 0, jnp.maximum(n_valid - 1, 1))
+    ib = jnp.where(ib >= ia, ib + 1, ib)  # uniform over the other valid clips
+    a, b = order[ia], order[ib]
+    ok = (n_valid >= 2) & (jnp.abs(returns[a] - returns[b]) >= min_gap)
+    rank = jnp.cumsum(ok) - 1
+    slot = jnp.where(ok & (rank < slots), rank, slots)  # slots: dropped
+    pairs = jnp.zeros((slots, 2), jnp.int32).at[slot].set(
+        jnp.stack([jnp.minimum(a, b), jnp.maximum(a, b)], axis=1).astype(jnp.int32), mode="drop")
+    found = jnp.zeros((slots,), bool).at[slot].set(True, mode="drop")
+    return pairs, found
+
+
+# Pools larger than this get their posterior samples in blocks of this many clips: the
+# MLP's hidden activations are S x N x L x width floats (20 x 51,000 x 40 x 64 x 4 B =
+# 10 GB for the reference's grown HalfCheetah pool).
+POSTERIOR_BLOCK = 2048
+
+
+def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
+                           block: int = POSTERIOR_BLOCK):
+    """``model.clip_posterior`` over ``obs [N, L, o]`` in blocks of ``block`` clips.
+
+    The same posterior: sample s uses the same key, hence the same coherent dropout masks,
+    in every block (pools of at most ``block`` clips take the unblocked call, bitwise as
+    before). Under ``compat.elementwise_dropout`` each block folds its index into the key,
+    so masks stay independent across clips.
+    """
+    n = obs.shape[0]
+    if n <= block:
+        return model.clip_posterior(params, key, obs, act, num_samples)
+    nb = -(-n // block)
+    pad = nb * block - n
+    padded = [jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((nb, block) + x.shape[1:])
+              for x in (obs, act)]
+    elementwise = model.compat.elementwise_dropout
+
+    def one(args):
+        b, o, a = args
+        k = jax.random.fold_in(key, b) if elementwise else key
+        return model.clip_posterior(params, k, o, a, num_samples)
+
+    out = jax.lax.map(one, (jnp.arange(nb), *padded))  # fields [nb, S, block, ...]
+
+    def merge(x):
+        x = jnp.moveaxis(x, 0, 1)  # [S, nb, block, ...]
+        return x.reshape((x.shape[0], nb * block) + x.shape[3:])[:, :n]
+
+    return jax.tree_util.tree_map(merge, out)
+
+
+# Static draws per initial pair slot under compat.min_gap_filter (the reference's own BALD
+# pool gives up after 50 draws per wanted pair; its initial sampler never gives up).
+GAP_PAIR_ATTEMPTS = 50
+
+
 class FeedbackParts(NamedTuple):
     init_reward: Callable
     init_buffers: Callable
@@ -105,7 +179,8 @@ def make_feedback_parts(config, env) -> FeedbackParts:
         ), (n_pref, n_eval)
 
     def initial_labels(state, key):
-        """The reference's initial random batch: n_p0 pairs and n_e0 clips from the pool."""
+        """The reference's initial random batch: n_p0 pairs and n_e0 clips from the pool
+        (under ``compat.min_gap_filter`` pairs below the gap are redrawn, as the reference)."""
         key_a, key_b, key_c, key_l = jax.random.split(key, 4)
         valid = state.pool.valid
         n_valid = jnp.maximum(jnp.sum(valid), 2)
@@ -119,8 +194,15 @@ def make_feedback_parts(config, env) -> FeedbackParts:
         b = order_b[slots % n_valid]
         b = jnp.where(a == b, order_b[(slots + 1) % n_valid], b)  # never a clip with itself
         pair_idx = jnp.stack([jnp.minimum(a, b), jnp.maximum(a, b)], axis=1)
+        pair_mask = slots < n_p0
+        if compat.min_gap_filter and use_pref:
+            # The reference redraws initial pairs below the gap instead of losing them to
+            # the teacher's drop, so its initial batch has exactly n_p0 preferences.
+            pair_idx, found = draw_gap_pairs(key_a, valid, jnp.sum(state.pool.rew, axis=-1),
+                                             k0, GAP_PAIR_ATTEMPTS * k0, c.teacher.min_gap)
+            pair_mask = pair_mask & found
         clip_idx = order_c[slots % n_valid]
-        state, _ = _label(state, key_l, pair_idx, slots < n_p0, clip_idx, slots < n_e0)
+        state, _ = _label(state, key_l, pair_idx, pair_mask, clip_idx, slots < n_e0)
         return state
 
     k0 = max(n_p0, n_e0, 1)
@@ -143,8 +225,8 @@ def make_feedback_parts(config, env) -> FeedbackParts:
     def acquire_and_label(state, key, n):
         key_post, key_acq, key_lab = jax.random.split(key, 3)
         pool = state.pool
-        post = model.clip_posterior(
-            state.reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
+        post = blocked_clip_posterior(
+            model, state.reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
         )
         res = acquire(
             acq_cfg, key_acq, post.returns, pool.valid, n, k_max,

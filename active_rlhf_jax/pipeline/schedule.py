@@ -7,10 +7,15 @@ rounds halves to even, as ``jnp.round`` does. The last iteration therefore acqui
 nothing and the whole budget is spent by iteration ``K - 1``.
 
 By default every label counts against the budget (validation labels included); the
-reference counts only training labels (``compat.budget_counts_train_only``).
+reference counts only training labels (``compat.budget_counts_train_only``). The
+plain-Python oracle below takes the charging rule as a function, so the static query
+slots (``max_queries_per_iteration``) are sized from the pacing that really runs.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import jax.numpy as jnp
 
@@ -39,20 +44,57 @@ def compute_queries_this_iteration(iteration, num_iterations: int, budget: int, 
     return jnp.maximum(n, 0).astype(jnp.int32)
 
 
-def pacing_oracle(num_iterations: int, budget: int, used0: int) -> list[int]:
-    """Plain-Python pacing, assuming every requested label is acquired. -> n per iteration."""
+def fixed_split(n: int, pref_fraction: float, min_pref: int) -> tuple[int, int]:
+    """Plain-Python twin of ``acquisition.fixed_allocation``: (n_pref, n_eval)."""
+    base = math.floor(pref_fraction * n + 1e-4)
+    n_pref = min(max(base, min_pref), n)
+    return n_pref, n - n_pref
+
+
+def charged_labels(n_pref: int, n_eval: int, train_only: bool, reference_val_split: bool) -> int:
+    """Labels the pacing charges for one add of ``n_pref`` preferences and ``n_eval`` ratings.
+
+    All of them by default; under ``train_only`` (the reference) only those that go to
+    training, which with the reference's split is ``n - n // 5`` per modality and call.
+
+    Raises:
+        ValueError: train-only charging with the one-in-five block split, where the charge
+            of a call depends on the labels before it.
+    """
+    if not train_only:
+        return n_pref + n_eval
+    if not reference_val_split:
+        raise ValueError("the block validation split has no per-call charge")
+    return n_pref - n_pref // 5 + n_eval - n_eval // 5
+
+
+def pacing_oracle(num_iterations: int, budget: int, used0: int,
+                  charge: Callable[[int], int] | None = None) -> list[int]:
+    """Plain-Python pacing, assuming every requested label is acquired. -> n per iteration.
+
+    Args:
+        used0: labels charged for the initial batch.
+        charge: labels charged for an iteration that asks ``n`` (default ``n``).
+    """
+    charge = charge or (lambda n: n)
     used, out = used0, []
     for it in range(1, num_iterations + 1):
         iters_left = num_iterations - it
         n = max(0, round(max(budget - used, 0) / iters_left)) if iters_left > 0 else 0
         out.append(n)
-        used += n
+        used += charge(n)
     return out
 
 
-def max_queries_per_iteration(num_iterations: int, budget: int, used0: int) -> int:
-    """Static bound on n used to size the per-iteration query slots (at least 1)."""
-    return max([1] + pacing_oracle(num_iterations, budget, used0))
+def max_queries_per_iteration(num_iterations: int, budget: int, used0: int,
+                              charge: Callable[[int], int] | None = None) -> int:
+    """Static bound on n used to size the per-iteration query slots (at least 1).
+
+    Exact when ``charge`` is the run's charging rule; an upper bound when ``charge(n)`` is
+    a lower bound of it that does not decrease with n (less charged keeps more remaining,
+    so every later n can only grow).
+    """
+    return max([1] + pacing_oracle(num_iterations, budget, used0, charge))
 
 
 def max_labels_supplied(num_iterations: int, budget: int, initial: tuple[int, int],

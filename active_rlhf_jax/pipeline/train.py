@@ -226,7 +226,7 @@ def make_train(config: Config) -> Pipeline:
             ppo=ppo.init(key_ppo),
             reward=None if ground_truth else parts.init_reward(key_rm),
             pool=ClipPool.create(
-                run.pool_capacity if not ground_truth else 1,
+                c.pool_slots if not ground_truth else 1,
                 L,
                 env.observation_size,
                 env.action_size,
@@ -251,14 +251,18 @@ def make_train(config: Config) -> Pipeline:
         state = state.replace(counters=counters)
         if ground_truth:
             return state.replace(ep_true=jnp.zeros_like(state.ep_true))
-        # Initial pool from an explicit collection with the warm-up policy (no updates).
-        state, traj, _ = ppo_cycles(state, key_coll, c.collection_cycles, True, False)
+        # Initial pool from an explicit collection with the warm-up policy (no updates):
+        # its PPO rollouts, or (reference) fresh whole episodes.
+        if run.initial_collection_episodes > 0:
+            traj = collect_episodes(state, key_coll, init_coll_env)
+            coll_steps = run.initial_collection_episodes * env.episode_length
+        else:
+            state, traj, _ = ppo_cycles(state, key_coll, c.collection_cycles, True, False)
+            coll_steps = c.collection_cycles * T * B
         seg = harvest_segments(key_harv, *traj, run.initial_segments, L)
         state = state.replace(
             pool=state.pool.add(*seg),
-            counters=state.counters.replace(
-                collection_steps=jnp.int32(c.collection_cycles * T * B)
-            ),
+            counters=state.counters.replace(collection_steps=jnp.int32(coll_steps)),
         )
         # Initial random labels, then the initial fit.
         state = parts.initial_labels(state, key_lab)
@@ -269,9 +273,11 @@ def make_train(config: Config) -> Pipeline:
 
     num_coll = run.collection_episodes_per_iteration
     coll_env = TrainingEnv(env, num_coll) if num_coll > 0 else None
+    num_coll0 = run.initial_collection_episodes
+    init_coll_env = TrainingEnv(env, num_coll0) if num_coll0 > 0 else None
 
-    def collect_episodes(state: PipelineState, key: jax.Array):
-        """``num_coll`` fresh episodes of the current stochastic policy (reference §2.1).
+    def collect_episodes(state: PipelineState, key: jax.Array, coll_env=coll_env):
+        """``coll_env.num_envs`` fresh episodes of the current stochastic policy (§2.1).
 
         A separate batch of envs, reset here, so the PPO envs' episodes are untouched;
         neither PPO nor its observation normaliser is updated. Auto-reset envs whose

@@ -25,7 +25,9 @@ class RewardModelConfig:
     Attributes:
         hidden: hidden layer widths (LeakyReLU(0.01) + dropout after each).
         dropout: dropout probability (reference: 0.1; 0.4 for BALD runs; Hopper 0).
-        probabilistic: add the softplus per-step variance head.
+        probabilistic: add the softplus per-step variance head (Gaussian rating likelihood
+            only: the ordinal likelihood has no per-step variance to train, so no head is
+            built there; see ``has_variance_head``).
         posterior: "mc_dropout" (one network, samples are dropout masks) or "ensemble"
             (``ensemble_size`` bootstrap members, samples are members).
         ensemble_size: members M of the ensemble posterior.
@@ -88,6 +90,11 @@ class RewardModelConfig:
     def num_members(self) -> int:
         """Leading parameter axis size (1 for MC dropout: no axis)."""
         return self.ensemble_size if self.posterior == "ensemble" else 1
+
+    @property
+    def has_variance_head(self) -> bool:
+        """Whether the network has the per-step variance head (probabilistic Gaussian)."""
+        return self.probabilistic and self.rating_likelihood == "gaussian"
 
     def validate(self) -> None:
         if not isinstance(self.hidden, tuple) or not self.hidden:

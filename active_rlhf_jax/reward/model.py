@@ -33,7 +33,8 @@ class RewardModel(NamedTuple):
             (ensemble; num_samples is ignored). num_samples must be static.
         init_member: ``init_member(key) -> member params`` (no member axis).
         apply: ``apply(member_params, obs [..., o], act [..., a], dropout_key=None)
-            -> (mu [...], var [...])``; elementwise training dropout when a key is given.
+            -> (mu [...], var [...])``; elementwise training dropout when a key is given;
+            ``var`` is zeros without a variance head (``config.has_variance_head``).
         config, compat: the configs it was built from.
     """
 
@@ -71,6 +72,10 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
     sizes = (obs_size + act_size,) + tuple(cfg.hidden)
     p = float(cfg.dropout)
     ensemble = cfg.posterior == "ensemble"
+    # The variance head exists only where a loss trains it: the ordinal likelihood reads
+    # no per-step variance, so a head there would get no gradient and its output would be
+    # noise reported as a posterior quantity.
+    var_head = cfg.has_variance_head
 
     def init_member(key: jax.Array) -> dict:
         keys = jax.random.split(key, len(cfg.hidden) + 2)
@@ -78,7 +83,7 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
             "layers": [_linear_init(keys[i], sizes[i], sizes[i + 1]) for i in range(len(cfg.hidden))],
             "mean": _linear_init(keys[-2], sizes[-1], 1),
         }
-        if cfg.probabilistic:
+        if var_head:
             params["var"] = _linear_init(keys[-1], sizes[-1], 1)
         params["cut_first"], params["cut_incr_raw"] = lik.init_cut_params(
             cfg.num_bins, cfg.ordinal_cuts == "uniform")
@@ -101,7 +106,7 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
                 keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, i), 1.0 - p, h.shape)
                 h = jnp.where(keep, h / (1.0 - p), 0.0)
         mu = (h @ params["mean"]["w"] + params["mean"]["b"])[..., 0]
-        if cfg.probabilistic:
+        if var_head:
             var = jax.nn.softplus((h @ params["var"]["w"] + params["var"]["b"])[..., 0])
         else:
             var = jnp.zeros_like(mu)

@@ -16,6 +16,10 @@ from active_rlhf_jax.compat import CompatConfig
 from active_rlhf_jax.reward import likelihoods as lik
 from active_rlhf_jax.reward.config import RewardModelConfig
 
+# Rating variance of a model without a variance head: N(G, 1/2) has NLL (G - y)^2 + const,
+# the reference's MSE loss.
+NON_PROBABILISTIC_VAR = 0.5
+
 
 @struct.dataclass
 class ClipPosterior:
@@ -23,7 +27,11 @@ class ClipPosterior:
 
     Attributes:
         returns: [S, N] summed per-step mean reward (the Bradley-Terry utility).
-        variances: [S, N] summed per-step variance (zeros if not probabilistic).
+        variances: [S, N] summed per-step variance of the variance head, or None where
+            the model has none (``RewardModelConfig.has_variance_head``: the ordinal
+            likelihood and non-probabilistic models build no head, so nothing untrained
+            is reported). Under ``compat.pref_only_unified`` the head exists but, as in the
+            reference, is never trained (seed_spec §19.1 #1).
         disc_returns: [S, N] discounted (gamma) summed mean.
         bin_probs: [S, N, K] rating-bin probabilities under the configured likelihood.
         rating_mean: [S, N] gaussian: the likelihood's mean (rating-target return);
@@ -56,11 +64,13 @@ def compute_rating_target(mu: jax.Array, var: jax.Array, cfg: RewardModelConfig,
     Returns:
         (G [...], V [...]): ``G = sum_t w_t mu_t``, ``V = sum_t w_t^2 var_t`` (independent
         steps; equals the reference's ``sum_t var_t`` under the undiscounted compat flag);
-        V = 1 (unit-noise MSE) for a non-probabilistic model.
+        without a variance head V = 1/2, the Gaussian whose NLL is the reference's MSE
+        ``(G - y)^2`` up to a constant (see :func:`compute_rating_nll`).
     """
     w = rating_weights(mu.shape[-1], cfg.gamma, compat.undiscounted_rating_target)
     g = jnp.sum(mu * w, axis=-1)
-    v = jnp.sum(var * w**2, axis=-1) if cfg.probabilistic else jnp.ones_like(g)
+    v = (jnp.sum(var * w**2, axis=-1) if cfg.has_variance_head
+         else jnp.full_like(g, NON_PROBABILISTIC_VAR))
     return g, v
 
 
@@ -91,10 +101,14 @@ def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.
         mu, var: [B, L]; rating: [B] float labels.
 
     Returns:
-        [B] negative log-likelihoods.
+        [B] negative log-likelihoods (Gaussian without a variance head: squared errors).
     """
     g, v = compute_rating_target(mu, var, cfg, compat)
     if cfg.rating_likelihood == "gaussian":
+        if not cfg.has_variance_head:
+            # The reference's non-probabilistic loss, MSE(G, y) = (G - y)^2 per item (not
+            # the half of it a unit-variance Gaussian NLL would give).
+            return (g - rating) ** 2
         return lik.compute_gaussian_rating_nll(g, v, rating)
     scale, cuts = ordinal_link(params, cfg)
     return lik.compute_ordinal_nll(scale * g, cuts, rating)
@@ -125,7 +139,7 @@ def compute_clip_posterior(params: dict, mu: jax.Array, var: jax.Array,
         r_var = jnp.maximum(probs @ bins**2 - r_mean**2, 0.0)
     return ClipPosterior(
         returns=jnp.sum(mu, -1),
-        variances=jnp.sum(var, -1),
+        variances=jnp.sum(var, -1) if cfg.has_variance_head else None,
         disc_returns=jnp.sum(mu * w_disc, -1),
         bin_probs=probs,
         rating_mean=r_mean,

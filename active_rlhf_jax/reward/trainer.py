@@ -8,7 +8,7 @@ mixed items; the number of minibatches is ``ceil(n_train / batch_size)``, so a b
 capacity C holding n items trains exactly like a buffer of size n. A minibatch with no
 valid item leaves params and optimiser state bitwise unchanged. Early stopping follows
 the reference (strict improvement resets the patience counter) but restores the best
-validation weights unless ``compat.keep_last_weights``. In the first fit of a fresh state
+validation weights and their Adam state unless ``compat.keep_last_weights``. In the first fit of a fresh state
 the first ``warmup_epochs`` epochs are not candidates and do not count towards patience.
 """
 
@@ -55,7 +55,8 @@ class RewardTrainState:
 
     Attributes:
         params: current (after fit: best-validation, or last under compat) params.
-        opt_state: Adam state (one per member for ensembles).
+        opt_state: Adam state (one per member for ensembles) belonging to ``params``: the
+            best epoch's when the best weights are restored, the last under compat.
         best_params: best-validation params of the last fit.
         best_val_loss: [] best early-stopping criterion of the last fit.
         num_steps: [] int32 optimiser steps taken in total.
@@ -205,7 +206,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             return jax.lax.fori_loop(0, n_val_batches, body, jnp.zeros((len(STATS),)))
 
         def epoch(carry):
-            ep, params, opt, best_p, best_v, counter, steps, _ = carry
+            ep, params, opt, best_p, best_o, best_v, counter, steps, _ = carry
             k_perm, k_drop = jax.random.split(jax.random.fold_in(key, ep))
             kp, kr = jax.random.split(k_perm)
             up = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(kp, j)))(jnp.arange(cp))
@@ -234,22 +235,30 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             eligible = (ep >= warmup) | (ep + 1 >= max_epochs)
             improved = eligible & (crit < best_v)
             best_p = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), params, best_p)
+            best_o = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), opt, best_o)
             best_v = jnp.where(improved, crit, best_v)
             counter = jnp.where(improved | ~eligible, 0, counter + 1)
             metrics = jnp.stack([train_loss, val_loss, train_acc, val_acc])
-            return ep + 1, params, opt, best_p, best_v, counter, steps + n_batches, metrics
+            return ep + 1, params, opt, best_p, best_o, best_v, counter, steps + n_batches, metrics
 
         def cond(carry):
-            ep, counter = carry[0], carry[5]
+            ep, counter = carry[0], carry[6]
             return (ep < max_epochs) & (counter < patience) & (n_train > 0)
 
         init = (jnp.zeros((), jnp.int32), state.params, state.opt_state, state.params,
-                jnp.asarray(jnp.inf, jnp.float32), jnp.zeros((), jnp.int32),
+                state.opt_state, jnp.asarray(jnp.inf, jnp.float32), jnp.zeros((), jnp.int32),
                 jnp.zeros((), jnp.int32), jnp.zeros((4,)))
-        ep, params, opt, best_p, best_v, _, steps, m = jax.lax.while_loop(cond, epoch, init)
-        out = params if compat.keep_last_weights else best_p
+        ep, params, opt, best_p, best_o, best_v, _, steps, m = jax.lax.while_loop(
+            cond, epoch, init)
+        # Restoring the best weights restores the Adam state of that epoch too, so the next
+        # refit continues from moments (and a bias-correction count) that belong to the
+        # weights it starts from. The reference keeps both from the last epoch.
+        if compat.keep_last_weights:
+            out, out_opt = params, opt
+        else:
+            out, out_opt = best_p, best_o
         new_state = RewardTrainState(
-            params=out, opt_state=opt, best_params=best_p, best_val_loss=best_v,
+            params=out, opt_state=out_opt, best_params=best_p, best_val_loss=best_v,
             num_steps=state.num_steps + steps.astype(jnp.int32),
             num_epochs=state.num_epochs + ep, num_fits=state.num_fits + 1)
         metrics = dict(train_loss=m[0], val_loss=m[1], train_acc=m[2], val_acc=m[3],
