@@ -67,16 +67,28 @@ GUARDED = (
 )
 
 
-def make_guard(ground_truth: bool):
-    """-> (first_nonfinite(state) -> int32 [], names): the NaN/Inf guard of a pipeline.
+#: Losses guarded besides the state: a reward-model fit whose every epoch's loss is NaN
+#: leaves a finite state behind (the best epoch's weights and Adam state are restored), so
+#: a state check alone lets a never-training reward model run on silently.
+GUARDED_LOSSES = (
+    ("ppo.loss", ("ppo_policy_loss", "ppo_value_loss")),
+    ("reward.fit_loss", ("rm_train_loss",)),
+)
 
-    Reductions over the state's float leaves, traced into the iteration, so the check costs
-    no host round-trip: the host reads the flag with the chunk's metrics.
+
+def make_guard(ground_truth: bool):
+    """-> (first_nonfinite(state, metrics) -> int32 [], names): the NaN/Inf guard.
+
+    Reductions over the state's float leaves and the iteration's losses, traced into the
+    iteration, so the check costs no host round-trip: the host reads the flag with the
+    chunk's metrics. Code k > 0 names ``names[k - 1]``; with ``metrics=None`` only the state
+    is checked (the initial phase).
     """
     guarded = tuple(g for g in GUARDED if not (ground_truth and g[0] == "reward"))
-    names = tuple(f"{a}.{b}" for a, b in guarded)
+    losses = tuple(g for g in GUARDED_LOSSES if not (ground_truth and g[0].startswith("reward")))
+    names = tuple(f"{a}.{b}" for a, b in guarded) + tuple(n for n, _ in losses)
 
-    def first_nonfinite(state: PipelineState) -> jax.Array:
+    def first_nonfinite(state: PipelineState, metrics: dict | None = None) -> jax.Array:
         finite = []
         for group, field in guarded:
             leaves = [
@@ -85,6 +97,10 @@ def make_guard(ground_truth: bool):
             ]
             finite.append(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
                           if leaves else jnp.array(True))
+        for _, keys in losses:
+            present = [metrics[k] for k in keys if metrics is not None and k in metrics]
+            finite.append(jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in present]))
+                          if present else jnp.array(True))
         bad = ~jnp.stack(finite)
         return jnp.where(jnp.any(bad), jnp.argmax(bad) + 1, 0).astype(jnp.int32)
 
@@ -332,8 +348,8 @@ def make_train(config: Config) -> Pipeline:
             queries_total=ctr.queries_pref + ctr.queries_eval,
             labels_used=ctr.labels_used,
             collection_steps=ctr.collection_steps,
-            nonfinite=first_nonfinite(state),
         )
+        metrics["nonfinite"] = first_nonfinite(state, metrics)
         return state, metrics
 
     def run_chunk(state: PipelineState, length: int | None = None):
