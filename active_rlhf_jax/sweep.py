@@ -23,10 +23,8 @@ import os
 import sys
 from pathlib import Path
 
+from active_rlhf_jax.analysis.matrix import GYM_EVAL_FILE, SWEEP_FILE
 from active_rlhf_jax.config_utils import ConfigError, to_dict
-
-SWEEP_FILE = "sweep.json"
-GYM_EVAL_FILE = "final_eval_gymnasium.json"
 
 
 def parse_arms(text: str) -> list[str]:

@@ -29,7 +29,6 @@ import numpy as np
 
 from benchmarks._overrides import parse_overrides
 
-
 # make_toy fixes these (the toy's network and the teacher's rating range).
 FIXED_FIELDS = ("hidden", "dropout", "rating_range")
 

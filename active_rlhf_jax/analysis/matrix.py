@@ -21,7 +21,9 @@ import numpy as np
 
 from active_rlhf_jax.analysis.loading import METRICS_FILE, RunData, load_run
 from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS, compute_iqm_ci, compute_mean_ci
+from active_rlhf_jax.analysis.summary import _last_mean
 
+#: Written by :mod:`active_rlhf_jax.sweep`: the sweep's record and each arm's Gymnasium evaluation.
 SWEEP_FILE = "sweep.json"
 GYM_EVAL_FILE = "final_eval_gymnasium.json"
 GROUND_TRUTH = "ground-truth"
@@ -147,11 +149,6 @@ def compute_matrix(
             "reward_corr": paired_difference(corr[r.label], corr[other]),
         })
     return rows, pairs
-
-
-def _last_mean(run: RunData, name: str) -> float:
-    vals = list(last_values(run, name).values())
-    return float(np.mean(vals)) if vals else math.nan
 
 
 def _f(x: float, digits: int = 1) -> str:
