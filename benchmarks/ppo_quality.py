@@ -68,13 +68,16 @@ def gym_eval(cfg, train_fn, ppo_state, seeds, episodes, seed=0):
     )
 
 
-def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0):
+def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_envs=None):
     import jax
 
     from active_rlhf_jax.ppo import make_train
     from configs.ppo_presets import PRESETS
 
-    cfg = PRESETS[preset](env_id, steps, backend=backend)
+    kw = {} if num_envs is None else {"num_envs": num_envs}
+    if kw and preset != "tuned":
+        raise SystemExit(f"--num-envs: only the tuned preset takes it, not {preset!r}")
+    cfg = PRESETS[preset](env_id, steps, backend=backend, **kw)
     train_fn = make_train(cfg)
     train = jax.jit(jax.vmap(train_fn))
     keys = jax.random.split(jax.random.PRNGKey(key), seeds)
@@ -102,6 +105,8 @@ def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0):
     evaluation = gym_eval(cfg, train_fn, ts.ppo, seeds, gym_episodes) if gym_episodes else None
     return dict(
         learner=f"ours/{preset}",
+        num_envs=cfg.ppo.num_envs,
+        num_steps=cfg.ppo.num_steps,
         env=env_id,
         backend=backend,
         key=key,
@@ -184,6 +189,10 @@ def main(argv=None):
         "--gym-eval-episodes", type=int, default=0,
         help="deterministic episodes per seed in Gymnasium's env after training (0: none)",
     )
+    p.add_argument(
+        "--num-envs", type=int, default=None,
+        help="tuned preset only: parallel envs per seed (a divisor of 512; default per task)",
+    )
     p.add_argument("--no-ours", action="store_true")
     p.add_argument("--sb3", action="store_true")
     p.add_argument("--sb3-seeds", type=int, default=1)
@@ -193,7 +202,10 @@ def main(argv=None):
     recs = []
     if not a.no_ours:
         recs.append(
-            run_ours(a.env, a.backend, a.steps, a.seeds, a.preset, a.key, a.gym_eval_episodes)
+            run_ours(
+                a.env, a.backend, a.steps, a.seeds, a.preset, a.key, a.gym_eval_episodes,
+                a.num_envs,
+            )
         )
         print(json.dumps(_brief(recs[-1])), flush=True)
     if a.sb3:

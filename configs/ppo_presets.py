@@ -132,15 +132,24 @@ def tuned_ppo(env_id: str, num_envs: int | None = None) -> PPOConfig:
 HEALTH_CHECKED = ("Hopper", "Walker2d", "Ant")
 
 
-def tuned(env_id: str = "HalfCheetah-v5", total_timesteps: int = 1_000_000, **kw) -> TrainConfig:
-    """The RL-Zoo's tuned PPO on ``env_id`` with parallel envs (see the module docstring).
+def tuned(
+    env_id: str = "HalfCheetah-v5",
+    total_timesteps: int = 1_000_000,
+    num_envs: int | None = None,
+    **kw,
+) -> TrainConfig:
+    """The RL-Zoo's tuned PPO on ``env_id`` with parallel envs (see the module docstring);
+    ``num_envs`` (a divisor of 512) overrides ``TUNED_NUM_ENVS``, e.g. 1 for the RL-Zoo's
+    own single-env shape.
 
     Hopper and Walker2d run with Gymnasium's default ``terminate_when_unhealthy=True`` (our
     envs default to the reference's False), as the RL-Zoo trained them.
     """
     if env_id.split("-")[0] in HEALTH_CHECKED and "env_options" not in kw:
         kw["env_options"] = (("terminate_when_unhealthy", True),)
-    return TrainConfig(env_id=env_id, total_timesteps=total_timesteps, ppo=tuned_ppo(env_id), **kw)
+    return TrainConfig(
+        env_id=env_id, total_timesteps=total_timesteps, ppo=tuned_ppo(env_id, num_envs), **kw
+    )
 
 
 PRESETS["tuned"] = tuned
