@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
 from active_rlhf_jax.compat import CompatConfig
 
 VAL_EVERY = 5
@@ -118,43 +119,44 @@ def _write(arrays: list, values: list, count, capacity: int, mask):
     return [a.at[pos].set(v.astype(a.dtype), mode="drop") for a, v in zip(arrays, values)]
 
 
-def add_preferences(buffers: FeedbackBuffers, key: jax.Array, obs_a, act_a, obs_b, act_b,
-                    labels, mask, compat: CompatConfig = CompatConfig()) -> FeedbackBuffers:
-    """Append the masked preference items (fixed shapes, static k).
+def add_preferences(buffers: FeedbackBuffers, key: jax.Array, batch: PreferenceBatch,
+                    compat: CompatConfig = CompatConfig()) -> FeedbackBuffers:
+    """Append the masked items of ``batch`` (``k`` slots, fixed shapes).
 
     Args:
         key: validation-split key.
-        obs_a, obs_b: [k, L, o]; act_a, act_b: [k, L, a]; labels: [k]; mask: [k] bool.
+        batch: :class:`PreferenceBatch` with ``k`` slots.
         compat: ``reference_val_split`` selects the reference split.
 
     Returns:
         Updated buffers. Items beyond capacity are dropped (capacity is the budget).
     """
     cap = buffers.pref_label.shape[0]
-    mask = mask.astype(bool)
+    mask = batch.mask.astype(bool)
     is_val, slot = compute_val_assignment(key, buffers.pref_count, buffers.pref_val_slot, mask,
                                           compat.reference_val_split)
     oa, aa, ob, ab, lab, valid, isv = _write(
         [buffers.pref_obs_a, buffers.pref_act_a, buffers.pref_obs_b, buffers.pref_act_b,
          buffers.pref_label, buffers.pref_valid, buffers.pref_is_val],
-        [obs_a, act_a, obs_b, act_b, labels, mask, is_val], buffers.pref_count, cap, mask)
+        [batch.obs_a, batch.act_a, batch.obs_b, batch.act_b, batch.label, mask, is_val],
+        buffers.pref_count, cap, mask)
     count = jnp.minimum(buffers.pref_count + jnp.sum(mask), cap).astype(jnp.int32)
     return buffers.replace(pref_obs_a=oa, pref_act_a=aa, pref_obs_b=ob, pref_act_b=ab,
                            pref_label=lab, pref_valid=valid, pref_is_val=isv,
                            pref_count=count, pref_val_slot=slot)
 
 
-def add_ratings(buffers: FeedbackBuffers, key: jax.Array, obs, act, ratings, mask,
+def add_ratings(buffers: FeedbackBuffers, key: jax.Array, batch: RatingBatch,
                 compat: CompatConfig = CompatConfig()) -> FeedbackBuffers:
-    """Append the masked rating items: obs [k, L, o], act [k, L, a], ratings [k], mask [k]."""
+    """Append the masked items of ``batch`` (:class:`RatingBatch`, ``k`` slots)."""
     cap = buffers.rating_value.shape[0]
-    mask = mask.astype(bool)
+    mask = batch.mask.astype(bool)
     is_val, slot = compute_val_assignment(key, buffers.rating_count, buffers.rating_val_slot,
                                           mask, compat.reference_val_split)
     o, a, r, valid, isv = _write(
         [buffers.rating_obs, buffers.rating_act, buffers.rating_value, buffers.rating_valid,
          buffers.rating_is_val],
-        [obs, act, ratings, mask, is_val], buffers.rating_count, cap, mask)
+        [batch.obs, batch.act, batch.rating, mask, is_val], buffers.rating_count, cap, mask)
     count = jnp.minimum(buffers.rating_count + jnp.sum(mask), cap).astype(jnp.int32)
     return buffers.replace(rating_obs=o, rating_act=a, rating_value=r, rating_valid=valid,
                            rating_is_val=isv, rating_count=count, rating_val_slot=slot)

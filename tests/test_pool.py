@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from active_rlhf_jax.batches import Series
 from active_rlhf_jax.pipeline.pool import harvest_segments
 
 B, N, L = 3, 12, 4
@@ -15,7 +16,7 @@ def _series(ended_at=()):
     ended = np.zeros((B, N), np.float32)
     for b, s in ended_at:
         ended[b, s] = 1.0
-    return obs, jnp.zeros((B, N, 1)), t[None].repeat(B, 0), jnp.asarray(ended)
+    return Series(obs, jnp.zeros((B, N, 1)), t[None].repeat(B, 0), jnp.asarray(ended))
 
 
 def _windows(obs, mask):
@@ -26,10 +27,11 @@ def _windows(obs, mask):
 def test_windows_are_distinct_and_never_cross_a_reset():
     # env 0 ends an episode at step 5: windows of env 0 may end at 5 but not contain it
     # before their last step. Distinct windows: 9 per env, minus env 0's 3 crossing ones.
-    obs, act, rew, ended = _series(ended_at=[(0, 5)])
-    f = jax.jit(harvest_segments, static_argnums=(5, 6))
+    series = _series(ended_at=[(0, 5)])
+    f = jax.jit(harvest_segments, static_argnums=(2, 3))
     for k in range(20):
-        o, _, r, mask = f(jax.random.PRNGKey(k), obs, act, rew, ended, 12, L)
+        clips = f(jax.random.PRNGKey(k), series, 12, L)
+        o, r, mask = clips.obs, clips.rew, clips.mask
         wins, o = _windows(o, mask)
         assert int(mask.sum()) == 12
         assert len(set(wins)) == len(wins)  # no window twice
@@ -42,8 +44,7 @@ def test_windows_are_distinct_and_never_cross_a_reset():
 
 def test_fewer_distinct_windows_than_wanted_are_masked():
     # 3 envs x 9 starts = 27 distinct windows; 40 wanted -> at most 27 valid, all distinct.
-    obs, act, rew, ended = _series()
-    o, _, _, mask = jax.jit(harvest_segments, static_argnums=(5, 6))(
-        jax.random.PRNGKey(0), obs, act, rew, ended, 40, L)
+    clips = jax.jit(harvest_segments, static_argnums=(2, 3))(jax.random.PRNGKey(0), _series(), 40, L)
+    o, mask = clips.obs, clips.mask
     wins, _ = _windows(o, mask)
     assert len(wins) == len(set(wins)) and 24 <= len(wins) <= 27

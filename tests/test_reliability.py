@@ -275,7 +275,7 @@ def test_guard_names_the_first_nonfinite_quantity():
     import jax.numpy as jnp
     from flax import struct
 
-    from active_rlhf_jax.pipeline.train import make_guard
+    from active_rlhf_jax.pipeline.guard import make_guard
 
     @struct.dataclass
     class S:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.reward import RewardModelConfig, make_reward_model, make_reward_trainer
 from active_rlhf_jax.teachers import (
@@ -71,8 +72,8 @@ def make_toy(keys=None, **model_kw):
         lab, _ = label_preferences(kt, true_reward(oa, aa), true_reward(ob, ab), tcfg)
         rat, _ = label_ratings(kb, true_reward(orr, ar), tcfg)
         buf = make_feedback_buffers(CAP, CAP, L, O, A)
-        buf = add_preferences(buf, kb, oa, aa, ob, ab, lab, jnp.arange(CAP) < n_pref)
-        buf = add_ratings(buf, ki, orr, ar, rat, jnp.arange(CAP) < n_rating)
+        buf = add_preferences(buf, kb, PreferenceBatch(oa, aa, ob, ab, lab, jnp.arange(CAP) < n_pref))
+        buf = add_ratings(buf, ki, RatingBatch(orr, ar, rat, jnp.arange(CAP) < n_rating))
         st, _ = trainer.fit(trainer.init(model.init(ki)), buf, kf, epochs, patience)
         eo, ea = clips(ke, 300)
         return spearman(model.step_reward(st.params, eo, ea).sum(-1), true_reward(eo, ea).sum(-1))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.compat import CompatConfig
 from active_rlhf_jax.reward import Batch, RewardModelConfig, make_reward_model, make_reward_trainer
@@ -28,8 +29,8 @@ def _fill(cap, n_pref, n_rating, key=KEY):
     lab = (oa.sum((1, 2)) > ob.sum((1, 2))).astype(jnp.float32)
     rating = jnp.clip(jnp.round(o.sum((1, 2)) / 2 + 4.5), 0, 9)
     b = make_feedback_buffers(cap, cap, L, O, A)
-    b = add_preferences(b, ks[0], oa, aa, ob, ab, lab, jnp.arange(k) < n_pref)
-    return add_ratings(b, ks[1], o, a, rating, jnp.arange(k) < n_rating)
+    b = add_preferences(b, ks[0], PreferenceBatch(oa, aa, ob, ab, lab, jnp.arange(k) < n_pref))
+    return add_ratings(b, ks[1], RatingBatch(o, a, rating, jnp.arange(k) < n_rating))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,11 @@
-"""The feedback half of an RLHF iteration: reward model, acquisition, teacher, buffers.
+"""The feedback half of an RLHF iteration as stages: acquire, label, store, fit.
 
-Glue between the subsystems (``reward``, ``acquisition``, ``teachers``, ``buffers``) as a
-bundle of pure functions over :class:`PipelineState`, so ``train.py`` stays a readable
-loop. Everything is fixed-shape: ``k_max`` query slots per modality with masks.
+Each stage is a pure function of the sub-states it needs (the reward model's state, the
+clip pool, the feedback buffers, the acquisition state) and of keys named by purpose; none
+takes or returns the whole ``PipelineState`` and none advances a counter, so the
+iteration in pipeline/train.py reads top to bottom. Data moves between stages as the
+named batches of :mod:`active_rlhf_jax.batches`. Everything is fixed-shape: ``k_max``
+query slots per modality, with masks.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from active_rlhf_jax import teachers
-from active_rlhf_jax.acquisition import AdaptiveState, acquire
+from active_rlhf_jax.acquisition import AdaptiveState
+from active_rlhf_jax.acquisition import acquire as acquire_queries
+from active_rlhf_jax.batches import PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.pipeline.stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
@@ -94,29 +99,51 @@ def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
 GAP_PAIR_ATTEMPTS = 50
 
 
-class FeedbackParts(NamedTuple):
+class FeedbackStages(NamedTuple):
+    """The feedback stages of one seed (see :func:`make_feedback_stages`).
+
+    Attributes:
+        init_reward: ``(key) -> RewardTrainState``.
+        init_buffers: ``() -> FeedbackBuffers`` (capacity: the budget per used modality).
+        init_acquisition: ``() -> AdaptiveState``.
+        step_reward: ``(reward, obs [..., o], act [..., a]) -> [...]`` learned reward.
+        initial_queries: ``(key_a, key_b, key_c, pool) -> Queries``, the random initial batch.
+        acquire: ``(key_post, key_select, reward, pool, acq_state, counters, n)
+            -> (Queries, acq_state, metrics)``.
+        label: ``(key_pref, key_rating, pool, queries) -> (PreferenceBatch | None,
+            RatingBatch | None)``, the simulated teacher (None: modality unused).
+        store: ``(key_pref, key_rating, buffers, prefs, ratings) -> buffers``.
+        fit: ``(key, reward, buffers, initial) -> (reward, metrics)``.
+        budget_used: ``(buffers, counters) -> int32 []`` labels charged so far.
+        reward_corr: ``(reward, pool) -> []`` Spearman of learned vs true clip returns.
+        model: the RewardModel.
+    """
+
     init_reward: Callable
     init_buffers: Callable
     init_acquisition: Callable
     step_reward: Callable
-    initial_labels: Callable
+    initial_queries: Callable
+    acquire: Callable
+    label: Callable
+    store: Callable
     fit: Callable
     budget_used: Callable
-    acquire_and_label: Callable
     reward_corr: Callable
+    model: object
 
 
-def make_feedback_parts(config, env) -> FeedbackParts:
+def make_feedback_stages(config, env) -> FeedbackStages:
     c, run, compat = config, config.run, config.compat
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat)
     trainer = make_reward_trainer(c.reward, model)
     acq_cfg = c.acquisition
     k_max = c.max_queries
     n_p0, n_e0 = c.initial_labels
+    k0 = max(n_p0, n_e0, 1)
     budget = run.budget
     use_pref = run.feedback in ("preference", "both")
     use_eval = run.feedback in ("rating", "both")
-    train_only_budget = compat.budget_counts_train_only
     # Single-modality runs: acquisition sees no rating likelihood (pairs only), or a fixed
     # split with every query a rating.
     if run.feedback == "preference":
@@ -136,53 +163,19 @@ def make_feedback_parts(config, env) -> FeedbackParts:
             run.segment_length, env.observation_size, env.action_size,
         )
 
-    def init_acquisition():
-        return AdaptiveState.create()
+    def step_reward(reward, obs, act):
+        return model.step_reward(reward.params, obs, act)
 
-    def step_reward(reward_state, obs, act):
-        return model.step_reward(reward_state.params, obs, act)
+    def budget_used(buffers, counters):
+        if compat.budget_counts_train_only:  # the reference charges training labels only (§19.1.8)
+            return jnp.sum(buffers.pref_train_mask) + jnp.sum(buffers.rating_train_mask)
+        return counters.labels_used
 
-    def budget_used(state):
-        if train_only_budget:  # the reference charges only training labels (§19.1.8)
-            b = state.buffers
-            return jnp.sum(b.pref_train_mask) + jnp.sum(b.rating_train_mask)
-        return state.counters.labels_used
-
-    def _label(state, key, pair_idx, pair_mask, clip_idx, clip_mask):
-        """Teacher labels + buffers + counters for the chosen slots."""
-        key_tp, key_tr, key_bp, key_br = jax.random.split(key, 4)
-        pool = state.pool
-        buffers = state.buffers
-        a, b = pair_idx[:, 0], pair_idx[:, 1]
-        if use_pref:
-            label, ok = teachers.label_preferences(key_tp, pool.rew[a], pool.rew[b], c.teacher, compat)
-            buffers = add_preferences(buffers, key_bp, pool.obs[a], pool.act[a], pool.obs[b],
-                                      pool.act[b], label, pair_mask & ok, compat)
-        if use_eval:
-            rating, ok = teachers.label_ratings(key_tr, pool.rew[clip_idx], c.teacher, compat)
-            buffers = add_ratings(buffers, key_br, pool.obs[clip_idx], pool.act[clip_idx],
-                                  rating, clip_mask & ok, compat)
-        n_pref = jnp.sum(pair_mask).astype(jnp.int32)
-        n_eval = jnp.sum(clip_mask).astype(jnp.int32)
-        cap = pool.capacity
-        in_pair = pool.in_pair.at[jnp.where(pair_mask, a, cap)].set(True, mode="drop")
-        in_pair = in_pair.at[jnp.where(pair_mask, b, cap)].set(True, mode="drop")
-        rated = pool.rated.at[jnp.where(clip_mask, clip_idx, cap)].set(True, mode="drop")
-        ctr = state.counters
-        ctr = ctr.replace(
-            labels_used=ctr.labels_used + n_pref + n_eval,  # skipped/tied queries cost too
-            queries_pref=ctr.queries_pref + n_pref,
-            queries_eval=ctr.queries_eval + n_eval,
-        )
-        return state.replace(
-            buffers=buffers, counters=ctr, pool=pool.replace(in_pair=in_pair, rated=rated)
-        ), (n_pref, n_eval)
-
-    def initial_labels(state, key):
-        """The reference's initial random batch: n_p0 pairs and n_e0 clips from the pool
-        (under ``compat.min_gap_filter`` pairs below the gap are redrawn, as the reference)."""
-        key_a, key_b, key_c, key_l = jax.random.split(key, 4)
-        valid = state.pool.valid
+    def initial_queries(key_a, key_b, key_c, pool) -> Queries:
+        """The reference's initial random batch: ``n_p0`` pairs and ``n_e0`` clips of the
+        pool (under ``compat.min_gap_filter`` pairs below the gap are redrawn, as the
+        reference does)."""
+        valid = pool.valid
         n_valid = jnp.maximum(jnp.sum(valid), 2)
 
         def random_order(k):
@@ -198,23 +191,64 @@ def make_feedback_parts(config, env) -> FeedbackParts:
         if compat.min_gap_filter and use_pref:
             # The reference redraws initial pairs below the gap instead of losing them to
             # the teacher's drop, so its initial batch has exactly n_p0 preferences.
-            pair_idx, found = draw_gap_pairs(key_a, valid, jnp.sum(state.pool.rew, axis=-1),
-                                             k0, GAP_PAIR_ATTEMPTS * k0, c.teacher.min_gap)
+            pair_idx, found = draw_gap_pairs(key_a, valid, pool.true_returns, k0,
+                                             GAP_PAIR_ATTEMPTS * k0, c.teacher.min_gap)
             pair_mask = pair_mask & found
-        clip_idx = order_c[slots % n_valid]
-        state, _ = _label(state, key_l, pair_idx, pair_mask, clip_idx, slots < n_e0)
-        return state
+        return Queries(pair_idx=pair_idx, pair_mask=pair_mask,
+                       clip_idx=order_c[slots % n_valid], clip_mask=slots < n_e0)
 
-    k0 = max(n_p0, n_e0, 1)
+    def acquire(key_post, key_select, reward, pool, acq_state, counters, n):
+        """Posterior samples of every pool clip's return, then acquisition of ``n``
+        (traced) queries in ``k_max`` slots."""
+        post = blocked_clip_posterior(
+            model, reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
+        )
+        res = acquire_queries(
+            acq_cfg, key_select, post.returns, pool.valid, n, k_max,
+            bin_probs=post.bin_probs, rating_mean=post.rating_mean, rating_var=post.rating_var,
+            true_returns=pool.true_returns if acq_cfg.pair_mode == "reference" else None,
+            pair_excluded_clips=pool.in_pair, rated_clips=pool.rated,
+            n_pref_cum=counters.queries_pref, n_eval_cum=counters.queries_eval,
+            adaptive_state=acq_state,
+        )
+        queries = Queries(pair_idx=res.pair_idx, pair_mask=res.pair_mask,
+                          clip_idx=res.clip_idx, clip_mask=res.clip_mask)
+        metrics = {
+            "bald_pref": res.bald_pref_mean if use_pref else jnp.nan,
+            "bald_eval": res.bald_eval_mean if use_eval else jnp.nan,
+            "alloc_a_pref": res.a_pref,
+            "alloc_a_eval": res.a_eval,
+        }
+        return queries, res.adaptive_state, metrics
 
-    def fit(state, key, initial: bool, with_metrics: bool = False):
+    def label(key_pref, key_rating, pool, queries: Queries):
+        """The simulated teacher labels the asked queries from the true rewards. A label
+        the teacher drops (a tie under ``min_gap``, say) leaves its slot masked."""
+        prefs = ratings = None
+        if use_pref:
+            a, b = queries.pair_idx[:, 0], queries.pair_idx[:, 1]
+            lab, ok = teachers.label_preferences(key_pref, pool.rew[a], pool.rew[b], c.teacher, compat)
+            prefs = PreferenceBatch(obs_a=pool.obs[a], act_a=pool.act[a], obs_b=pool.obs[b],
+                                    act_b=pool.act[b], label=lab, mask=queries.pair_mask & ok)
+        if use_eval:
+            i = queries.clip_idx
+            rating, ok = teachers.label_ratings(key_rating, pool.rew[i], c.teacher, compat)
+            ratings = RatingBatch(obs=pool.obs[i], act=pool.act[i], rating=rating,
+                                  mask=queries.clip_mask & ok)
+        return prefs, ratings
+
+    def store(key_pref, key_rating, buffers, prefs, ratings):
+        if prefs is not None:
+            buffers = add_preferences(buffers, key_pref, prefs, compat)
+        if ratings is not None:
+            buffers = add_ratings(buffers, key_rating, ratings, compat)
+        return buffers
+
+    def fit(key, reward, buffers, initial: bool):
         epochs = c.reward.init_epochs if initial else c.reward.refit_epochs
         patience = c.reward.init_patience if initial else c.reward.refit_patience
-        reward_state, m = trainer.fit(state.reward, state.buffers, key, epochs, patience)
-        state = state.replace(reward=reward_state)
-        if not with_metrics:
-            return state
-        return state, {
+        reward, m = trainer.fit(reward, buffers, key, epochs, patience)
+        return reward, {
             "rm_train_loss": m["train_loss"],
             "rm_val_loss": m["val_loss"],
             "rm_train_acc": m["train_acc"],
@@ -222,50 +256,22 @@ def make_feedback_parts(config, env) -> FeedbackParts:
             "rm_epochs": m["epochs"],
         }
 
-    def acquire_and_label(state, key, n):
-        key_post, key_acq, key_lab = jax.random.split(key, 3)
-        pool = state.pool
-        post = blocked_clip_posterior(
-            model, state.reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
-        )
-        res = acquire(
-            acq_cfg, key_acq, post.returns, pool.valid, n, k_max,
-            bin_probs=post.bin_probs, rating_mean=post.rating_mean, rating_var=post.rating_var,
-            true_returns=jnp.sum(pool.rew, axis=-1) if acq_cfg.pair_mode == "reference" else None,
-            pair_excluded_clips=pool.in_pair, rated_clips=pool.rated,
-            n_pref_cum=state.counters.queries_pref, n_eval_cum=state.counters.queries_eval,
-            adaptive_state=state.acquisition,
-        )
-        state = state.replace(acquisition=res.adaptive_state)
-        state, (n_pref, n_eval) = _label(
-            state, key_lab, res.pair_idx, res.pair_mask, res.clip_idx, res.clip_mask
-        )
-        metrics = {
-            "n_requested": n,
-            "n_pref": n_pref,
-            "n_eval": n_eval,
-            "bald_pref": res.bald_pref_mean if use_pref else jnp.nan,
-            "bald_eval": res.bald_eval_mean if use_eval else jnp.nan,
-            "alloc_a_pref": res.a_pref,
-            "alloc_a_eval": res.a_eval,
-        }
-        return state, metrics
-
-    def reward_corr(state):
+    def reward_corr(reward, pool):
         """Spearman(learned clip return, true clip return) over the valid pool."""
-        pool = state.pool
-        learned = jnp.sum(model.step_reward(state.reward.params, pool.obs, pool.act), axis=-1)
-        return masked_spearman(learned, jnp.sum(pool.rew, axis=-1), pool.valid)
+        learned = jnp.sum(model.step_reward(reward.params, pool.obs, pool.act), axis=-1)
+        return masked_spearman(learned, pool.true_returns, pool.valid)
 
-    return FeedbackParts(
+    return FeedbackStages(
         init_reward=init_reward,
         init_buffers=init_buffers,
-        init_acquisition=init_acquisition,
+        init_acquisition=AdaptiveState.create,
         step_reward=step_reward,
-        initial_labels=initial_labels,
+        initial_queries=initial_queries,
+        acquire=acquire,
+        label=label,
+        store=store,
         fit=fit,
         budget_used=budget_used,
-        acquire_and_label=acquire_and_label,
         reward_corr=reward_corr,
+        model=model,
     )
-

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from active_rlhf_jax.batches import Clips, Queries, Series
+
 
 @struct.dataclass
 class ClipPool:
@@ -51,11 +53,12 @@ class ClipPool:
     def capacity(self) -> int:
         return self.valid.shape[0]
 
-    def add(self, obs, act, rew, mask) -> "ClipPool":
-        """Append the masked clips of ``obs [M, L, o]``, ``act``, ``rew [M, L]``, ``mask [M]``.
+    def add(self, clips: Clips) -> "ClipPool":
+        """Append the masked clips of ``clips`` (``M`` of them) at the write pointer.
 
         Masked-out clips take no slot (their writes go to a dropped out-of-bounds index).
         """
+        obs, act, rew, mask = clips.obs, clips.act, clips.rew, clips.mask
         capacity = self.capacity
         offsets = jnp.cumsum(mask.astype(jnp.int32)) - 1
         slots = jnp.where(mask, (self.ptr + offsets) % capacity, capacity)  # capacity: dropped
@@ -70,26 +73,42 @@ class ClipPool:
             ptr=(self.ptr + jnp.sum(mask.astype(jnp.int32))) % capacity,
         )
 
+    def mark_asked(self, queries: Queries) -> "ClipPool":
+        """Flag the clips of the asked queries (``in_pair`` for both clips of an asked
+        pair, ``rated`` for an asked clip), so acquisition can exclude them later."""
+        cap = self.capacity
+        a, b = queries.pair_idx[:, 0], queries.pair_idx[:, 1]
+        in_pair = self.in_pair.at[jnp.where(queries.pair_mask, a, cap)].set(True, mode="drop")
+        in_pair = in_pair.at[jnp.where(queries.pair_mask, b, cap)].set(True, mode="drop")
+        rated = self.rated.at[jnp.where(queries.clip_mask, queries.clip_idx, cap)].set(
+            True, mode="drop")
+        return self.replace(in_pair=in_pair, rated=rated)
 
-def harvest_segments(key, raw_obs, act, rew, ended, num_segments: int, length: int, tries: int = 8):
+    @property
+    def true_returns(self) -> jax.Array:
+        """``[P]`` undiscounted true return of each slot's clip (teacher and metrics only)."""
+        return jnp.sum(self.rew, axis=-1)
+
+
+def harvest_segments(key, series: Series, num_segments: int, length: int, tries: int = 8) -> Clips:
     """Sample segments at random offsets from per-env time series.
 
     Args:
-        raw_obs: ``[B, N, obs]`` pre-step observations of ``B`` envs over ``N`` steps.
-        act: ``[B, N, act]``; rew: ``[B, N]``.
-        ended: ``[B, N]`` 1 where step ``t`` ended an episode (the next obs is a reset).
+        series: :class:`Series` of ``B`` envs over ``N`` steps (``done`` marks the step
+            that ended an episode: the next obs is a reset).
         num_segments: static number of segments wanted.
         length: static segment length ``L`` (``L <= N``).
         tries: candidates drawn per wanted segment; the first valid ones are kept.
 
     Returns:
-        ``(obs [M, L, o], act [M, L, a], rew [M, L], mask [M])`` with ``M = num_segments``.
+        :class:`Clips` with ``M = num_segments`` slots.
         A candidate is valid when no episode ends inside it before its last step, so a
         segment never crosses a reset; no window (env, start) is returned twice. ``mask``
         is False only if too few distinct valid candidates were drawn (when the rollout
         holds fewer distinct windows than ``num_segments``, or by chance when it holds
         barely more).
     """
+    raw_obs, act, rew, ended = series.obs, series.act, series.rew, series.done
     num_envs, n_steps = rew.shape
     if length > n_steps:
         raise ValueError(f"segment_length: {length} exceeds the {n_steps} steps available")
@@ -115,4 +134,4 @@ def harvest_segments(key, raw_obs, act, rew, ended, num_segments: int, length: i
     mask = keep[chosen]
     t_idx = start[chosen][:, None] + jnp.arange(length)[None, :]  # [M, L]
     e_idx = env_idx[chosen][:, None]
-    return raw_obs[e_idx, t_idx], act[e_idx, t_idx], rew[e_idx, t_idx], mask
+    return Clips(obs=raw_obs[e_idx, t_idx], act=act[e_idx, t_idx], rew=rew[e_idx, t_idx], mask=mask)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 from active_rlhf_jax.pipeline.pool import ClipPool
@@ -12,7 +14,7 @@ from active_rlhf_jax.pipeline.pool import ClipPool
 
 @struct.dataclass
 class Counters:
-    """Scalar counters (int32 unless noted), all per seed.
+    """Scalar counters (int32), all per seed; advanced only in pipeline/train.py.
 
     Attributes:
         iteration: RLHF iterations completed.
@@ -33,14 +35,29 @@ class Counters:
     queries_pref: jax.Array
     queries_eval: jax.Array
 
+    @classmethod
+    def zeros(cls) -> "Counters":
+        return cls(**{f.name: jnp.zeros((), jnp.int32) for f in dataclasses.fields(cls)})
+
 
 @struct.dataclass
-class RewardNormState:
-    """Sliding window of raw learned rewards for optional z-scoring. ``window [W]``."""
+class ZScoreState:
+    """Sliding window of raw learned rewards for the optional z-scoring
+    (``run.reward_norm_window``; not PPO's own ``ppo.normalize_reward``).
+
+    Attributes:
+        window: ``[W]`` the last ``W`` raw learned rewards (a ring buffer).
+        ptr: ``[]`` next slot to write; count: ``[]`` slots filled (at most ``W``).
+    """
 
     window: jax.Array
     ptr: jax.Array
     count: jax.Array
+
+    @classmethod
+    def create(cls, window: int, dtype) -> "ZScoreState":
+        return cls(window=jnp.zeros((window,), dtype), ptr=jnp.zeros((), jnp.int32),
+                   count=jnp.zeros((), jnp.int32))
 
 
 @struct.dataclass
@@ -54,7 +71,7 @@ class PipelineState:
         pool: ClipPool of candidate segments.
         buffers: FeedbackBuffers of labelled queries.
         acquisition: acquisition's carried state (the reference-adaptive normaliser).
-        reward_norm: optional learned-reward z-scoring window.
+        reward_zscore: ZScoreState of the optional learned-reward z-scoring.
         ep_true: running true return of each env's current episode ``[B]``.
         ep_learned: running learned return of each env's current episode ``[B]``.
         counters: Counters.
@@ -68,7 +85,7 @@ class PipelineState:
     pool: ClipPool
     buffers: Any
     acquisition: Any
-    reward_norm: RewardNormState
+    reward_zscore: ZScoreState
     ep_true: jax.Array
     ep_learned: jax.Array
     counters: Counters

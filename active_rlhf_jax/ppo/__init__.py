@@ -8,6 +8,7 @@
 
 from active_rlhf_jax.ppo.agent import PPO, PPOState, Transition, make_ppo
 from active_rlhf_jax.ppo.config import PPOConfig, TrainConfig
+from active_rlhf_jax.ppo.episodes import compute_episode_returns, deterministic_episodes
 from active_rlhf_jax.ppo.losses import compute_gae, compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
 from active_rlhf_jax.ppo.normalizer import (
@@ -19,7 +20,7 @@ from active_rlhf_jax.ppo.normalizer import (
     normalize_rewards,
     update_obs_norm_stats,
 )
-from active_rlhf_jax.ppo.train import TrainState, compute_episode_returns, make_train
+from active_rlhf_jax.ppo.train import TrainState, make_train
 
 __all__ = [
     "PPO",
@@ -35,6 +36,7 @@ __all__ = [
     "compute_episode_returns",
     "compute_gae",
     "compute_ppo_loss",
+    "deterministic_episodes",
     "compute_sb3_advantages",
     "init_obs_norm",
     "init_reward_norm",

@@ -17,6 +17,7 @@ from flax import struct
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.ppo.agent import PPOState, Transition, make_ppo
 from active_rlhf_jax.ppo.config import TrainConfig
+from active_rlhf_jax.ppo.episodes import compute_episode_returns
 
 
 @struct.dataclass
@@ -26,29 +27,6 @@ class TrainState:
     ppo: PPOState
     env: object
     episode_return: jax.Array  # [B] true return of the episode in progress
-
-
-def compute_episode_returns(
-    rewards: jax.Array, dones: jax.Array, running: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Sum rewards ``[T, B]`` into episodes that end where ``dones`` ``[T, B]``.
-
-    Args:
-        running: ``[B]`` return accumulated before this rollout.
-
-    Returns:
-        (sum of the completed episodes' returns ``[]``, number completed ``[]``,
-        running return carried into the next rollout ``[B]``).
-    """
-
-    def step(acc, xs):
-        r, d = xs
-        acc = acc + r
-        done_return = jnp.sum(jnp.where(d > 0, acc, 0.0))
-        return jnp.where(d > 0, 0.0, acc), (done_return, jnp.sum(d))
-
-    running, (sums, counts) = jax.lax.scan(step, running, (rewards, dones))
-    return jnp.sum(sums), jnp.sum(counts), running
 
 
 def make_train(config: TrainConfig, env=None):
@@ -101,4 +79,4 @@ def make_train(config: TrainConfig, env=None):
     return train
 
 
-__all__ = ["TrainState", "Transition", "compute_episode_returns", "make_train"]
+__all__ = ["TrainState", "Transition", "make_train"]
