@@ -160,7 +160,8 @@ def _horizon(env_episode_length: int, max_steps: int | None) -> int:
 def evaluate_ours(
     policy, episodes: int, backend: str = "ours", max_steps: int | None = None, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic episodes in our envs.
+    """Deterministic episodes in our envs (the rollout of the pipeline's final evaluation,
+    :func:`~active_rlhf_jax.ppo.episodes.deterministic_episodes`).
 
     Args:
         policy: a :class:`~active_rlhf_jax.policy_io.LoadedPolicy` (``S`` seeds).
@@ -173,32 +174,16 @@ def evaluate_ours(
         ``(returns [S, N], lengths [S, N])``.
     """
     import jax
-    import jax.numpy as jnp
 
     from active_rlhf_jax import envs as envs_lib
+    from active_rlhf_jax.ppo.episodes import deterministic_episodes
 
     env = envs_lib.make(policy.env_id, backend=OUR_BACKENDS[backend], **policy.env_options)
     horizon = _horizon(env.episode_length, max_steps)
-    act = policy.ppo.act
-
-    def episode(ppo_state, key):
-        state = env.reset(key)
-
-        def body(carry, _):
-            s, ret, alive, length = carry
-            action = act(ppo_state, s.obs, key, True)
-            s = env.step(s, action)
-            ret = ret + jnp.where(alive, s.reward, 0.0)
-            length = length + alive.astype(jnp.int32)
-            alive = jnp.logical_and(alive, s.done <= 0)
-            return (s, ret, alive, length), None
-
-        init = (state, jnp.zeros((), state.reward.dtype), jnp.array(True), jnp.zeros((), jnp.int32))
-        (_, ret, _, length), _ = jax.lax.scan(body, init, None, length=horizon)
-        return ret, length
+    batch = envs_lib.TrainingEnv(env, episodes)
 
     def per_seed(ppo_state, key):
-        return jax.vmap(episode, in_axes=(None, 0))(ppo_state, jax.random.split(key, episodes))
+        return deterministic_episodes(policy.ppo.act, ppo_state, batch, key, horizon)
 
     num_seeds = len(policy.seeds)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
@@ -252,48 +237,59 @@ def evaluate_gymnasium(
     return returns, lengths
 
 
-def summarize(
+def eval_record(
     env_id: str,
     backend: str,
     seeds,
     returns: np.ndarray,
     lengths: np.ndarray,
-    max_steps: int | None,
-    step: int | None,
-) -> tuple[list[dict], dict]:
-    """Per-seed records and the summary (mean and 95% CI of the true return)."""
+    max_steps: int | None = None,
+    step: int | None = None,
+    env_options: dict | None = None,
+) -> dict:
+    """The one schema of every evaluation file (``final_eval.json`` of a run,
+    ``final_eval_gymnasium.json`` of a sweep arm, ``evaluate --output``).
+
+    Args:
+        seeds: the seed numbers of the rows; returns, lengths: ``[S, N]``.
+
+    Returns:
+        ``{"env_id", "backend", "env_options", "checkpoint_step", "max_steps", "episodes",
+        "num_seeds", "seeds": [{"seed", "returns", "lengths", "mean"}], "mean", "ci95",
+        "ci_over", "ci_method"}``: the mean return with the Student-t 95% CI over the
+        per-seed means (over the episodes when there is one seed; ``[None, None]`` for
+        one episode of one seed).
+    """
     from active_rlhf_jax.analysis.stats import compute_mean_ci
 
-    per_seed = []
-    for i, s in enumerate(seeds):
-        per_seed.append(
-            {
-                "seed": int(s),
-                "env_id": env_id,
-                "backend": backend,
-                "returns": [float(r) for r in returns[i]],
-                "lengths": [int(n) for n in lengths[i]],
-                "mean": float(np.mean(returns[i])),
-            }
-        )
-    means = returns.mean(axis=1)
+    seeds = [int(s) for s in seeds]
+    per_seed = [
+        {
+            "seed": s,
+            "returns": [float(r) for r in returns[i]],
+            "lengths": [int(n) for n in lengths[i]],
+            "mean": float(np.mean(returns[i])),
+        }
+        for i, s in enumerate(seeds)
+    ]
     over = "seeds" if len(seeds) >= 2 else "episodes"
-    sample = means if over == "seeds" else returns[0]
-    mean, lo, hi, _ = compute_mean_ci(sample)
-    summary = {
-        "summary": True,
+    sample = returns.mean(axis=1) if over == "seeds" else returns[0]
+    mean, lo, hi, _ = compute_mean_ci(np.asarray(sample, np.float64))
+    finite = np.isfinite(lo) and np.isfinite(hi)
+    return {
         "env_id": env_id,
         "backend": backend,
+        "env_options": dict(env_options or {}),
         "checkpoint_step": step,
         "max_steps": max_steps,
         "episodes": int(returns.shape[1]),
         "num_seeds": len(seeds),
+        "seeds": per_seed,
         "mean": float(mean),
-        "ci95": [float(lo), float(hi)],
+        "ci95": [float(lo), float(hi)] if finite else [None, None],
         "ci_over": over,
         "ci_method": "student-t 95% CI of the mean (per-seed means when >= 2 seeds)",
     }
-    return per_seed, summary
 
 
 def evaluate(
@@ -303,8 +299,8 @@ def evaluate(
     step: int | None = None,
     max_steps: int | None = None,
     seed: int = 0,
-) -> tuple[list[dict], dict]:
-    """Load the run's policy (final or ``step``) and evaluate it; see :func:`summarize`."""
+) -> dict:
+    """Load the run's policy (final or ``step``) and evaluate it -> :func:`eval_record`."""
     if backend not in BACKENDS:
         raise ConfigError("backend", f"must be one of {list(BACKENDS)}, got {backend!r}")
     if episodes <= 0:
@@ -315,14 +311,13 @@ def evaluate(
         returns, lengths = evaluate_gymnasium(policy, episodes, max_steps, seed)
     else:
         returns, lengths = evaluate_ours(policy, episodes, backend, max_steps, seed)
-    per_seed, summary = summarize(
-        policy.env_id, backend, policy.seeds, returns, lengths, max_steps, policy.step)
-    summary["env_options"] = dict(policy.env_options)
+    record = eval_record(policy.env_id, backend, policy.seeds, returns, lengths, max_steps,
+                         policy.step, policy.env_options)
     if backend == "gymnasium":
         passed, diffs = gym_task_options(policy.env_id, policy.env_options)
-        summary["gymnasium_options"] = passed
-        summary["differences_from_ours"] = diffs
-    return per_seed, summary
+        record["gymnasium_options"] = passed
+        record["differences_from_ours"] = diffs
+    return record
 
 
 def _load_policy(run_dir, step):

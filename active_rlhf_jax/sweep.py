@@ -85,15 +85,15 @@ def arm_status(arm_dir: Path) -> str:
 
 
 def gym_evaluate(arm_dir: Path, episodes: int) -> dict | None:
-    """Deterministic episodes in Gymnasium's env -> summary, written to GYM_EVAL_FILE."""
+    """Deterministic episodes in Gymnasium's env -> the evaluation record (the schema of
+    ``final_eval.json``), written to GYM_EVAL_FILE."""
     from active_rlhf_jax.evaluation import evaluate
 
-    per_seed, summary = evaluate(arm_dir, episodes=episodes, backend="gymnasium")
-    record = {"per_seed": per_seed, "summary": summary}
+    record = evaluate(arm_dir, episodes=episodes, backend="gymnasium")
     tmp = arm_dir / (GYM_EVAL_FILE + ".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, arm_dir / GYM_EVAL_FILE)
-    return summary
+    return record
 
 
 def run_sweep(

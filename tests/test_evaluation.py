@@ -160,7 +160,9 @@ def test_evaluate_gymnasium_cli(run_dir, capsys, tmp_path):
     assert summary["mean"] == pytest.approx(np.mean(means))
     assert summary["ci95"] == pytest.approx([np.mean(means) - half, np.mean(means) + half])
     assert summary["ci_over"] == "seeds" and summary["backend"] == "gymnasium"
-    assert json.loads(out_json.read_text())["summary"] == summary
+    record = json.loads(out_json.read_text())  # the final_eval.json schema
+    assert record["seeds"] == per_seed
+    assert {k: v for k, v in record.items() if k != "seeds"} == summary
 
 
 def test_normaliser_is_applied(run_dir):
@@ -255,7 +257,7 @@ def test_gymnasium_evaluation_uses_the_runs_task_options(tmp_path, capsys):
     assert term and steps < 100
     # evaluate() records what was passed and what differs (here: the reset draws).
     hopper_policy(tmp_path / "noisy", {"fidelity": "fast"})
-    _, summary = evaluate(tmp_path / "noisy", episodes=1, backend="gymnasium", max_steps=5)
+    summary = evaluate(tmp_path / "noisy", episodes=1, backend="gymnasium", max_steps=5)
     assert summary["gymnasium_options"]["terminate_when_unhealthy"] is False
     diffs = " ".join(summary["differences_from_ours"])
     assert "fidelity='fast'" in diffs and "reset_noise_scale=0.005" in diffs

@@ -234,7 +234,7 @@ def test_reward_model_learns_on_the_probe_env():
         "reward.refit_patience": 5, "reward.init_patience": 10, "run.budget": 120,
     }).validate()
     pipe = make_train(cfg)
-    _, metrics, final_returns = jax.jit(jax.vmap(pipe.train))(
+    _, metrics, (final_returns, _) = jax.jit(jax.vmap(pipe.train))(
         jax.random.split(jax.random.PRNGKey(3), 4)
     )
     corr = np.asarray(metrics["reward_corr"])  # [seeds, iterations]

@@ -34,7 +34,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # Libraries print notes to stdout on import (e.g. MJX's "Failed to import warp");
         # send them to stderr so stdout stays one JSON object per line.
         with contextlib.redirect_stdout(sys.stderr):
-            per_seed, summary = evaluation.evaluate(
+            record = evaluation.evaluate(
                 args.run_dir,
                 episodes=args.episodes,
                 backend=args.backend,
@@ -42,11 +42,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 max_steps=args.max_steps,
                 seed=args.seed,
             )
-        for rec in per_seed:
+        # stdout: one line per seed, then the summary (the record without its seed rows);
+        # --output: the whole record, the schema of a run's final_eval.json.
+        for rec in record["seeds"]:
             print(_dumps(rec))
-        print(_dumps(summary))
+        print(_dumps({k: v for k, v in record.items() if k != "seeds"}))
         if args.output:
-            pathlib.Path(args.output).write_text(_dumps({"per_seed": per_seed, "summary": summary}))
+            pathlib.Path(args.output).write_text(_dumps(record))
     if args.video:
         w, h = _parse_size(args.video_size)
         with contextlib.redirect_stdout(sys.stderr):

@@ -81,7 +81,9 @@ def final_scores(run: RunData) -> tuple[dict[int, float], str]:
     gym = run.path / GYM_EVAL_FILE
     if gym.is_file():
         data = json.loads(gym.read_text())
-        return {int(s["seed"]): float(s["mean"]) for s in data["per_seed"]}, "gymnasium"
+        # "per_seed": files written before the evaluation schema was unified.
+        rows = data["seeds"] if "seeds" in data else data["per_seed"]
+        return {int(s["seed"]): float(s["mean"]) for s in rows}, "gymnasium"
     scores, source = run.final_scores()
     seeds = [int(s["seed"]) for s in run.final_eval["seeds"]] if (
         run.final_eval and run.final_eval.get("seeds")) else [int(s) for s in run.seeds]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import shutil
 import sys
@@ -37,6 +36,7 @@ import numpy as np
 
 from active_rlhf_jax import strict_json
 from active_rlhf_jax.config_utils import ConfigError, from_dict, to_dict
+from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
 from active_rlhf_jax.pipeline import interrupt, rundir
 from active_rlhf_jax.pipeline.config import Config
@@ -363,8 +363,10 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 10_000))(seed_keys(config))
     if dist.is_multiprocess():
         eval_keys = dist.to_global(np.asarray(eval_keys), mesh)
-    returns = np.asarray(dist.fetch(eval_fn(state, eval_keys)))  # [seeds, E]
-    summary = final_eval_summary(config, returns)
+    returns, lengths = (np.asarray(x) for x in dist.fetch(eval_fn(state, eval_keys)))
+    summary = eval_record(  # [seeds, E] each
+        config.env.env_id, config.env.backend, [config.seed + i for i in range(config.seeds)],
+        returns, lengths, env_options=config.env.options())
     ppo_state = dist.fetch(state.ppo)
     if main:
         with interrupt.writing():
@@ -388,29 +390,6 @@ def _bar_return(rows: list[dict], seeds: int, previous: str) -> str:
         if tr:
             return f"{np.mean(tr):.1f}"
     return previous
-
-
-def final_eval_summary(config: Config, returns: np.ndarray) -> dict:
-    """returns ``[seeds, episodes]`` -> the final_eval.json object (95% CI over seeds)."""
-    per_seed = returns.mean(axis=1)
-    n = len(per_seed)
-    mean = float(per_seed.mean())
-    if n > 1:
-        from scipy import stats
-
-        half = float(stats.t.ppf(0.975, n - 1) * per_seed.std(ddof=1) / math.sqrt(n))
-    else:
-        half = float("nan")
-    return {
-        "env_id": config.env.env_id,
-        "episodes": int(returns.shape[1]),
-        "seeds": [
-            {"seed": config.seed + i, "returns": [float(r) for r in returns[i]], "mean": float(per_seed[i])}
-            for i in range(n)
-        ],
-        "mean": mean,
-        "ci95": [mean - half, mean + half] if n > 1 else [None, None],
-    }
 
 
 def _save_policy(out: Path, config: Config, ppo_state, env):

@@ -40,7 +40,7 @@ class Pipeline(NamedTuple):
     ``init(key) -> PipelineState`` runs the initial phase (warm-up, initial pool, initial
     random labels, initial fit). ``run_chunk(state) -> (state, metrics)`` runs
     ``iterations_per_chunk`` iterations (metrics ``[chunk]`` per key). ``evaluate(state, key)``
-    returns the deterministic policy's true returns ``[eval_episodes]``.
+    returns the deterministic policy's true returns and lengths, ``[eval_episodes]`` each.
     ``train(key)`` chains them all (for ``jax.jit(jax.vmap(train))(keys)``).
     ``first_nonfinite(state)`` is the NaN/Inf guard: int32 ``[]``, 0 when every quantity
     named in ``guarded_names`` is finite, else 1 + the index of the first that is not;
@@ -200,12 +200,13 @@ def make_train(config: Config) -> Pipeline:
         return jax.lax.scan(iteration, state, None, length=length or run.iterations_per_chunk)
 
     def evaluate(state: PipelineState, key: jax.Array):
-        """Deterministic policy, ``eval_episodes`` episodes -> true returns ``[E]``."""
-        returns, _ = deterministic_episodes(ppo.act, state.ppo, eval_env, key, env.episode_length)
-        return returns
+        """Deterministic policy, ``eval_episodes`` episodes -> (true returns ``[E]``,
+        lengths ``[E]``), the rollout ``active-rlhf evaluate`` uses too."""
+        return deterministic_episodes(ppo.act, state.ppo, eval_env, key, env.episode_length)
 
     def train(key: jax.Array):
-        """Whole run for one seed -> (final state, metrics ``[num_iterations]``, eval)."""
+        """Whole run for one seed -> (final state, metrics ``[num_iterations]``,
+        (eval returns ``[E]``, eval lengths ``[E]``))."""
         key_init, key_eval = jax.random.split(key)
         state = init(key_init)
         # Every iteration under one scan; the runner splits the same loop into chunks.
