@@ -31,7 +31,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from active_rlhf_jax.envs import EnvState, TrainingEnv, make
+from active_rlhf_jax.envs import TrainingEnv, make
+from active_rlhf_jax.envs.brax_env import as_brax_env
 from active_rlhf_jax.ppo import PPOConfig, TrainConfig, make_train
 
 
@@ -79,61 +80,7 @@ def ours_rate(env, cfg: TrainConfig):
     return cfg.env_steps / _time(train, jax.random.PRNGKey(0))
 
 
-def _brax_env(env):
-    from brax.envs.base import Env as BraxEnv
-    from brax.envs.base import State
-
-    class Adapter(BraxEnv):
-        """Our Env -> brax Env (pipeline_state carries our physics data)."""
-
-        def reset(self, rng):
-            s = env.reset(rng)
-            return State(s.data, s.obs, s.reward, s.done, dict(s.metrics), {})
-
-        def step(self, state, action):
-            s = EnvState(
-                state.pipeline_state, state.obs, state.reward, state.done, dict(state.metrics), {}
-            )
-            n = env.step(s, action)
-            return state.replace(
-                pipeline_state=n.data,
-                obs=n.obs,
-                reward=n.reward,
-                done=n.done,
-                metrics={**state.metrics, **n.metrics},
-            )
-
-        @property
-        def observation_size(self):
-            return env.observation_size
-
-        @property
-        def action_size(self):
-            return env.action_size
-
-        @property
-        def backend(self):
-            return "jax"
-
-    return Adapter()
-
-
-def _shim_jax_for_brax():
-    """brax 0.14.2 calls ``jax.device_put_replicated``, which jax 0.10 removed."""
-    import jax._src.deprecations  # noqa: F401
-
-    def device_put_replicated(x, devices):
-        stacked = jax.tree.map(lambda a: jnp.stack([jnp.asarray(a)] * len(devices)), x)
-        return jax.device_put(stacked, devices[0]) if len(devices) == 1 else stacked
-
-    try:
-        jax.device_put_replicated  # noqa: B018
-    except AttributeError:
-        jax.device_put_replicated = device_put_replicated
-
-
 def brax_rate(env, pc: PPOConfig, updates: int):
-    _shim_jax_for_brax()
     from brax.training.agents.ppo import networks as ppo_networks
     from brax.training.agents.ppo import train as brax_ppo
 
@@ -145,7 +92,7 @@ def brax_rate(env, pc: PPOConfig, updates: int):
     num_evals = 5
     rates = []
     brax_ppo.train(
-        environment=_brax_env(env),
+        environment=as_brax_env(env),
         num_timesteps=per_update * updates * (num_evals - 1),
         num_evals=num_evals,
         run_evals=False,
