@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.config import CompatConfig
 
 VAL_EVERY = 5
 

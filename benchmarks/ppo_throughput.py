@@ -31,8 +31,9 @@ import time
 import jax
 import jax.numpy as jnp
 
+from active_rlhf_jax.config import PPOConfig, TrainConfig
 from active_rlhf_jax.envs import EnvState, TrainingEnv, make
-from active_rlhf_jax.ppo import PPOConfig, TrainConfig, make_train
+from active_rlhf_jax.ppo import make_train
 
 
 def _args(argv=None):

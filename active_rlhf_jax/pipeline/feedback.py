@@ -7,7 +7,6 @@ loop. Everything is fixed-shape: ``k_max`` query slots per modality with masks.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, NamedTuple
 
 import jax
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 from active_rlhf_jax import teachers
 from active_rlhf_jax.acquisition import AdaptiveState, acquire
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
+from active_rlhf_jax.config import effective_acquisition
 from active_rlhf_jax.pipeline.stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
@@ -110,22 +110,13 @@ def make_feedback_parts(config, env) -> FeedbackParts:
     c, run, compat = config, config.run, config.compat
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat)
     trainer = make_reward_trainer(c.reward, model)
-    acq_cfg = c.acquisition
+    acq_cfg = effective_acquisition(c)
     k_max = c.max_queries
     n_p0, n_e0 = c.initial_labels
     budget = run.budget
     use_pref = run.feedback in ("preference", "both")
     use_eval = run.feedback in ("rating", "both")
     train_only_budget = compat.budget_counts_train_only
-    # Single-modality runs: acquisition sees no rating likelihood (pairs only), or a fixed
-    # split with every query a rating.
-    if run.feedback == "preference":
-        acq_cfg = replace(acq_cfg, rating_likelihood="none")
-    elif run.feedback == "rating":
-        acq_cfg = replace(acq_cfg, allocation="fixed", pref_fraction=0.0, min_pref=0,
-                           rating_likelihood=c.reward.rating_likelihood)
-    else:
-        acq_cfg = replace(acq_cfg, rating_likelihood=c.reward.rating_likelihood)
 
     def init_reward(key):
         return trainer.init(model.init(key))
@@ -159,7 +150,9 @@ def make_feedback_parts(config, env) -> FeedbackParts:
             buffers = add_preferences(buffers, key_bp, pool.obs[a], pool.act[a], pool.obs[b],
                                       pool.act[b], label, pair_mask & ok, compat)
         if use_eval:
-            rating, ok = teachers.label_ratings(key_tr, pool.rew[clip_idx], c.teacher, compat)
+            rating, ok = teachers.label_ratings(
+                key_tr, pool.rew[clip_idx], c.teacher, compat, num_bins=c.reward.num_bins,
+                gamma=c.reward.gamma)
             buffers = add_ratings(buffers, key_br, pool.obs[clip_idx], pool.act[clip_idx],
                                   rating, clip_mask & ok, compat)
         n_pref = jnp.sum(pair_mask).astype(jnp.int32)

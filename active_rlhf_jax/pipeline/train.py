@@ -22,9 +22,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from active_rlhf_jax.config import Config
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.pipeline import feedback as fb
-from active_rlhf_jax.pipeline.config import Config
 from active_rlhf_jax.pipeline.pool import ClipPool, harvest_segments
 from active_rlhf_jax.pipeline.schedule import compute_queries_this_iteration
 from active_rlhf_jax.pipeline.state import Counters, PipelineState, RewardNormState

@@ -7,7 +7,6 @@
 """
 
 from active_rlhf_jax.ppo.agent import PPO, PPOState, Transition, make_ppo
-from active_rlhf_jax.ppo.config import PPOConfig, TrainConfig
 from active_rlhf_jax.ppo.losses import compute_gae, compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
 from active_rlhf_jax.ppo.normalizer import (
@@ -26,10 +25,8 @@ __all__ = [
     "Actor",
     "Critic",
     "ObsNormState",
-    "PPOConfig",
     "PPOState",
     "RewardNormState",
-    "TrainConfig",
     "TrainState",
     "Transition",
     "compute_episode_returns",
