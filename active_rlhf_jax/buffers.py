@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
-from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.config import CompatConfig
 
 VAL_EVERY = 5
 

@@ -14,74 +14,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import re
 import sys
 
 from active_rlhf_jax import strict_json
-
-
-def _field_docs(cls) -> dict[str, str]:
-    """``{name: description}`` from the ``Attributes:`` section of a Google-style docstring.
-
-    The docstring is normalised with :func:`inspect.cleandoc` first (Python 3.13 strips
-    docstring indentation at compile time, earlier versions keep it), so no fixed
-    indentation is assumed: an entry is a ``name[, name...]: text`` line at the section's
-    first indentation, continued by deeper lines; the section ends at a line indented no
-    deeper than ``Attributes:`` itself.
-    """
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    out: dict[str, str] = {}
-    try:
-        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Attributes:")
-    except StopIteration:
-        return out
-    head_indent = len(lines[start]) - len(lines[start].lstrip())
-    entry_indent, current = None, []
-    for line in lines[start + 1:]:
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        if indent <= head_indent:
-            break
-        if entry_indent is None:
-            entry_indent = indent
-        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*):\s*(.*)$",
-                     line.strip())
-        if indent == entry_indent and m:
-            current = [n.strip() for n in m.group(1).split(",")]
-            for n in current:
-                out[n] = m.group(2)
-        elif indent > entry_indent and current:
-            for n in current:
-                out[n] = (out[n] + " " + line.strip()).strip()
-    return out
-
-
-#: Section references to the design notes (seed_spec.md), which users do not have.
-_SECTION_REF = r"(?:seed_spec(?:\.md)?\s*(?:section\s*)?)?§\s*[\d.]*\d(?:\s*/\s*§\s*[\d.]*\d)*"
-
-
-def _user_text(text: str) -> str:
-    """Help text for users: plain quotes, no references to the internal design notes."""
-    text = text.replace("``", "")
-    text = re.sub(r"\s*\(\s*" + _SECTION_REF + r"\s*\)", "", text)
-    text = re.sub(r"[,;]?\s*" + _SECTION_REF, "", text)
-    text = re.sub(r"\(\s*\)", "", text)
-    return re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"\s{2,}", " ", text)).strip()
+from active_rlhf_jax.config import SECTIONS, Config, ConfigError, field_help, replace
 
 
 def _leaf_fields(cls, default, prefix=""):
-    """Yield (dotted name, default value, help) for every leaf field of a config tree."""
-    docs = _field_docs(cls)
+    """Yield (dotted name, default value, help) for every leaf field of a config tree.
+
+    The help is the field's own metadata (``config.option(..., help=...)``), so it does
+    not depend on how a Python version lays out docstrings."""
     for f in dataclasses.fields(cls):
         value = getattr(default, f.name)
         name = prefix + f.name
         if dataclasses.is_dataclass(value):
             yield from _leaf_fields(type(value), value, name + ".")
         else:
-            yield name, value, _user_text(docs.get(f.name, ""))
+            yield name, value, field_help(f)
 
 
 def _metavar(value, annotation) -> str:
@@ -109,8 +61,6 @@ def _field_metavars(cls, default, prefix="") -> dict[str, str]:
 
 
 def _parse_value(text: str, default, name: str):
-    from active_rlhf_jax.config_utils import ConfigError
-
     try:
         if isinstance(default, bool):
             if text.lower() in ("1", "true", "yes", "on"):
@@ -138,7 +88,7 @@ def _parse_value(text: str, default, name: str):
 
 def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
     """The ``train`` subparser; with ``with_fields`` one flag per config field, whose
-    shown default is ``preset``'s value (imports the config tree, i.e. JAX)."""
+    shown default is ``preset``'s value (builds the preset's config)."""
     name = preset or "default"
     cfg = None
     if with_fields:
@@ -181,8 +131,6 @@ def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
 def _add_field_flags(p, cfg, name: str) -> None:
     """One ``--GROUP.FIELD`` flag per config field (dest ``cfg:NAME``, None = not given);
     the defaults shown are ``cfg``'s (preset ``name``)."""
-    from active_rlhf_jax.pipeline.config import Config
-
     metavars = _field_metavars(Config, cfg)
     group = p.add_argument_group(
         f"config fields (override the preset; the defaults shown are --preset {name}'s)")
@@ -225,7 +173,6 @@ def _add_sweep_parser(sub, preset: str | None = None, with_fields: bool = True):
 
 
 def _cmd_sweep(args) -> int:
-    from active_rlhf_jax.config_utils import ConfigError
     from active_rlhf_jax.pipeline import interrupt
     from active_rlhf_jax.sweep import arm_config, parse_arms, run_sweep
 
@@ -246,8 +193,6 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from active_rlhf_jax.config_utils import ConfigError
-    from active_rlhf_jax.pipeline.config import replace
     from active_rlhf_jax.pipeline.runner import run
     from configs.presets import get_preset
 
@@ -281,8 +226,6 @@ def _cmd_train(args) -> int:
 
 def _flag_changes(args, base=None) -> dict:
     """``{dotted field: parsed value}`` of the config flags given (and ``seeds``)."""
-    from active_rlhf_jax.pipeline.config import Config
-
     defaults = dict((n, d) for n, d, _ in _leaf_fields(Config, base or Config()))
     changes = {}
     for key, value in vars(args).items():
@@ -300,8 +243,6 @@ def _check_resume_flags(args) -> None:
     ``--no-progress`` and the multi-process flags change nothing and always pass."""
     import os
 
-    from active_rlhf_jax.config_utils import ConfigError
-    from active_rlhf_jax.pipeline.config import replace
     from active_rlhf_jax.pipeline.runner import load_config
     from configs.presets import get_preset
 
@@ -377,7 +318,7 @@ def _interrupted(message: str) -> int:
 
 #: The config's groups (``--GROUP.FIELD``) and top-level fields; tests/test_first_hour.py
 #: checks them against ``Config`` so the early check below cannot drift.
-CONFIG_GROUPS = ("env", "run", "ppo", "reward", "teacher", "acquisition", "compat")
+CONFIG_GROUPS = SECTIONS
 CONFIG_TOP_FIELDS = ("name", "seed")
 _FIELD_FLAG = re.compile(
     r"--(?:" + "|".join(CONFIG_TOP_FIELDS) + r"|(?:" + "|".join(CONFIG_GROUPS)
@@ -388,8 +329,6 @@ def _early_train_check(argv) -> None:
     """Argument errors of ``train`` that need no config tree, before JAX is imported:
     bad values of the plain flags, flags that cannot be config fields, and no run
     directory. (A misspelt field name is only known once the config tree is built.)"""
-    from active_rlhf_jax.config_utils import ConfigError
-
     if any(a in ("-h", "--help") for a in argv):
         return
     parser = argparse.ArgumentParser(prog="active-rlhf")
@@ -405,8 +344,6 @@ def _early_train_check(argv) -> None:
 
 def main(argv=None) -> int:
     """Exit status: 0 done, 2 bad input or file-system problem, 3 non-finite state."""
-    from active_rlhf_jax.config_utils import ConfigError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         try:

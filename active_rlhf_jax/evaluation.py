@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError
 
 OUR_BACKENDS = {"ours": "auto", "mjx": "mjx", "mujoco": "mujoco"}
 BACKENDS = tuple(OUR_BACKENDS) + ("gymnasium",)

@@ -202,8 +202,8 @@ def load_policy(run_dir, step: int | None = None) -> LoadedPolicy:
     import jax
     import orbax.checkpoint as ocp
 
-    from active_rlhf_jax.config_utils import from_dict
-    from active_rlhf_jax.ppo import PPOConfig, make_ppo
+    from active_rlhf_jax.config import PPOConfig, from_dict
+    from active_rlhf_jax.ppo import make_ppo
 
     path = policy_path(run_dir, step)
     if step is None and not (path / META_FILE).is_file():

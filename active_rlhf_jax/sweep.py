@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from active_rlhf_jax.analysis.matrix import GYM_EVAL_FILE, SWEEP_FILE
-from active_rlhf_jax.config_utils import ConfigError, to_dict
+from active_rlhf_jax.config import ConfigError, load_config_dict, to_dict
 
 
 def parse_arms(text: str) -> list[str]:
@@ -46,7 +46,7 @@ def parse_arms(text: str) -> list[str]:
 
 def arm_config(preset: str, arm: str, changes: dict, seeds: int | None):
     """The validated Config of one arm: ``preset+arm``, then the field changes and seeds."""
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import replace
     from configs.presets import get_preset
 
     cfg = get_preset(f"{preset}+{arm}")
@@ -140,7 +140,7 @@ def run_sweep(
         arm_dir = out / arm
         if arm_status(arm_dir) != "new":
             saved = json.loads((arm_dir / "config.json").read_text())
-            if saved != json.loads(json.dumps(to_dict(cfg))):
+            if to_dict(load_config_dict(saved)) != to_dict(cfg):
                 raise ConfigError(
                     "arms", f"{arm_dir} holds a run with another config than arm {arm!r} "
                     "(the code's defaults or the preset changed?); use another --out"

@@ -37,7 +37,7 @@ BASE = {
 def final_corr(preset: str, seeds: int, overrides: dict, key: int = 3, base: dict = BASE):
     import jax
 
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import replace
     from active_rlhf_jax.pipeline.train import make_train
     from configs.presets import get_preset
 

@@ -39,7 +39,7 @@ def main(argv=None):
 
     import jax
 
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import replace
     from active_rlhf_jax.pipeline.train import make_train
     from configs.presets import get_preset
 

@@ -107,7 +107,7 @@ def _parse_args(argv):
 
 def build_config(preset: str, seeds: int = 1, **overrides):
     """The preset with ``seeds`` seeds and dotted ``overrides``, validated."""
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import replace
     from configs.presets import get_preset
 
     cfg = replace(get_preset(preset), seeds=seeds, **overrides)

@@ -31,9 +31,10 @@ import time
 import jax
 import jax.numpy as jnp
 
+from active_rlhf_jax.config import PPOConfig, TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.envs.brax_env import as_brax_env
-from active_rlhf_jax.ppo import PPOConfig, TrainConfig, make_train
+from active_rlhf_jax.ppo import make_train
 
 
 def _args(argv=None):

@@ -29,15 +29,15 @@ import numpy as np
 
 from benchmarks._overrides import parse_overrides
 
-# make_toy fixes these (the toy's network and the teacher's rating range).
-FIXED_FIELDS = ("hidden", "dropout", "rating_range")
+# make_toy fixes these (the toy's network; the teacher's rating range is not a model field).
+FIXED_FIELDS = ("hidden", "dropout")
 
 
 def _check_overrides(overrides):
     """Exit with one line naming the field if an override is unknown, fixed or invalid."""
     import dataclasses
 
-    from active_rlhf_jax.reward import RewardModelConfig
+    from active_rlhf_jax.config import RewardModelConfig
 
     names = {f.name for f in dataclasses.fields(RewardModelConfig)}
     for name in overrides:

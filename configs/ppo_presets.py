@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from active_rlhf_jax.ppo.config import PPOConfig, TrainConfig
+from active_rlhf_jax.config import PPOConfig, TrainConfig
 
 #: Per-task learning rate of the reference (``PPO_LR`` in its configs).
 SB3_LEARNING_RATES = {"Swimmer-v5": 2.5e-4, "Reacher-v5": 1e-4}
@@ -109,14 +109,14 @@ def tuned_ppo(env_id: str, num_envs: int | None = None) -> PPOConfig:
     ``num_envs`` defaults to the task's entry of ``TUNED_NUM_ENVS``."""
     task = env_id.split("-")[0]
     if task not in TUNED_TASKS:
-        from active_rlhf_jax.config_utils import ConfigError
+        from active_rlhf_jax.config import ConfigError
 
         raise ConfigError(
             "env_id", f"the tuned PPO preset covers {sorted(TUNED_TASKS)}, got {env_id!r}"
         )
     num_envs = TUNED_NUM_ENVS[task] if num_envs is None else num_envs
     if TUNED_BATCH % num_envs:
-        from active_rlhf_jax.config_utils import ConfigError
+        from active_rlhf_jax.config import ConfigError
 
         raise ConfigError("num_envs", f"must divide {TUNED_BATCH}, got {num_envs}")
     return dataclasses.replace(

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from active_rlhf_jax.config_utils import ConfigError
-from active_rlhf_jax.pipeline.config import Config, replace
+from active_rlhf_jax.config import Config, ConfigError, replace
 from configs.ppo_presets import HEALTH_CHECKED, TUNED_TASKS, tuned_ppo
 
 # Reference PPO settings (SB3 defaults + the configs, seed_spec §13).
@@ -55,7 +54,6 @@ def _env(env_id, total, budget, seg_len, rating_range, **extra):
         "run.warmup_timesteps": 1,
         "run.initial_segments": 1000,
         "run.segments_per_iteration": 200,
-        "reward.rating_range": rating_range,
         "teacher.rating_range": rating_range,
         "reward.dropout": 0.1,
         "reward.lr": 1e-3,
@@ -65,7 +63,6 @@ def _env(env_id, total, budget, seg_len, rating_range, **extra):
         "reward.refit_epochs": 50,
         "reward.refit_patience": 7,
         "teacher.min_gap": 0.25,
-        "acquisition.min_gap": 0.25,
         **_SB3_PPO,
     }
     base.update(extra)
@@ -86,7 +83,6 @@ ENV_PRESETS = {
             "reward.init_epochs": 120,
             "reward.init_patience": 12,
             "teacher.min_gap": 0.1,
-            "acquisition.min_gap": 0.1,
         },
     ),
     "reacher": _env(
@@ -159,7 +155,7 @@ WHOLE = {
     "reference-smoke": ["smoke", "bald-fixed", "compat",
                         {"name": "reference-smoke", "run.initial_collection_episodes": 8,
                          "run.collection_episodes_per_iteration": 4, "run.pool_capacity": 0,
-                         "teacher.min_gap": 0.1, "acquisition.min_gap": 0.1}],
+                         "teacher.min_gap": 0.1}],
     # Tiny probe run: the whole pipeline in seconds (tests).
     "smoke": [
         {
@@ -182,7 +178,6 @@ WHOLE = {
             "ppo.minibatch_size": 25,
             "ppo.update_epochs": 2,
             "reward.hidden": (16, 16),
-            "reward.rating_range": (-10.0, 5.0),
             "teacher.rating_range": (-10.0, 5.0),
             "reward.init_epochs": 10,
             "reward.init_patience": 5,
@@ -204,7 +199,6 @@ WHOLE = {
         {
             "name": "acq-probe",
             "env.env_id": "probe/linear",
-            "reward.rating_range": (-5.0, 7.0),
             "teacher.rating_range": (-5.0, 7.0),
             "reward.hidden": (64, 64),
             "reward.batch_size": 16,
@@ -283,7 +277,6 @@ def _results(cfg: Config) -> dict:
         "run.total_ppo_timesteps": 1_000_000,
         "run.budget": 400,
         "run.iterations_per_chunk": 5,
-        "reward.rating_range": _RATING_RANGES[task],
         "teacher.rating_range": _RATING_RANGES[task],
     }
 

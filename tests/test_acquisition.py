@@ -13,7 +13,7 @@ from scipy.stats import norm
 
 from active_rlhf_jax import acquisition as acq
 from active_rlhf_jax.acquisition import scores as sc
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import AcquisitionConfig, ConfigError, EffectiveAcquisition
 
 LN2 = math.log(2.0)
 
@@ -359,14 +359,14 @@ def _posterior(rng, s=20, n=160, k=10):
 
 
 @pytest.mark.parametrize("cfg", [
-    acq.AcquisitionConfig(),
-    acq.AcquisitionConfig(selection="topk", allocation="fixed"),
-    acq.AcquisitionConfig(dense_max_pool=64, allocation="target-fraction"),
-    acq.AcquisitionConfig(dense_max_pool=64, selection="topk", method="variance", allocation="fixed"),
-    acq.AcquisitionConfig(pair_mode="reference", allocation="reference-adaptive", min_gap=0.5,
-                          reference_pool_factor=10, selection="topk"),
-    acq.AcquisitionConfig(rating_likelihood="gaussian", method="entropy", allocation="target-fraction"),
-    acq.AcquisitionConfig(method="random", rating_likelihood="none"),
+    AcquisitionConfig(),
+    AcquisitionConfig(selection="topk", allocation="fixed"),
+    AcquisitionConfig(dense_max_pool=64, allocation="target-fraction"),
+    AcquisitionConfig(dense_max_pool=64, selection="topk", method="variance", allocation="fixed"),
+    EffectiveAcquisition(pair_mode="reference", allocation="reference-adaptive", min_gap=0.5,
+                         reference_pool_factor=10, selection="topk"),
+    EffectiveAcquisition(rating_likelihood="gaussian", method="entropy", allocation="target-fraction"),
+    EffectiveAcquisition(method="random", rating_likelihood="none"),
 ])
 def test_acquire_masks_and_exclusions(rng, cfg):
     cfg.validate()
@@ -402,7 +402,7 @@ def test_acquire_masks_and_exclusions(rng, cfg):
         if cfg.pair_mode == "reference" and len(pairs):
             tr = np.asarray(true_r)
             assert np.all(np.abs(tr[pairs[:, 0]] - tr[pairs[:, 1]]) >= 0.5)
-        if cfg.rating_likelihood == "none":
+        if getattr(cfg, "rating_likelihood", "ordinal") == "none":
             assert cm.sum() == 0
         assert np.isfinite(float(out.bald_pref_mean)) and float(out.bald_pref_mean) >= 0
         state = out.adaptive_state
@@ -412,7 +412,7 @@ def test_acquire_masks_and_exclusions(rng, cfg):
 
 def test_acquire_bald_picks_top_pairs_and_excludes_labelled(rng):
     r, valid, bp = _posterior(rng, n=80)
-    cfg = acq.AcquisitionConfig(selection="topk", allocation="fixed", pref_fraction=1.0)
+    cfg = AcquisitionConfig(selection="topk", allocation="fixed", pref_fraction=1.0)
     mat, _, _ = acq.dense_pair_scores(r, valid, jax.random.PRNGKey(0))
     best = np.unravel_index(np.argsort(np.asarray(mat).ravel())[::-1][:2], mat.shape)
     out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp)
@@ -427,7 +427,7 @@ def test_information_allocation_refuses_scores_not_in_nats(rng):
     one) splits the queries by an arbitrary scale: a one-line ConfigError naming the field."""
     r, valid, bp = _posterior(rng, n=40)
     for method in ("variance", "entropy", "random"):
-        cfg = acq.AcquisitionConfig(method=method).validate()  # allocation="information"
+        cfg = EffectiveAcquisition(method=method).validate()  # allocation="information"
         with pytest.raises(ConfigError) as e:
             acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 4, bin_probs=bp)
         assert e.value.field == "method" and "\n" not in str(e.value)
@@ -437,7 +437,7 @@ def test_information_allocation_refuses_scores_not_in_nats(rng):
                     bin_probs=bp)
     from configs.presets import get_preset
     with pytest.raises(ConfigError) as e:
-        dataclasses.replace(get_preset("smoke"), acquisition=acq.AcquisitionConfig(method="variance")).validate()
+        dataclasses.replace(get_preset("smoke"), acquisition=AcquisitionConfig(method="variance")).validate()
     assert e.value.field == "acquisition.method"
     get_preset("smoke+pref-random").validate()  # preferences only: information is moot
     get_preset("smoke+unified-random").validate()  # fixed split
@@ -455,8 +455,8 @@ def test_reference_pool_holds_factor_times_n_pairs(rng):
         assert int(stats.count) == factor * n
         live = np.isfinite(np.asarray(cands.scores))
         assert live.sum() == factor * n and live[: factor * n].all()
-    cfg = acq.AcquisitionConfig(pair_mode="reference", reference_pool_factor=3, allocation="fixed",
-                                selection="topk", min_gap=0.25)
+    cfg = EffectiveAcquisition(pair_mode="reference", reference_pool_factor=3, allocation="fixed",
+                               selection="topk", min_gap=0.25)
     out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 8, bin_probs=_posterior(rng)[2][:, :150],
                       true_returns=true_r)
     # mean pair BALD is over the 12 candidates: recompute it from the same pool
@@ -468,11 +468,29 @@ def test_reference_pool_holds_factor_times_n_pairs(rng):
 
 
 def test_config_validation_names_field():
-    acq.AcquisitionConfig().validate()
+    EffectiveAcquisition().validate()
     for field, value in [("method", "ucb"), ("allocation", "equal"), ("pref_fraction", 1.5),
                          ("cost_eval", 0.0), ("selection", "dpp"), ("pair_mode", "some"),
                          ("rating_likelihood", "beta"), ("block_size", 0),
                          ("exclude_labelled", "yes"), ("min_gap", -1.0)]:
         with pytest.raises(ConfigError) as e:
-            acq.AcquisitionConfig(**{field: value}).validate()
+            EffectiveAcquisition(**{field: value}).validate()
         assert e.value.field == field
+
+
+@pytest.mark.parametrize("allocation", ["information", "reference-adaptive", "target-fraction"])
+def test_ratings_only_asks_every_query_of_clips_as_the_old_override_did(rng, allocation):
+    """A rating-only run (``pairs=False``) gives every query to clips whatever the user's
+    allocation; the glue used to get that by overwriting allocation, pref_fraction and
+    min_pref with (fixed, 0, 0). Both give the same result, field by field."""
+    r, valid, bp = _posterior(rng, n=60)
+    new = EffectiveAcquisition(allocation=allocation, pref_fraction=0.7, min_pref=3, pairs=False)
+    old = EffectiveAcquisition(allocation="fixed", pref_fraction=0.0, min_pref=0)
+    for n in (0, 1, 5, 12):
+        a = acq.acquire(new, jax.random.PRNGKey(n), r, valid, n, 12, bin_probs=bp)
+        b = acq.acquire(old, jax.random.PRNGKey(n), r, valid, n, 12, bin_probs=bp)
+        assert int(a.n_pref) == 0 and int(a.n_eval) == n
+        for name in ("pair_mask", "clip_idx", "clip_mask", "clip_score", "n_pref", "n_eval",
+                     "bald_pref_mean", "bald_eval_mean", "a_pref", "a_eval"):
+            np.testing.assert_array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name)),
+                                          err_msg=name)

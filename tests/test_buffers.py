@@ -6,7 +6,7 @@ import numpy as np
 
 from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
-from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.config import CompatConfig
 
 L, O, A = 3, 2, 1
 

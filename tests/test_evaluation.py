@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from active_rlhf_jax.analysis import commands
+from active_rlhf_jax.config import PPOConfig
 from active_rlhf_jax.policy_io import available_steps, load_policy, policy_path, save_policy
-from active_rlhf_jax.ppo import PPOConfig, make_ppo
+from active_rlhf_jax.ppo import make_ppo
 
 ENV_ID = "HalfCheetah-v5"
 OBS, ACT = 17, 6

@@ -128,7 +128,7 @@ def test_exact_teacher_labels_agree_with_true_returns(smoke_run):
         rv = b.rating_valid[s]
         g = np.asarray(compute_discounted_return(jnp.asarray(true_rew(b.rating_obs[s][rv], b.rating_act[s][rv])), 0.99))
         lo, hi = cfg.teacher.rating_range
-        bins = np.digitize(np.clip(g, lo, hi), np.linspace(lo, hi, cfg.teacher.num_bins + 1)[1:-1])
+        bins = np.digitize(np.clip(g, lo, hi), np.linspace(lo, hi, cfg.reward.num_bins + 1)[1:-1])
         np.testing.assert_array_equal(b.rating_value[s][rv], bins.astype(np.float32))
         n_checked += int(v.sum() + rv.sum())
     assert n_checked == cfg.seeds * cfg.run.budget
@@ -226,7 +226,7 @@ def test_reward_model_learns_on_the_probe_env():
     """
     import numpy as np
 
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import replace
     from active_rlhf_jax.pipeline.train import make_train
 
     cfg = replace(get_preset("smoke"), **{
@@ -250,8 +250,8 @@ def test_ground_truth_preset_is_the_ppo_trainer():
     data), so the RLHF baseline is the PPO issue's trainer."""
     import numpy as np
 
+    from active_rlhf_jax.config import TrainConfig
     from active_rlhf_jax.pipeline.train import make_train
-    from active_rlhf_jax.ppo import TrainConfig
     from active_rlhf_jax.ppo import make_train as make_ppo_train
 
     cfg = get_preset("smoke+ground-truth").validate()
@@ -274,7 +274,7 @@ def test_separate_episode_collection_feeds_the_pool_and_leaves_ppo_alone():
     """run.collection_episodes_per_iteration=3: each iteration runs 3 fresh 25-step probe
     episodes (75 collection steps, logged apart), harvests the pool's new clips from them,
     and leaves PPO (params, observation normaliser, env state) exactly as without it."""
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import replace
     from active_rlhf_jax.pipeline.train import make_train
 
     base = get_preset("smoke").validate()
@@ -370,9 +370,9 @@ def test_blocked_clip_posterior_is_the_same_posterior(elementwise):
     """Large pools (the reference's grows to 51,000 clips) get their posterior in blocks:
     coherent masks give exactly the unblocked samples; elementwise (compat) masks stay
     independent across blocks."""
-    from active_rlhf_jax.compat import CompatConfig
+    from active_rlhf_jax.config import CompatConfig, RewardModelConfig
     from active_rlhf_jax.pipeline.feedback import blocked_clip_posterior
-    from active_rlhf_jax.reward import RewardModelConfig, make_reward_model
+    from active_rlhf_jax.reward import make_reward_model
 
     cfg = RewardModelConfig(hidden=(8, 8), dropout=0.4, rating_likelihood="gaussian")
     model = make_reward_model(cfg, 3, 2, CompatConfig(elementwise_dropout=elementwise))

@@ -6,9 +6,9 @@ import math
 import jax
 import pytest
 
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError, PPOConfig, TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
-from active_rlhf_jax.ppo import PPOConfig, TrainConfig, make_ppo, make_train
+from active_rlhf_jax.ppo import make_ppo, make_train
 from configs.ppo_presets import PRESETS, parallel, sb3
 
 

@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from active_rlhf_jax.config import PPOConfig, TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
-from active_rlhf_jax.ppo import PPOConfig, TrainConfig, make_ppo, make_train
+from active_rlhf_jax.ppo import make_ppo, make_train
 
 # probe/obs-reward: 1-step episodes, obs = +-1, reward = obs * clip(action). Optimum 1.
 PROBE = TrainConfig(

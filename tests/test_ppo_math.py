@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from active_rlhf_jax.config import PPOConfig
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.ppo import (
-    PPOConfig,
     compute_ppo_loss,
     compute_sb3_advantages,
     init_obs_norm,

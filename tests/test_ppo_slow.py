@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from active_rlhf_jax.ppo import PPOConfig, TrainConfig, make_train
+from active_rlhf_jax.config import PPOConfig, TrainConfig
+from active_rlhf_jax.ppo import make_train
 
 pytestmark = pytest.mark.slow
 

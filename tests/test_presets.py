@@ -27,7 +27,7 @@ def test_env_preset_matches_reference(name):
     assert c.run.ppo_timesteps_per_iteration == 20_000
     assert c.run.budget == budget
     assert c.run.segment_length == seg
-    assert c.reward.rating_range == c.teacher.rating_range == tuple(float(x) for x in rrange)
+    assert c.teacher.rating_range == tuple(float(x) for x in rrange)
     assert c.run.initial_fraction == frac
     assert c.run.warmup_timesteps == warm
     assert c.ppo.learning_rate == lr
@@ -41,7 +41,7 @@ def test_env_preset_matches_reference(name):
     assert (c.ppo.num_envs, c.ppo.num_steps, c.ppo.minibatch_size, c.ppo.update_epochs) == (1, 2048, 64, 10)
     assert c.ppo.ent_coef == 0.01
     assert (c.reward.lr, c.reward.batch_size, c.reward.reg_weight) == (1e-3, 64, 1e-5)
-    assert (c.teacher.beta, c.teacher.rating_beta, c.teacher.num_bins) == (1.0, 1.0, 10)
+    assert (c.teacher.beta, c.teacher.rating_beta, c.reward.num_bins) == (1.0, 1.0, 10)
     # Derived: SB3 runs whole rollouts, 10 x 2048 = 20,480 steps per iteration.
     assert c.steps_per_iteration == 20_480
     assert c.num_iterations == total // 20_000
@@ -110,8 +110,7 @@ def test_environment_alone_runs_bald_info_with_a_posterior_spread():
 
 @pytest.mark.parametrize("method", ["bald", "variance", "entropy"])
 def test_no_posterior_spread_is_a_config_error(method):
-    from active_rlhf_jax.config_utils import ConfigError
-    from active_rlhf_jax.pipeline.config import replace
+    from active_rlhf_jax.config import ConfigError, replace
 
     base = get_preset("hopper+pref-random")
     bad = replace(base, **{"acquisition.method": method})

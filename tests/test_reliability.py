@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from active_rlhf_jax import cli, strict_json
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError
 from active_rlhf_jax.pipeline import rundir, runner
 from active_rlhf_jax.pipeline.runner import metrics_rows, run
 from active_rlhf_jax.pipeline.schedule import max_labels_supplied

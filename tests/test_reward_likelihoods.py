@@ -93,7 +93,8 @@ def test_uniform_cutpoints_share_one_width():
 
 
 def test_uniform_link_has_no_free_scale():
-    from active_rlhf_jax.reward import RewardModelConfig, make_reward_model
+    from active_rlhf_jax.config import RewardModelConfig
+    from active_rlhf_jax.reward import make_reward_model
     from active_rlhf_jax.reward.posterior import ordinal_link
 
     for cuts, has_scale in (("uniform", False), ("free", True)):

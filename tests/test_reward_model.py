@@ -7,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from active_rlhf_jax.compat import CompatConfig
-from active_rlhf_jax.config_utils import ConfigError
-from active_rlhf_jax.reward import RewardModelConfig, make_reward_model
+from active_rlhf_jax.config import CompatConfig, ConfigError, RewardModelConfig
+from active_rlhf_jax.reward import make_reward_model
 
 O, A, L, N = 3, 2, 6, 4
 CFG = RewardModelConfig(hidden=(16, 16), dropout=0.4)

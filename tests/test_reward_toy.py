@@ -14,9 +14,9 @@ import pytest
 
 from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
-from active_rlhf_jax.reward import RewardModelConfig, make_reward_model, make_reward_trainer
+from active_rlhf_jax.config import RewardModelConfig, TeacherConfig
+from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 from active_rlhf_jax.teachers import (
-    TeacherConfig,
     compute_discounted_return,
     label_preferences,
     label_ratings,
@@ -62,7 +62,7 @@ def make_toy(keys=None, **model_kw):
     g = compute_discounted_return(true_reward(*clips(jax.random.PRNGKey(99), 5000)), 0.99)
     rr = (float(g.mean() - 2.5 * g.std()), float(g.mean() + 2.5 * g.std()))
     tcfg = TeacherConfig(rating_range=rr)
-    cfg = RewardModelConfig(hidden=(32, 32), dropout=0.0, rating_range=rr, **model_kw)
+    cfg = RewardModelConfig(hidden=(32, 32), dropout=0.0, **model_kw)
     model = make_reward_model(cfg, O, A)
     trainer = make_reward_trainer(cfg, model)
 
@@ -70,7 +70,8 @@ def make_toy(keys=None, **model_kw):
         kc, kt, kb, ki, kf, ke, k2 = jax.random.split(key, 7)
         (oa, aa), (ob, ab), (orr, ar) = clips(kc, CAP), clips(kt, CAP), clips(k2, CAP)
         lab, _ = label_preferences(kt, true_reward(oa, aa), true_reward(ob, ab), tcfg)
-        rat, _ = label_ratings(kb, true_reward(orr, ar), tcfg)
+        rat, _ = label_ratings(kb, true_reward(orr, ar), tcfg, num_bins=cfg.num_bins,
+                               gamma=cfg.gamma)
         buf = make_feedback_buffers(CAP, CAP, L, O, A)
         buf = add_preferences(buf, kb, PreferenceBatch(oa, aa, ob, ab, lab, jnp.arange(CAP) < n_pref))
         buf = add_ratings(buf, ki, RatingBatch(orr, ar, rat, jnp.arange(CAP) < n_rating))

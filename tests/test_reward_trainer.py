@@ -9,8 +9,8 @@ import pytest
 
 from active_rlhf_jax.batches import PreferenceBatch, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
-from active_rlhf_jax.compat import CompatConfig
-from active_rlhf_jax.reward import Batch, RewardModelConfig, make_reward_model, make_reward_trainer
+from active_rlhf_jax.config import CompatConfig, RewardModelConfig
+from active_rlhf_jax.reward import Batch, make_reward_model, make_reward_trainer
 
 O, A, L = 3, 2, 5
 CFG = RewardModelConfig(hidden=(8, 8), dropout=0.1, batch_size=16)

@@ -5,10 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from active_rlhf_jax.compat import CompatConfig, check_compat
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import CompatConfig, ConfigError, TeacherConfig, check_compat
 from active_rlhf_jax.teachers import (
-    TeacherConfig,
     compute_rating_bins,
     label_preferences,
     label_ratings,
@@ -86,21 +84,26 @@ def test_rating_bins_match_numpy_digitize(rr):
     ref = np.digitize(np.clip(x.astype(np.float64), lo, hi), e[1:-1])
     np.testing.assert_array_equal(ours, ref)
     # Through the teacher (one-step clip, so the discounted return is the reward itself).
-    r, valid = label_ratings(KEYS[0], jnp.asarray(x)[:, None], TeacherConfig(rating_range=rr, rating_noise_std=0.0))
+    r, valid = label_ratings(KEYS[0], jnp.asarray(x)[:, None],
+                             TeacherConfig(rating_range=rr, rating_noise_std=0.0), num_bins=10, gamma=0.99)
     np.testing.assert_array_equal(r, ref)
     assert bool(jnp.all(valid))
 
 
 def test_rating_uses_discounted_return():
     # Returns 4.0 (undiscounted) vs 1 + 0.99 + 0.9801 + 0.970299 = 3.940399 -> bin 3, not 4.
-    r, _ = label_ratings(KEYS[0], jnp.ones((1, 4)), TeacherConfig(rating_noise_std=0.0))
+    r, _ = label_ratings(KEYS[0], jnp.ones((1, 4)), TeacherConfig(rating_noise_std=0.0), num_bins=10, gamma=0.99)
     assert float(r[0]) == 3.0
+    # gamma is the one passed (the reward model's): undiscounted, 4.0 -> bin 4
+    r, _ = label_ratings(KEYS[0], jnp.ones((1, 4)), TeacherConfig(rating_noise_std=0.0),
+                         num_bins=10, gamma=1.0)
+    assert float(r[0]) == 4.0
 
 
 def test_default_rating_noise_zero_mean():
     rew = jnp.full((100, 1), 4.5)  # bin 4, far from the clip bounds
     cfg = TeacherConfig(rating_noise_std=1.0)
-    r = jax.vmap(lambda k: label_ratings(k, rew, cfg)[0])(KEYS)
+    r = jax.vmap(lambda k: label_ratings(k, rew, cfg, num_bins=10, gamma=0.99)[0])(KEYS)
     noise = np.asarray(r) - 4.0
     assert abs(noise.mean()) < 4 * 1.05 / np.sqrt(noise.size)
     assert 0.9 < noise.std() < 1.2  # sigma 1 plus rounding (variance + 1/12)
@@ -108,7 +111,7 @@ def test_default_rating_noise_zero_mean():
     # Edge bins are censored (a named choice, docs/reward_model.md): labels stay in 0..9
     # and bin 0's mean label is E[round(clip(eps, 0, 9))] = sum_k P(eps > k - 1/2)
     # = 0.3085 + 0.0668 + 0.0062 + 0.0002 = 0.3817 bins (sd 0.63; 40,000 labels).
-    r0 = np.asarray(jax.vmap(lambda k: label_ratings(k, jnp.zeros((100, 1)), cfg)[0])(KEYS))
+    r0 = np.asarray(jax.vmap(lambda k: label_ratings(k, jnp.zeros((100, 1)), cfg, num_bins=10, gamma=0.99)[0])(KEYS))
     assert r0.min() == 0.0
     assert abs(r0.mean() - 0.3817) < 4 * 0.63 / np.sqrt(r0.size)
 
@@ -117,7 +120,7 @@ def test_biased_rating_noise_is_reference_compat():
     rew = jnp.full((100, 1), 2.5)  # bin 2
     cfg = TeacherConfig(rating_beta=1.0)
     c = CompatConfig(biased_rating_noise=True)
-    r = np.asarray(jax.vmap(lambda k: label_ratings(k, rew, cfg, c)[0])(KEYS))
+    r = np.asarray(jax.vmap(lambda k: label_ratings(k, rew, cfg, c, num_bins=10, gamma=0.99)[0])(KEYS))
     noise = r - 2.0
     assert noise.min() >= 1.0 - 1e-5 and noise.max() <= 10.0 + 1e-5
     # Mean of N(0, 10^2) truncated to [1, 10]: about 5.14 (seed_spec 3.2).

@@ -11,12 +11,6 @@ from active_rlhf_jax.acquisition.allocation import (
     reference_adaptive_means,
     target_fraction_allocation,
 )
-from active_rlhf_jax.acquisition.api import (
-    AcquisitionConfig,
-    AcquisitionResult,
-    acquire,
-    check_information_units,
-)
 from active_rlhf_jax.acquisition.candidates import (
     PairCandidates,
     PairStats,
@@ -46,5 +40,6 @@ from active_rlhf_jax.acquisition.selection import (
     select_topk,
     select_topk_matrix,
 )
+from active_rlhf_jax.acquisition.step import AcquisitionResult, acquire
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -15,7 +15,7 @@ import pathlib
 import sys
 
 from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError
 from active_rlhf_jax.strict_json import dumps as _dumps
 
 

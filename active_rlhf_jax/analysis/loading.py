@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int) -> None:

@@ -10,7 +10,6 @@ query slots per modality, with masks.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, NamedTuple
 
 import jax
@@ -21,6 +20,7 @@ from active_rlhf_jax.acquisition import AdaptiveState
 from active_rlhf_jax.acquisition import acquire as acquire_queries
 from active_rlhf_jax.batches import PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
+from active_rlhf_jax.config import effective_acquisition
 from active_rlhf_jax.pipeline.stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
@@ -137,22 +137,13 @@ def make_feedback_stages(config, env) -> FeedbackStages:
     c, run, compat = config, config.run, config.compat
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat)
     trainer = make_reward_trainer(c.reward, model)
-    acq_cfg = c.acquisition
+    acq_cfg = effective_acquisition(c)
     k_max = c.max_queries
     n_p0, n_e0 = c.initial_labels
     k0 = max(n_p0, n_e0, 1)
     budget = run.budget
     use_pref = run.feedback in ("preference", "both")
     use_eval = run.feedback in ("rating", "both")
-    # Single-modality runs: acquisition sees no rating likelihood (pairs only), or a fixed
-    # split with every query a rating.
-    if run.feedback == "preference":
-        acq_cfg = replace(acq_cfg, rating_likelihood="none")
-    elif run.feedback == "rating":
-        acq_cfg = replace(acq_cfg, allocation="fixed", pref_fraction=0.0, min_pref=0,
-                           rating_likelihood=c.reward.rating_likelihood)
-    else:
-        acq_cfg = replace(acq_cfg, rating_likelihood=c.reward.rating_likelihood)
 
     def init_reward(key):
         return trainer.init(model.init(key))
@@ -232,7 +223,8 @@ def make_feedback_stages(config, env) -> FeedbackStages:
                                     act_b=pool.act[b], label=lab, mask=queries.pair_mask & ok)
         if use_eval:
             i = queries.clip_idx
-            rating, ok = teachers.label_ratings(key_rating, pool.rew[i], c.teacher, compat)
+            rating, ok = teachers.label_ratings(key_rating, pool.rew[i], c.teacher, compat,
+                                                num_bins=c.reward.num_bins, gamma=c.reward.gamma)
             ratings = RatingBatch(obs=pool.obs[i], act=pool.act[i], rating=rating,
                                   mask=queries.clip_mask & ok)
         return prefs, ratings

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from active_rlhf_jax.config_utils import ConfigError
+from active_rlhf_jax.config import ConfigError
 
 LOCK_FILE = "run.lock"
 DAMAGED_DIR = "checkpoints.damaged"

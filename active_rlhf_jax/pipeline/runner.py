@@ -35,11 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from active_rlhf_jax import strict_json
-from active_rlhf_jax.config_utils import ConfigError, from_dict, to_dict
+from active_rlhf_jax.config import Config, ConfigError, load_config_dict, to_dict
 from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
 from active_rlhf_jax.pipeline import interrupt, rundir
-from active_rlhf_jax.pipeline.config import Config
 from active_rlhf_jax.pipeline.train import make_train
 
 METRICS_FILE = "metrics.jsonl"
@@ -183,7 +182,7 @@ def load_config(run_dir, field: str = "resume") -> Config:
     if not path.is_file():
         raise ConfigError(field, f"{Path(run_dir)} holds no run ({CONFIG_FILE} is missing)")
     try:
-        return from_dict(Config, json.loads(path.read_text())).validate()
+        return load_config_dict(json.loads(path.read_text())).validate()
     except json.JSONDecodeError as e:
         raise ConfigError(str(path), f"is not valid JSON ({e.msg} at line {e.lineno}); "
                           "the file is damaged") from None

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from active_rlhf_jax.batches import Queries
+from active_rlhf_jax.config import Config
 from active_rlhf_jax.envs import TrainingEnv, make
-from active_rlhf_jax.pipeline.config import Config
 from active_rlhf_jax.pipeline.feedback import make_feedback_stages
 from active_rlhf_jax.pipeline.guard import make_guard
 from active_rlhf_jax.pipeline.pool import ClipPool, harvest_segments

@@ -7,7 +7,6 @@
 """
 
 from active_rlhf_jax.ppo.agent import PPO, PPOState, Transition, make_ppo
-from active_rlhf_jax.ppo.config import PPOConfig, TrainConfig
 from active_rlhf_jax.ppo.episodes import compute_episode_returns, deterministic_episodes
 from active_rlhf_jax.ppo.losses import compute_gae, compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
@@ -27,10 +26,8 @@ __all__ = [
     "Actor",
     "Critic",
     "ObsNormState",
-    "PPOConfig",
     "PPOState",
     "RewardNormState",
-    "TrainConfig",
     "TrainState",
     "Transition",
     "compute_episode_returns",

@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from active_rlhf_jax.config_utils import ConfigError
-from active_rlhf_jax.ppo.config import PPOConfig
+from active_rlhf_jax.config import ConfigError, PPOConfig
 from active_rlhf_jax.ppo.losses import compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
 from active_rlhf_jax.ppo.normalizer import (

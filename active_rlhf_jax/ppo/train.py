@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from active_rlhf_jax.config import TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.ppo.agent import PPOState, Transition, make_ppo
-from active_rlhf_jax.ppo.config import TrainConfig
 from active_rlhf_jax.ppo.episodes import compute_episode_returns
 
 

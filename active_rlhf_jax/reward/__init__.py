@@ -1,6 +1,5 @@
 """Reward model: network, likelihoods, posterior samples and jittable trainer."""
 
-from active_rlhf_jax.reward.config import RewardModelConfig
 from active_rlhf_jax.reward.model import RewardModel, make_reward_model
 from active_rlhf_jax.reward.posterior import ClipPosterior, compute_clip_posterior
 from active_rlhf_jax.reward.trainer import (
@@ -14,7 +13,6 @@ __all__ = [
     "Batch",
     "ClipPosterior",
     "RewardModel",
-    "RewardModelConfig",
     "RewardTrainState",
     "RewardTrainer",
     "compute_clip_posterior",

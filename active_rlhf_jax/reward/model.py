@@ -13,9 +13,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.config import CompatConfig, RewardModelConfig
 from active_rlhf_jax.reward import likelihoods as lik
-from active_rlhf_jax.reward.config import RewardModelConfig
 from active_rlhf_jax.reward.posterior import ClipPosterior, compute_clip_posterior
 
 LEAKY_SLOPE = 0.01

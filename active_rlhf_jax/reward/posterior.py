@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from active_rlhf_jax.compat import CompatConfig
+from active_rlhf_jax.config import CompatConfig, RewardModelConfig
 from active_rlhf_jax.reward import likelihoods as lik
-from active_rlhf_jax.reward.config import RewardModelConfig
 
 # Rating variance of a model without a variance head: N(G, 1/2) has NLL (G - y)^2 + const,
 # the reference's MSE loss.

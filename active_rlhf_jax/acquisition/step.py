@@ -1,8 +1,10 @@
-"""``acquire``: one pure, fixed-shape acquisition step (pairs and clips) for the pipeline."""
+"""``acquire``: one pure, fixed-shape acquisition step (pairs and clips) for the pipeline.
+
+Its settings are ``config.acquisition`` (:class:`EffectiveAcquisition`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
 import flax.struct
@@ -12,123 +14,11 @@ import jax.numpy as jnp
 from active_rlhf_jax.acquisition import allocation as A
 from active_rlhf_jax.acquisition import candidates as C
 from active_rlhf_jax.acquisition import selection as SEL
-from active_rlhf_jax.config_utils import (
-    ConfigError,
-    check_choice,
-    check_in_range,
-    check_nonnegative,
-    check_nonnegative_int,
-    check_positive,
-    check_positive_int,
+from active_rlhf_jax.config.acquisition import (
+    AcquisitionConfig,
+    EffectiveAcquisition,
+    check_information_units,
 )
-
-METHODS = ("bald", "random", "variance", "entropy")
-ALLOCATIONS = ("information", "fixed", "reference-adaptive", "target-fraction")
-SELECTIONS = ("disjoint", "topk")
-PAIR_MODES = ("all", "reference")
-RATING_LIKELIHOODS = ("ordinal", "gaussian", "none")
-ADAPTIVE_NORMS = ("reference", "nats")
-
-
-@dataclasses.dataclass(frozen=True)
-class AcquisitionConfig:
-    """Acquisition settings. All fields are static (the config is closed over by jit).
-
-    Attributes:
-      method: score of a candidate: "bald" (nats), "random", "variance" (pairs:
-        Var_s(R_a - R_b); clips: variance of the rating mean / expected bin), "entropy"
-        (predictive entropy).
-      allocation: "information" (rank pairs and clips together by score / cost, take the
-        best n), "fixed" (pref_fraction with min_pref), "reference-adaptive" (seed_spec
-        §7), "target-fraction" (cumulative share of preferences -> pref_fraction).
-      pref_fraction: preference share for "fixed" and "target-fraction".
-      min_pref: lower bound on pairs for "fixed" (reference: 2), clamped to n.
-      cost_pref, cost_eval: labelling cost per query, divides scores for "information".
-      selection: "disjoint" (greedy batch, no clip in two chosen pairs) or "topk".
-      pair_mode: "all" (every pair i < j of the valid pool) or "reference" (random pool of
-        100 * n pairs with the min-gap filter on TRUE returns; leaks ground truth).
-      exclude_labelled: drop already-labelled pairs / rated clips given to ``acquire``.
-      rating_likelihood: "ordinal" (bin_probs), "gaussian" (rating_mean/var) or "none"
-        (preferences only).
-      block_size: rows of the pair matrix scored at once ([S, block_size, N] floats).
-      dense_max_pool: pools up to this size materialise the [N, N] score matrix (exact
-        selection); larger pools use blocked running top-k (topk, exact) or each clip's
-        row_candidates best partners (disjoint, approximate).
-      row_candidates: partners kept per clip for disjoint selection on large pools.
-      quadrature_nodes: Gauss–Hermite nodes per component (Gaussian rating BALD).
-      clip_block_size: clips per block for the Gaussian rating BALD.
-      min_gap: reference pair mode: min |true return difference| of a candidate pair.
-      reference_pool_factor: the reference pool holds the first factor * n candidate pairs
-        (reference: 100) in factor * k_max static slots.
-      reference_attempts_factor: draws = attempts_factor * factor * k_max.
-      adaptive_normalisation: "reference" (a_p in bits, a_e over running P99) or "nats".
-      eval_percentile: percentile of the reference's running normaliser (99).
-    """
-
-    method: str = "bald"
-    allocation: str = "information"
-    pref_fraction: float = 0.5
-    min_pref: int = 2
-    cost_pref: float = 1.0
-    cost_eval: float = 1.0
-    selection: str = "disjoint"
-    pair_mode: str = "all"
-    exclude_labelled: bool = True
-    rating_likelihood: str = "ordinal"
-    block_size: int = 128
-    dense_max_pool: int = 4096
-    row_candidates: int = 4
-    quadrature_nodes: int = 32
-    clip_block_size: int = 128
-    min_gap: float = 0.0
-    reference_pool_factor: int = 100
-    reference_attempts_factor: int = 4
-    adaptive_normalisation: str = "reference"
-    eval_percentile: float = 99.0
-
-    def validate(self) -> "AcquisitionConfig":
-        check_choice("method", self.method, METHODS)
-        check_choice("allocation", self.allocation, ALLOCATIONS)
-        check_in_range("pref_fraction", self.pref_fraction, 0.0, 1.0)
-        check_nonnegative_int("min_pref", self.min_pref)
-        check_positive("cost_pref", self.cost_pref)
-        check_positive("cost_eval", self.cost_eval)
-        check_choice("selection", self.selection, SELECTIONS)
-        check_choice("pair_mode", self.pair_mode, PAIR_MODES)
-        if not isinstance(self.exclude_labelled, bool):
-            raise ConfigError("exclude_labelled", f"must be a bool, got {self.exclude_labelled!r}")
-        check_choice("rating_likelihood", self.rating_likelihood, RATING_LIKELIHOODS)
-        check_positive_int("block_size", self.block_size)
-        check_nonnegative_int("dense_max_pool", self.dense_max_pool)
-        check_positive_int("row_candidates", self.row_candidates)
-        check_positive_int("quadrature_nodes", self.quadrature_nodes)
-        check_positive_int("clip_block_size", self.clip_block_size)
-        check_nonnegative("min_gap", self.min_gap)
-        check_positive_int("reference_pool_factor", self.reference_pool_factor)
-        check_positive_int("reference_attempts_factor", self.reference_attempts_factor)
-        check_choice("adaptive_normalisation", self.adaptive_normalisation, ADAPTIVE_NORMS)
-        check_in_range("eval_percentile", self.eval_percentile, 0.0, 100.0)
-        # The units check (check_information_units) needs to know whether both modalities
-        # are acquired: acquire() makes it, and the pipeline's Config.validate (run.feedback).
-        return self
-
-
-def check_information_units(method: str, allocation: str, both_modalities: bool) -> None:
-    """The ``information`` allocation ranks pair and clip scores against each other, which
-    means something only in a common unit: BALD in nats. Pair variance (return units^2)
-    against rating variance (bins^2), or a binary predictive entropy against a 10-bin or a
-    differential one, would split the queries by an arbitrary scale.
-
-    Raises:
-        ConfigError naming ``method`` when both modalities are acquired under
-        ``information`` with a score other than "bald".
-    """
-    if both_modalities and allocation == "information" and method != "bald":
-        raise ConfigError(
-            "method",
-            f"{method!r} scores of pairs and clips are not in a common unit (nats); "
-            "allocation='information' compares them, so use method='bald' or another allocation",
-        )
 
 
 @flax.struct.dataclass
@@ -194,7 +84,10 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     """Choose this iteration's preference pairs and rating clips. Pure, fixed-shape.
 
     Args:
-      config: static :class:`AcquisitionConfig` (validate it on the host first).
+      config: static :class:`EffectiveAcquisition` (``config.effective_acquisition`` of a
+        pipeline config; validate it on the host first). A plain
+        :class:`AcquisitionConfig` acquires both modalities with ordinal ratings and no
+        min gap (the :class:`EffectiveAcquisition` defaults).
       key: PRNG key (``key_acquire``).
       returns: ``[S, N]`` posterior samples of clip returns (``ClipPosterior.returns``).
       pool_valid: ``[N]`` bool, filled ring-buffer slots.
@@ -213,7 +106,9 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     Returns:
       :class:`AcquisitionResult`.
     """
-    check_information_units(config.method, config.allocation, config.rating_likelihood != "none")
+    config = EffectiveAcquisition.of(config)
+    has_eval = config.rating_likelihood != "none"
+    check_information_units(config.method, config.allocation, has_eval and config.pairs)
     n_clips = returns.shape[1]
     n = jnp.minimum(jnp.asarray(n, jnp.int32), k_max)
     state = adaptive_state if adaptive_state is not None else A.AdaptiveState.create()
@@ -231,7 +126,6 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         config, key_pairs, returns, pair_valid, n, k_max, true_returns, lp, lpm)
     bald_pref_mean = stats.bald_sum / jnp.maximum(stats.count, 1.0)
 
-    has_eval = config.rating_likelihood != "none"
     if has_eval:
         c_score_all, c_bald = C.clip_scores(
             config.method, key_clips, rating_likelihood=config.rating_likelihood,
@@ -254,6 +148,8 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     a_pref, a_eval = bald_pref_mean, bald_eval_mean
     if not has_eval:
         n_pref, n_eval = n, jnp.zeros((), jnp.int32)
+    elif not config.pairs:  # ratings only: the pairs above are scored for logging only
+        n_pref, n_eval = jnp.zeros((), jnp.int32), n
     elif config.allocation == "fixed":
         n_pref, n_eval = A.fixed_allocation(n, config.pref_fraction, config.min_pref)
     elif config.allocation == "target-fraction":

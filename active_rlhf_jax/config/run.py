@@ -1,0 +1,92 @@
+"""The RLHF schedule and the pipeline's fixed sizes (``--run.*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from active_rlhf_jax.config.base import (
+    ConfigError,
+    check_choice,
+    check_in_range,
+    check_nonnegative_int,
+    check_positive_int,
+    option,
+)
+
+FEEDBACK = ("none", "preference", "rating", "both")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The RLHF schedule and the pipeline's fixed sizes."""
+
+    feedback: str = option("both", help="which feedback trains the reward: none (ground-truth "
+                           "PPO), preference, rating, both.")
+    total_ppo_timesteps: int = option(5_000_000, help="nominal PPO env steps of the run "
+                                      "(TOTAL_PPO_TIMESTEPS).")
+    ppo_timesteps_per_iteration: int = option(
+        20_000, help="nominal PPO steps per RLHF iteration; whole rollouts are run, so the "
+        "real count is rounded up to a multiple of the rollout size.")
+    warmup_timesteps: int = option(1, help="PPO steps on the true reward before the loop "
+                                   "(INITIAL_POLICY_TS), rounded up to whole rollouts.")
+    initial_collection_timesteps: int = option(
+        20_480, help="env steps collected with the warm-up policy's PPO rollouts to fill the "
+        "initial pool (logged apart from env_steps); unused when "
+        "initial_collection_episodes > 0.")
+    initial_collection_episodes: int = option(
+        0, help="0 fills the initial pool from PPO rollouts; E > 0 instead runs E fresh whole "
+        "episodes of the warm-up policy (the reference's 200) and cuts the initial segments "
+        "from those.")
+    budget: int = option(750, help="total labels of both modalities (TOTAL_TARGET_PAIRS); "
+                         "every label counts, validation ones included.")
+    initial_fraction: float = option(0.1, help="fraction of the budget bought at random "
+                                     "before the loop (INITIAL_COLLECTION_FRACTION).")
+    segment_length: int = option(40, help="clip length L in env steps (SEGMENT_LEN).")
+    initial_segments: int = option(1000, help="clips cut from the initial collection.")
+    segments_per_iteration: int = option(
+        200, help="clips harvested each iteration, from the PPO rollouts or, with "
+        "collection_episodes_per_iteration, from the separate episodes.")
+    collection_episodes_per_iteration: int = option(
+        0, help="0 harvests each iteration's clips from its PPO rollouts; E > 0 instead runs "
+        "E fresh episodes of the current stochastic policy per iteration (the reference's "
+        "200) and harvests from those; their env steps are logged apart as "
+        "collection_steps, and they neither update PPO nor its observation normaliser.")
+    pool_capacity: int = option(
+        4096, help="clip pool size (FIFO ring buffer); 0 sizes it to hold every clip of the "
+        "run, initial_segments + segments_per_iteration x iterations, so nothing is ever "
+        "overwritten, as the reference's pool (51,000 slots for HalfCheetah).")
+    iterations_per_chunk: int = option(5, help="RLHF iterations per jitted call; the host "
+                                       "logs and checkpoints between chunks.")
+    eval_episodes: int = option(10, help="deterministic episodes per seed in the final "
+                                "evaluation.")
+    reward_norm_window: int = option(0, help="sliding-window z-scoring of the learned reward "
+                                     "over this many steps (0 = off; the reference's option "
+                                     "used 5000).")
+
+    def validate(self) -> RunConfig:
+        check_choice("feedback", self.feedback, FEEDBACK)
+        for name in (
+            "total_ppo_timesteps",
+            "ppo_timesteps_per_iteration",
+            "warmup_timesteps",
+            "initial_collection_timesteps",
+            "segment_length",
+            "initial_segments",
+            "segments_per_iteration",
+            "iterations_per_chunk",
+            "eval_episodes",
+        ):
+            check_positive_int(name, getattr(self, name))
+        check_nonnegative_int("budget", self.budget)
+        check_nonnegative_int("reward_norm_window", self.reward_norm_window)
+        check_nonnegative_int("pool_capacity", self.pool_capacity)
+        check_nonnegative_int("initial_collection_episodes", self.initial_collection_episodes)
+        check_nonnegative_int(
+            "collection_episodes_per_iteration", self.collection_episodes_per_iteration
+        )
+        check_in_range("initial_fraction", self.initial_fraction, 0.0, 1.0)
+        if self.feedback != "none" and self.budget <= 0:
+            raise ConfigError("budget", f"must be positive with feedback={self.feedback!r}")
+        if self.total_ppo_timesteps < self.ppo_timesteps_per_iteration:
+            raise ConfigError("total_ppo_timesteps", "must be at least ppo_timesteps_per_iteration")
+        return self
