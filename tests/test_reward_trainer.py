@@ -204,7 +204,8 @@ def test_modality_weighting_per_item_vs_per_modality():
                   jnp.array([1.0, 4.0, 7.0, 2.0, 9.0]), jnp.array([False, True, True, True, False]))
     item, stats = make_reward_trainer(CFG, m).loss(params, None, batch, False)
     modal, _ = make_reward_trainer(cfg_m, m).loss(params, None, batch, False)
-    p_sum, n_p, r_sum, n_r = (float(x) for x in stats[:4])
+    p_sum, n_p, r_sum, n_r = (float(x) for x in (stats.pref_nll_sum, stats.num_pref,
+                                                 stats.rating_nll_sum, stats.num_rating))
     assert (n_p, n_r) == (1.0, 3.0) and p_sum > 0 and r_sum > 0
     np.testing.assert_allclose(float(item), (p_sum + r_sum) / 4, rtol=1e-6)
     np.testing.assert_allclose(float(modal), p_sum / 1 + r_sum / 3, rtol=1e-6)
