@@ -120,7 +120,7 @@ def save_policy(
         run_dir: the run directory (``policy/`` is created inside).
         env_id: environment id the policy was trained on.
         env_options: options passed to ``envs.make`` (JSON-able).
-        ppo_config_dict: ``config_utils.to_dict(PPOConfig)`` (a ``PPOConfig`` also works).
+        ppo_config_dict: ``config.to_dict(PPOConfig)`` (a ``PPOConfig`` also works).
         ppo_state: ``PPOState`` batched over seeds: every leaf ``[S, ...]``.
         step: env step of an intermediate policy; None for the final one.
         seeds: seed ids ``[S]`` (default ``0..S-1``).

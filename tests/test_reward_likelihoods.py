@@ -100,7 +100,7 @@ def test_uniform_link_has_no_free_scale():
     for cuts, has_scale in (("uniform", False), ("free", True)):
         cfg = RewardModelConfig(hidden=(4,), ordinal_cuts=cuts)
         params = make_reward_model(cfg, 2, 1).init(jax.random.PRNGKey(0))
-        assert ("log_scale" in params) == has_scale
-        assert params["cut_incr_raw"].shape == ((1,) if cuts == "uniform" else (8,))
+        assert ("log_scale" in params["params"]) == has_scale
+        assert params["params"]["cut_incr_raw"].shape == ((1,) if cuts == "uniform" else (8,))
         scale, c = ordinal_link(params, cfg)
         assert float(scale) == 1.0 and c.shape == (9,)

@@ -9,6 +9,7 @@ import pytest
 
 from active_rlhf_jax.config import CompatConfig, ConfigError, RewardModelConfig
 from active_rlhf_jax.reward import make_reward_model
+from active_rlhf_jax.reward.model import RewardNet
 
 O, A, L, N = 3, 2, 6, 4
 CFG = RewardModelConfig(hidden=(16, 16), dropout=0.4)
@@ -31,14 +32,15 @@ def test_posterior_shapes_and_normalised_bins():
     np.testing.assert_allclose(post.bin_probs.sum(-1), 1.0, atol=1e-5)
     assert m.step_reward(p, obs, act).shape == (N, L)
     # The ordinal likelihood reads no per-step variance: no head is built, none reported.
-    assert "var" not in p and post.variances is None
+    assert "var_head" not in p["params"] and post.variances is None
     mg = make_reward_model(dataclasses.replace(CFG, rating_likelihood="gaussian"), O, A)
     pg = mg.init(KEY)
     post = mg.clip_posterior(pg, KEY, obs, act, 7)
     assert post.variances.shape == (7, N) and bool(jnp.all(post.variances > 0))
     # Without the head the other parameters are initialised exactly as with it.
-    np.testing.assert_array_equal(p["layers"][0]["w"], pg["layers"][0]["w"])
-    np.testing.assert_array_equal(p["mean"]["w"], pg["mean"]["w"])
+    for name in ("hidden_layers_0", "hidden_layers_1", "mean_head"):
+        np.testing.assert_array_equal(p["params"][name]["kernel"], pg["params"][name]["kernel"])
+        np.testing.assert_array_equal(p["params"][name]["bias"], pg["params"][name]["bias"])
 
 
 def test_variance_head_is_trained_where_it_exists():
@@ -56,7 +58,7 @@ def test_variance_head_is_trained_where_it_exists():
     batch = Batch(obs, act, obs, act, jnp.zeros(N), z, obs, act, jnp.arange(N, dtype=jnp.float32),
                   jnp.ones(N, bool))
     g = jax.grad(lambda q: tr.loss(q, None, batch, True)[0])(p)
-    assert float(jnp.abs(g["var"]["w"]).sum()) > 0
+    assert float(jnp.abs(g["params"]["var_head"]["kernel"]).sum()) > 0
 
 
 def test_mc_dropout_sample_is_one_coherent_mask():
@@ -75,29 +77,85 @@ def test_mc_dropout_sample_is_one_coherent_mask():
     assert float(jnp.std(pe.returns, axis=1).mean()) > 0
 
 
-def test_mc_dropout_samples_match_a_float64_masked_mlp():
-    """Sample s = the MLP with sample s's masks (one per hidden layer, drawn as
-    ``split(split(key, S)[s], layers)[i]`` -> Bernoulli(1 - p) / (1 - p)) on every clip and
-    step, recomputed in float64 NumPy (Gaussian likelihood: the variance head exists)."""
-    m = make_reward_model(dataclasses.replace(CFG, rating_likelihood="gaussian"), O, A)
-    p = jax.tree_util.tree_map(np.asarray, m.init(KEY))
+def _leaky64(z):
+    return np.where(z > 0, z, 0.01 * z)
+
+
+def _mlp64(variables, obs, act, masks):
+    """Float64 NumPy forward of one member: masks are the scaled dropout masks (0 or
+    1/(1-p)) per hidden layer, broadcastable to [N, L, H_i]. Returns (mu, var) [N, L]."""
+    p = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), variables["params"])
+    h = np.concatenate([obs, act], -1).astype(np.float64)
+    for i, mask in enumerate(masks):
+        h = _leaky64(h @ p[f"hidden_layers_{i}"]["kernel"] + p[f"hidden_layers_{i}"]["bias"]) * mask
+    mu = (h @ p["mean_head"]["kernel"] + p["mean_head"]["bias"])[..., 0]
+    var = (np.logaddexp(0.0, (h @ p["var_head"]["kernel"] + p["var_head"]["bias"])[..., 0])
+           if "var_head" in p else np.zeros_like(mu))
+    return mu, var
+
+
+def _sample_masks(m, params, key, lead):
+    """The masks ``m.posterior_net`` draws under dropout key ``key`` (float64)."""
+    masks = m.posterior_net.apply(params, lead, method=RewardNet.dropout_masks, rngs={"dropout": key})
+    return [np.asarray(x, np.float64) for x in masks]
+
+
+@pytest.mark.parametrize("elementwise", [False, True])
+def test_mc_dropout_samples_match_a_float64_masked_mlp(elementwise):
+    """Sample s = the MLP with the masks the module draws under ``split(key, S)[s]``,
+    recomputed in float64 NumPy (Gaussian likelihood: the variance head exists). Coherent
+    masks are one [H] vector per layer for every clip and step; the reference's elementwise
+    masks (compat) are [N, L, H]. Either way every entry is 0 or 1/(1 - p)."""
+    m = make_reward_model(dataclasses.replace(CFG, rating_likelihood="gaussian"), O, A,
+                          CompatConfig(elementwise_dropout=elementwise))
+    p = m.init(KEY)
     obs, act = _clips()
     S = 5
     post = m.clip_posterior(p, KEY, obs, act, S)
-    x = np.concatenate([obs, act], -1).astype(np.float64)
-    leaky = lambda z: np.where(z > 0, z, 0.01 * z)
+    lead = (N, L) if elementwise else (1, 1)
+    x64 = [np.asarray(obs, np.float64), np.asarray(act, np.float64)]
     for s, k in enumerate(jax.random.split(KEY, S)):
-        masks = [np.asarray(jax.random.bernoulli(kk, 0.6, (h,)), np.float64) / 0.6
-                 for kk, h in zip(jax.random.split(k, 2), CFG.hidden)]
-        h = x
-        for layer, mask in zip(p["layers"], masks):
-            h = leaky(h @ layer["w"].astype(np.float64) + layer["b"]) * mask
-        mu = (h @ p["mean"]["w"].astype(np.float64) + p["mean"]["b"])[..., 0]
-        var = np.logaddexp(0.0, (h @ p["var"]["w"].astype(np.float64) + p["var"]["b"])[..., 0])
+        masks = _sample_masks(m, p, k, lead)
+        for mask, h in zip(masks, CFG.hidden):
+            assert mask.shape == lead + (h,)
+            np.testing.assert_allclose(mask[mask != 0], 1 / 0.6, rtol=1e-6)
+        mu, var = _mlp64(p, *x64, masks)
         np.testing.assert_allclose(post.returns[s], mu.sum(-1), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(post.variances[s], var.sum(-1), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(post.disc_returns[s], (mu * 0.99 ** np.arange(L)).sum(-1),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_posterior_masks_are_bernoulli_keep_over_one_minus_p():
+    """400 coherent samples x 16 units per layer: the kept fraction is 1 - p = 0.6 within
+    0.025 (4 sd of sqrt(0.24 / 6400) = 0.0061); the two layers' masks differ, and so do
+    consecutive samples' (a shared key would make them equal)."""
+    m = make_reward_model(CFG, O, A)
+    p = m.init(KEY)
+    masks = np.stack([np.stack(_sample_masks(m, p, k, (1, 1)))[:, 0, 0]
+                      for k in jax.random.split(KEY, 400)])  # [400, 2 layers, 16]
+    kept = masks != 0
+    for layer in range(2):
+        assert abs(kept[:, layer].mean() - 0.6) < 0.025
+    assert (kept[:, 0] != kept[:, 1]).any(-1).mean() > 0.9
+    assert (kept[1:] != kept[:-1]).any((-1, -2)).mean() > 0.9
+
+
+def test_init_is_torch_linear_default():
+    """Weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch nn.Linear): inside
+    the bound, filling it, and the 256 x 256 kernel's sd is bound / sqrt(3) within 2 %
+    (sd of the estimate ~0.3 %)."""
+    m = make_reward_model(dataclasses.replace(CFG, hidden=(256, 256)), O, A)
+    p = m.init(KEY)["params"]
+    for name, fan_in in (("hidden_layers_0", O + A), ("hidden_layers_1", 256), ("mean_head", 256)):
+        bound = 1 / np.sqrt(fan_in)
+        for leaf in ("kernel", "bias"):
+            x = np.asarray(p[name][leaf])
+            assert np.abs(x).max() <= bound
+            if x.size >= 256:  # 256 draws reach within 10 % of the bound (p of not: 1e-12)
+                assert np.abs(x).max() > 0.9 * bound
+    k = np.asarray(p["hidden_layers_1"]["kernel"])
+    np.testing.assert_allclose(k.std(), (1 / 16) / np.sqrt(3), rtol=0.02)
 
 
 def test_no_dropout_posterior_equals_step_reward():
@@ -115,12 +173,18 @@ def test_ensemble_members_differ_and_samples_are_members():
     cfg = dataclasses.replace(CFG, posterior="ensemble", ensemble_size=3)
     m = make_reward_model(cfg, O, A)
     p = m.init(KEY)
-    assert p["layers"][0]["w"].shape == (3, O + A, 16)
+    assert p["params"]["hidden_layers_0"]["kernel"].shape == (3, O + A, 16)
     obs, act = _clips()
     post = m.clip_posterior(p, KEY, obs, act, 99)  # num_samples ignored: S = M
     assert post.returns.shape == (3, N)
     assert float(jnp.std(post.returns, axis=0).min()) > 0
     np.testing.assert_allclose(m.step_reward(p, obs, act).sum(-1), post.returns.mean(0), rtol=1e-5, atol=1e-6)
+    # Sample s is member s's MLP (no dropout), recomputed in float64.
+    x64 = [np.asarray(obs, np.float64), np.asarray(act, np.float64)]
+    for s in range(3):
+        member = jax.tree_util.tree_map(lambda x, s=s: x[s], p)
+        mu, _ = _mlp64(member, *x64, [1.0, 1.0])
+        np.testing.assert_allclose(post.returns[s], mu.sum(-1), rtol=1e-5, atol=1e-5)
 
 
 def test_gaussian_and_undiscounted_target_compat():
@@ -158,4 +222,4 @@ def test_non_probabilistic_rating_loss_is_the_reference_mse():
     np.testing.assert_allclose(post.rating_var, 0.5)
     assert post.variances is None
     m = make_reward_model(cfg, O, A)
-    assert "var" not in m.init(KEY)
+    assert "var_head" not in m.init(KEY)["params"]

@@ -4,6 +4,7 @@ from active_rlhf_jax.reward.model import RewardModel, make_reward_model
 from active_rlhf_jax.reward.posterior import ClipPosterior, compute_clip_posterior
 from active_rlhf_jax.reward.trainer import (
     Batch,
+    FitStats,
     RewardTrainer,
     RewardTrainState,
     make_reward_trainer,
@@ -12,6 +13,7 @@ from active_rlhf_jax.reward.trainer import (
 __all__ = [
     "Batch",
     "ClipPosterior",
+    "FitStats",
     "RewardModel",
     "RewardTrainState",
     "RewardTrainer",

@@ -1,15 +1,18 @@
-"""Per-step reward network (MLP, optional variance head) and its posterior.
+"""Per-step reward network (a Flax module: MLP, optional variance head, ordinal link
+parameters) and the pure functions that train and sample it.
 
-The network is written as plain functions over a params dict rather than a Flax module
-because MC-dropout posterior samples need explicit control of the masks: one mask per
-layer per sample, shared by every clip and step of that sample (a coherent function
-draw), or the reference's independent elementwise masks under ``compat``.
+MC-dropout posterior samples are coherent function draws: ``nn.Dropout`` broadcasts its
+mask over the clip and time axes, so one mask per layer per sample is shared by every clip
+and step of that sample. ``compat.elementwise_dropout`` (the reference) broadcasts over
+nothing: independent masks per clip, step and unit. Ensembles are a vmapped member axis
+(``jax.vmap`` over ``init``/``apply``; the trainer vmaps the optimiser per member too).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -18,6 +21,85 @@ from active_rlhf_jax.reward import likelihoods as lik
 from active_rlhf_jax.reward.posterior import ClipPosterior, compute_clip_posterior
 
 LEAKY_SLOPE = 0.01
+# Axes of a hidden activation [N, L, H] that share one posterior dropout mask: clip, time.
+COHERENT_DIMS = (0, 1)
+
+
+def torch_linear_init(fan_in: int) -> Callable:
+    """PyTorch ``nn.Linear``'s default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as a Flax
+    initialiser for the weight and the bias alike (the bias's own shape has no fan-in)."""
+    bound = 1.0 / float(fan_in) ** 0.5
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class RewardNet(nn.Module):
+    """One member: ``concat(obs, act)`` -> [Dense -> LeakyReLU -> Dropout] x len(hidden) ->
+    mean head (and a softplus variance head), plus the ordinal link's parameters.
+
+    Variables: ``{"params": {"hidden_layers_i": {"kernel", "bias"}, "mean_head",
+    ["var_head"], "cut_first", "cut_incr_raw", ["log_scale"]}}``. Dropout draws from the
+    ``"dropout"`` rng: Flax derives layer i's key from that rng and the layer's path
+    (``dropouts_i``) alone, so one key gives the same masks whatever the batch size.
+
+    Attributes:
+        in_size: o + a.
+        hidden: hidden widths.
+        dropout: dropout probability.
+        with_var_head: build the variance head (``RewardModelConfig.has_variance_head``).
+        num_bins, ordinal_cuts: shape of the ordinal link's cut-point parameters.
+        coherent: broadcast dropout masks over ``COHERENT_DIMS`` (inputs must then be
+            [N, L, ...]); False: elementwise masks.
+    """
+
+    in_size: int
+    hidden: tuple[int, ...]
+    dropout: float
+    with_var_head: bool
+    num_bins: int
+    ordinal_cuts: str
+    coherent: bool = False
+
+    def setup(self):
+        fans = (self.in_size,) + tuple(self.hidden)
+        self.hidden_layers = [
+            nn.Dense(h, kernel_init=torch_linear_init(f), bias_init=torch_linear_init(f))
+            for f, h in zip(fans, self.hidden)
+        ]
+        dims = COHERENT_DIMS if self.coherent else ()
+        self.dropouts = [nn.Dropout(self.dropout, broadcast_dims=dims) for _ in self.hidden]
+        head_init = torch_linear_init(fans[-1])
+        self.mean_head = nn.Dense(1, kernel_init=head_init, bias_init=head_init)
+        if self.with_var_head:
+            # Only where a loss trains it: the ordinal likelihood reads no per-step
+            # variance, so a head there would be untrained noise reported as a posterior.
+            self.var_head = nn.Dense(1, kernel_init=head_init, bias_init=head_init)
+        first, incr = lik.init_cut_params(self.num_bins, self.ordinal_cuts == "uniform")
+        self.cut_first = self.param("cut_first", lambda _: first)
+        self.cut_incr_raw = self.param("cut_incr_raw", lambda _: incr)
+        if self.ordinal_cuts == "free":
+            self.log_scale = self.param("log_scale", lambda _: jnp.zeros((), jnp.float32))
+
+    def __call__(self, obs, act, deterministic: bool = True):
+        """Per-step ``(mu [...], var [...])`` of ``obs [..., o], act [..., a]``; ``var`` is
+        zeros without the variance head. Dropout is on unless ``deterministic``."""
+        h = jnp.concatenate([obs, act], axis=-1).astype(jnp.float32)
+        for dense, drop in zip(self.hidden_layers, self.dropouts):
+            h = drop(nn.leaky_relu(dense(h), LEAKY_SLOPE), deterministic=deterministic)
+        mu = self.mean_head(h)[..., 0]
+        var = (jax.nn.softplus(self.var_head(h)[..., 0]) if self.with_var_head
+               else jnp.zeros_like(mu))
+        return mu, var
+
+    def dropout_masks(self, lead_shape: tuple[int, ...]):
+        """The scaled masks (0 or 1/(1-p)) a forward pass with the same ``"dropout"`` rng
+        applies: one [*lead_shape, H_i] per hidden layer (lead_shape (1, 1) for coherent
+        masks, (N, L) for elementwise ones). For tests and oracles."""
+        return [drop(jnp.ones(tuple(lead_shape) + (h,), jnp.float32), deterministic=False)
+                for drop, h in zip(self.dropouts, self.hidden)]
 
 
 class RewardModel(NamedTuple):
@@ -30,11 +112,15 @@ class RewardModel(NamedTuple):
         clip_posterior: ``clip_posterior(params, key, obs [N, L, o], act [N, L, a],
             num_samples) -> ClipPosterior`` with S = num_samples (MC dropout) or S = M
             (ensemble; num_samples is ignored). num_samples must be static.
-        init_member: ``init_member(key) -> member params`` (no member axis).
+        init_member: ``init_member(key) -> member params`` (no member axis): the Flax
+            variables ``{"params": ...}`` of :class:`RewardNet`.
         apply: ``apply(member_params, obs [..., o], act [..., a], dropout_key=None)
             -> (mu [...], var [...])``; elementwise training dropout when a key is given;
             ``var`` is zeros without a variance head (``config.has_variance_head``).
         config, compat: the configs it was built from.
+        net: the training module (elementwise dropout).
+        posterior_net: the posterior module (coherent masks unless
+            ``compat.elementwise_dropout``); same variables as ``net``.
     """
 
     init: Callable
@@ -44,16 +130,8 @@ class RewardModel(NamedTuple):
     apply: Callable
     config: RewardModelConfig
     compat: CompatConfig
-
-
-def _linear_init(key: jax.Array, fan_in: int, fan_out: int) -> dict:
-    # PyTorch nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
-    bound = 1.0 / jnp.sqrt(fan_in)
-    kw, kb = jax.random.split(key)
-    return {
-        "w": jax.random.uniform(kw, (fan_in, fan_out), jnp.float32, -bound, bound),
-        "b": jax.random.uniform(kb, (fan_out,), jnp.float32, -bound, bound),
-    }
+    net: RewardNet
+    posterior_net: RewardNet
 
 
 def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
@@ -68,81 +146,52 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
     config.validate()
     compat.validate()
     cfg = config
-    sizes = (obs_size + act_size,) + tuple(cfg.hidden)
-    p = float(cfg.dropout)
     ensemble = cfg.posterior == "ensemble"
-    # The variance head exists only where a loss trains it: the ordinal likelihood reads
-    # no per-step variance, so a head there would get no gradient and its output would be
-    # noise reported as a posterior quantity.
-    var_head = cfg.has_variance_head
+    net = RewardNet(in_size=obs_size + act_size, hidden=tuple(cfg.hidden),
+                    dropout=float(cfg.dropout), with_var_head=cfg.has_variance_head,
+                    num_bins=cfg.num_bins, ordinal_cuts=cfg.ordinal_cuts)
+    posterior_net = net.clone(coherent=not compat.elementwise_dropout)
 
     def init_member(key: jax.Array) -> dict:
-        keys = jax.random.split(key, len(cfg.hidden) + 2)
-        params: dict[str, Any] = {
-            "layers": [_linear_init(keys[i], sizes[i], sizes[i + 1]) for i in range(len(cfg.hidden))],
-            "mean": _linear_init(keys[-2], sizes[-1], 1),
-        }
-        if var_head:
-            params["var"] = _linear_init(keys[-1], sizes[-1], 1)
-        params["cut_first"], params["cut_incr_raw"] = lik.init_cut_params(
-            cfg.num_bins, cfg.ordinal_cuts == "uniform")
-        if cfg.ordinal_cuts == "free":
-            params["log_scale"] = jnp.zeros((), jnp.float32)
-        return params
+        dummy_obs, dummy_act = jnp.zeros((1, 1, obs_size)), jnp.zeros((1, 1, act_size))
+        return net.init({"params": key}, dummy_obs, dummy_act)
 
     def init(key: jax.Array):
         if ensemble:
             return jax.vmap(init_member)(jax.random.split(key, cfg.ensemble_size))
         return init_member(key)
 
-    def _forward(params, obs, act, masks=None, dropout_key=None):
-        h = jnp.concatenate([obs, act], axis=-1).astype(jnp.float32)
-        for i, layer in enumerate(params["layers"]):
-            h = jax.nn.leaky_relu(h @ layer["w"] + layer["b"], LEAKY_SLOPE)
-            if masks is not None:
-                h = h * masks[i]
-            elif dropout_key is not None and p > 0:
-                keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, i), 1.0 - p, h.shape)
-                h = jnp.where(keep, h / (1.0 - p), 0.0)
-        mu = (h @ params["mean"]["w"] + params["mean"]["b"])[..., 0]
-        if var_head:
-            var = jax.nn.softplus((h @ params["var"]["w"] + params["var"]["b"])[..., 0])
-        else:
-            var = jnp.zeros_like(mu)
-        return mu, var
-
     def apply(member_params, obs, act, dropout_key=None):
-        return _forward(member_params, obs, act, dropout_key=dropout_key)
+        if dropout_key is None:
+            return net.apply(member_params, obs, act)
+        return net.apply(member_params, obs, act, deterministic=False,
+                         rngs={"dropout": dropout_key})
 
     def step_reward(params, obs, act):
         if ensemble:
-            mus = jax.vmap(lambda m: _forward(m, obs, act)[0])(params)
-            return jnp.mean(mus, axis=0)
-        return _forward(params, obs, act)[0]
-
-    def _masks(key, lead_shape):
-        keys = jax.random.split(key, len(cfg.hidden))
-        if p == 0:
-            return [jnp.ones((h,), jnp.float32) for h in cfg.hidden]
-        return [
-            jax.random.bernoulli(k, 1.0 - p, lead_shape + (h,)).astype(jnp.float32) / (1.0 - p)
-            for k, h in zip(keys, cfg.hidden)
-        ]
+            return jnp.mean(jax.vmap(lambda m: net.apply(m, obs, act)[0])(params), axis=0)
+        return net.apply(params, obs, act)[0]
 
     def clip_posterior(params, key, obs, act, num_samples: int = cfg.num_posterior_samples
                        ) -> ClipPosterior:
+        if obs.ndim != 3 or act.ndim != 3:
+            raise ValueError(f"clip_posterior: obs and act must be [N, L, .], got {obs.shape}, {act.shape}")
         if ensemble:
-            def one(member):
-                mu, var = _forward(member, obs, act)
-                return compute_clip_posterior(member, mu, var, cfg, compat)
+            def member(m):
+                mu, var = net.apply(m, obs, act)
+                return compute_clip_posterior(m, mu, var, cfg, compat)
 
-            return jax.vmap(one)(params)
-        lead = obs.shape[:-1] if compat.elementwise_dropout else ()
+            return jax.vmap(member)(params)
 
+        # Sample s's dropout key is split(key, S)[s], whatever N: with coherent masks of
+        # shape [1, 1, H] it gives the same masks for any batch of clips, which is what lets
+        # pipeline/feedback.py split a large pool into blocks under one key.
         def sample(k):
-            mu, var = _forward(params, obs, act, masks=_masks(k, lead))
+            mu, var = posterior_net.apply(params, obs, act, deterministic=False,
+                                          rngs={"dropout": k})
             return compute_clip_posterior(params, mu, var, cfg, compat)
 
         return jax.vmap(sample)(jax.random.split(key, num_samples))
 
-    return RewardModel(init, step_reward, clip_posterior, init_member, apply, cfg, compat)
+    return RewardModel(init, step_reward, clip_posterior, init_member, apply, cfg, compat,
+                       net, posterior_net)

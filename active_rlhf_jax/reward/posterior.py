@@ -81,13 +81,17 @@ def ordinal_link(params: dict, cfg: RewardModelConfig) -> tuple[jax.Array, jax.A
     learned width) and scale 1, so the rating noise unit is the Bradley-Terry unit and the
     learned width is the link's scale (bins per unit of return).
 
+    Args:
+        params: one member's variables (``RewardNet``'s ``{"params": {...}}``).
+
     Returns:
         (scale [], cuts [K-1]).
     """
-    cuts = lik.compute_cutpoints(params["cut_first"], params["cut_incr_raw"], cfg.num_bins)
+    p = params["params"]
+    cuts = lik.compute_cutpoints(p["cut_first"], p["cut_incr_raw"], cfg.num_bins)
     if cfg.ordinal_cuts == "uniform":
         return jnp.ones((), jnp.float32), cuts
-    return lik.compute_link_scale(params["log_scale"]), cuts
+    return lik.compute_link_scale(p["log_scale"]), cuts
 
 
 def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.Array,
@@ -95,8 +99,8 @@ def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.
     """Per-clip rating NLL under the configured likelihood.
 
     Args:
-        params: one member's params (``cut_first``, ``cut_incr_raw``, and ``log_scale`` for
-            free cut points).
+        params: one member's variables (read by the ordinal likelihood only: ``cut_first``,
+            ``cut_incr_raw``, and ``log_scale`` for free cut points, under ``"params"``).
         mu, var: [B, L]; rating: [B] float labels.
 
     Returns:

@@ -26,9 +26,6 @@ from active_rlhf_jax.reward import likelihoods as lik
 from active_rlhf_jax.reward.model import RewardModel
 from active_rlhf_jax.reward.posterior import compute_rating_nll
 
-# Order of the per-batch statistics vector.
-STATS = ("pref_nll_sum", "num_pref", "rating_nll_sum", "num_rating", "num_correct", "num_decided")
-
 
 class Batch(NamedTuple):
     """One mixed minibatch (B slots; each slot is a preference, a rating, or empty).
@@ -47,6 +44,64 @@ class Batch(NamedTuple):
     act: jax.Array
     rating: jax.Array
     rating_mask: jax.Array
+
+
+@struct.dataclass
+class FitStats:
+    """Sums over the valid items of one minibatch or of a whole pass (all [] float32).
+
+    Attributes:
+        pref_nll_sum: summed preference NLL.
+        num_pref: valid preferences.
+        rating_nll_sum: summed rating NLL (0 under ``compat.pref_only_unified``).
+        num_rating: valid ratings.
+        num_correct: decided preferences (label != 0.5) the model orders right.
+        num_decided: decided preferences.
+    """
+
+    pref_nll_sum: jax.Array
+    num_pref: jax.Array
+    rating_nll_sum: jax.Array
+    num_rating: jax.Array
+    num_correct: jax.Array
+    num_decided: jax.Array
+
+    @classmethod
+    def zeros(cls) -> "FitStats":
+        z = jnp.zeros((), jnp.float32)
+        return cls(z, z, z, z, z, z)
+
+    def __add__(self, other: "FitStats") -> "FitStats":
+        return jax.tree_util.tree_map(jnp.add, self, other)
+
+
+@struct.dataclass
+class FitCarry:
+    """``lax.while_loop`` carry of one member's fit (one iteration = one epoch).
+
+    Attributes:
+        epoch: [] int32 epochs run in this fit.
+        params, opt_state: after the last epoch.
+        best_params, best_opt_state: of the best early-stopping epoch so far (the start
+            state until an eligible epoch improves).
+        best_val_loss: [] best early-stopping criterion so far (+inf at the start).
+        patience_count: [] int32 eligible epochs since the last improvement.
+        num_steps: [] int32 optimiser steps in this fit.
+        train_loss, val_loss, train_acc, val_acc: [] the last epoch's metrics.
+    """
+
+    epoch: jax.Array
+    params: Any
+    opt_state: Any
+    best_params: Any
+    best_opt_state: Any
+    best_val_loss: jax.Array
+    patience_count: jax.Array
+    num_steps: jax.Array
+    train_loss: jax.Array
+    val_loss: jax.Array
+    train_acc: jax.Array
+    val_acc: jax.Array
 
 
 @struct.dataclass
@@ -82,8 +137,8 @@ class RewardTrainer(NamedTuple):
             metrics: train_loss, val_loss, train_acc, val_acc, epochs, best_val_loss
             (means over members for ensembles). Jit with ``static_argnums=(3,)``.
         step: ``step(member_params, opt_state, key, batch) -> (params, opt_state, stats)``,
-            one masked Adam step of one member (stats: [6] in ``STATS`` order).
-        loss: ``loss(member_params, key|None, batch, train) -> (loss, stats)``.
+            one masked Adam step of one member (stats: :class:`FitStats`).
+        loss: ``loss(member_params, key|None, batch, train) -> (loss, FitStats)``.
         optimizer: the optax transformation (coupled L2 + Adam).
     """
 
@@ -110,13 +165,14 @@ def _bootstrap(key, mask):
     return order[draws], jnp.arange(cap) < n
 
 
-def _mean_losses(stats, rating_weight, per_item: bool):
-    """Objective and accuracy from a ``STATS`` vector (one minibatch or a whole pass)."""
-    acc = stats[4] / jnp.maximum(stats[5], 1.0)
+def _mean_losses(stats: FitStats, rating_weight, per_item: bool):
+    """Objective and accuracy from :class:`FitStats` (one minibatch or a whole pass)."""
+    acc = stats.num_correct / jnp.maximum(stats.num_decided, 1.0)
     if per_item:
-        return (stats[0] + rating_weight * stats[2]) / jnp.maximum(stats[1] + stats[3], 1.0), acc
-    pref = stats[0] / jnp.maximum(stats[1], 1.0)
-    rating = stats[2] / jnp.maximum(stats[3], 1.0)
+        return ((stats.pref_nll_sum + rating_weight * stats.rating_nll_sum)
+                / jnp.maximum(stats.num_pref + stats.num_rating, 1.0), acc)
+    pref = stats.pref_nll_sum / jnp.maximum(stats.num_pref, 1.0)
+    rating = stats.rating_nll_sum / jnp.maximum(stats.num_rating, 1.0)
     return pref + rating_weight * rating, acc
 
 
@@ -157,8 +213,12 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             rm = batch.rating_mask.astype(bool)
             nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat), 0.0)
             r_sum, n_r = jnp.sum(nll_r), jnp.sum(rm).astype(jnp.float32)
-        stats = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
-                           jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
+        # The six sums leave as one stacked array (in FitStats field order) and are named
+        # after: as six separate outputs XLA fuses the reductions differently, which moved
+        # the vmapped ensemble's validation loss by 1 ulp against the positional version.
+        sums = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
+                          jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
+        stats = FitStats(*sums)
         total, _ = _mean_losses(stats, cfg.rating_weight, per_item)
         if train:
             total = total + cfg.reg_weight * (lik.compute_return_norm_reg(ra, pm)
@@ -169,7 +229,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         grads, stats = jax.grad(loss, has_aux=True)(params, key, batch, True)
         updates, new_opt = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        any_valid = stats[1] + stats[3] > 0
+        any_valid = stats.num_pref + stats.num_rating > 0
 
         def keep(new, old):
             return jax.tree_util.tree_map(lambda n, o: jnp.where(any_valid, n, o), new, old)
@@ -203,10 +263,10 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
                                 rv_order[jnp.minimum(pos, cr - 1)], pos < n_rv)
                 return acc + loss(params, None, batch, False)[1]
 
-            return jax.lax.fori_loop(0, n_val_batches, body, jnp.zeros((len(STATS),)))
+            return jax.lax.fori_loop(0, n_val_batches, body, FitStats.zeros())
 
-        def epoch(carry):
-            ep, params, opt, best_p, best_o, best_v, counter, steps, _ = carry
+        def epoch(carry: FitCarry) -> FitCarry:
+            ep = carry.epoch
             k_perm, k_drop = jax.random.split(jax.random.fold_in(key, ep))
             kp, kr = jax.random.split(k_perm)
             up = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(kp, j)))(jnp.arange(cp))
@@ -226,43 +286,53 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
                 return params, opt, acc + stats
 
             params, opt, tstats = jax.lax.fori_loop(
-                0, n_batches, body, (params, opt, jnp.zeros((len(STATS),))))
+                0, n_batches, body, (carry.params, carry.opt_state, FitStats.zeros()))
             vstats = val_stats(params)
             train_loss, train_acc = _mean_losses(tstats, cfg.rating_weight, per_item)
             val_loss, val_acc = _mean_losses(vstats, cfg.rating_weight, per_item)
             # Without validation items, early-stop on the training loss.
             crit = jnp.where(n_pv + n_rv > 0, val_loss, train_loss)
             eligible = (ep >= warmup) | (ep + 1 >= max_epochs)
-            improved = eligible & (crit < best_v)
-            best_p = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), params, best_p)
-            best_o = jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), opt, best_o)
-            best_v = jnp.where(improved, crit, best_v)
-            counter = jnp.where(improved | ~eligible, 0, counter + 1)
-            metrics = jnp.stack([train_loss, val_loss, train_acc, val_acc])
-            return ep + 1, params, opt, best_p, best_o, best_v, counter, steps + n_batches, metrics
+            improved = eligible & (crit < carry.best_val_loss)
 
-        def cond(carry):
-            ep, counter = carry[0], carry[6]
-            return (ep < max_epochs) & (counter < patience) & (n_train > 0)
+            def pick(new, old):
+                return jax.tree_util.tree_map(lambda n, o: jnp.where(improved, n, o), new, old)
 
-        init = (jnp.zeros((), jnp.int32), state.params, state.opt_state, state.params,
-                state.opt_state, jnp.asarray(jnp.inf, jnp.float32), jnp.zeros((), jnp.int32),
-                jnp.zeros((), jnp.int32), jnp.zeros((4,)))
-        ep, params, opt, best_p, best_o, best_v, _, steps, m = jax.lax.while_loop(
-            cond, epoch, init)
+            return FitCarry(
+                epoch=ep + 1, params=params, opt_state=opt,
+                best_params=pick(params, carry.best_params),
+                best_opt_state=pick(opt, carry.best_opt_state),
+                best_val_loss=jnp.where(improved, crit, carry.best_val_loss),
+                patience_count=jnp.where(improved | ~eligible, 0, carry.patience_count + 1),
+                num_steps=carry.num_steps + n_batches,
+                train_loss=train_loss, val_loss=val_loss, train_acc=train_acc, val_acc=val_acc)
+
+        def cond(carry: FitCarry):
+            return (carry.epoch < max_epochs) & (carry.patience_count < patience) & (n_train > 0)
+
+        zero_i, zero_f = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32)
+        init = FitCarry(
+            epoch=zero_i, params=state.params, opt_state=state.opt_state,
+            best_params=state.params, best_opt_state=state.opt_state,
+            best_val_loss=jnp.asarray(jnp.inf, jnp.float32), patience_count=zero_i,
+            num_steps=zero_i, train_loss=zero_f, val_loss=zero_f, train_acc=zero_f,
+            val_acc=zero_f)
+        c = jax.lax.while_loop(cond, epoch, init)
         # Restoring the best weights restores the Adam state of that epoch too, so the next
         # refit continues from moments (and a bias-correction count) that belong to the
         # weights it starts from. The reference keeps both from the last epoch.
         if compat.keep_last_weights:
-            out, out_opt = params, opt
+            out, out_opt = c.params, c.opt_state
         else:
-            out, out_opt = best_p, best_o
+            out, out_opt = c.best_params, c.best_opt_state
         new_state = RewardTrainState(
-            params=out, opt_state=out_opt, best_params=best_p, best_val_loss=best_v,
-            num_steps=state.num_steps + steps.astype(jnp.int32),
-            num_epochs=state.num_epochs + ep, num_fits=state.num_fits + 1)
-        metrics = dict(train_loss=m[0], val_loss=m[1], train_acc=m[2], val_acc=m[3],
-                       epochs=ep.astype(jnp.float32), best_val_loss=best_v)
+            params=out, opt_state=out_opt, best_params=c.best_params,
+            best_val_loss=c.best_val_loss,
+            num_steps=state.num_steps + c.num_steps.astype(jnp.int32),
+            num_epochs=state.num_epochs + c.epoch, num_fits=state.num_fits + 1)
+        metrics = dict(train_loss=c.train_loss, val_loss=c.val_loss, train_acc=c.train_acc,
+                       val_acc=c.val_acc, epochs=c.epoch.astype(jnp.float32),
+                       best_val_loss=c.best_val_loss)
         return new_state, metrics
 
     def init(params) -> RewardTrainState:
