@@ -1,6 +1,6 @@
 """Learning quality: true return after N env steps, S seeds in one vmapped call, vs SB3.
 
-Ours: ``jax.jit(jax.vmap(make_train(preset(env_id, N))))(keys)``. A seed's score is the
+Ours: ``jax.jit(jax.vmap(make_ppo_train(preset(env_id, N))))(keys)``. A seed's score is the
 mean true return of the training episodes that finished in the last 5% of updates
 (episodes weighted equally); the initial policy's score (first update) is the
 random-policy reference. The table gives the mean over seeds with a 95% Student-t CI.
@@ -71,14 +71,14 @@ def gym_eval(cfg, train_fn, ppo_state, seeds, episodes, seed=0):
 def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_envs=None):
     import jax
 
-    from active_rlhf_jax.ppo import make_train
+    from active_rlhf_jax.ppo import make_ppo_train
     from configs.ppo_presets import PRESETS
 
     kw = {} if num_envs is None else {"num_envs": num_envs}
     if kw and preset != "tuned":
         raise SystemExit(f"--num-envs: only the tuned preset takes it, not {preset!r}")
     cfg = PRESETS[preset](env_id, steps, backend=backend, **kw)
-    train_fn = make_train(cfg)
+    train_fn = make_ppo_train(cfg)
     train = jax.jit(jax.vmap(train_fn))
     keys = jax.random.split(jax.random.PRNGKey(key), seeds)
     t = time.perf_counter()

@@ -4,7 +4,7 @@ Three rates at the same env and batch (``num_envs`` x ``num_steps`` per update):
 
 * ``raw``: a jitted ``lax.scan`` of ``TrainingEnv.step`` with uniform random actions
   (the action draw is part of the program), ``updates * num_steps`` steps;
-* ``ours``: ``make_train`` with the same sizes (rollout + obs-norm + update epochs);
+* ``ours``: ``make_ppo_train`` with the same sizes (rollout + obs-norm + update epochs);
 * ``brax``: ``brax.training.agents.ppo.train`` on the same env (through a thin
   ``brax.envs.Env`` adapter), same num_envs / unroll / minibatch / epochs, 64-64 nets.
   Its own ``training/sps`` of the last of 4 epochs is reported (its first two epochs
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from active_rlhf_jax.config import PPOConfig, TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.envs.brax_env import as_brax_env
-from active_rlhf_jax.ppo import make_train
+from active_rlhf_jax.ppo import make_ppo_train
 
 
 def _args(argv=None):
@@ -77,7 +77,7 @@ def raw_rate(env, num_envs, steps):
 
 
 def ours_rate(env, cfg: TrainConfig):
-    train = jax.jit(make_train(cfg, env=env))
+    train = jax.jit(make_ppo_train(cfg, env=env))
     return cfg.env_steps / _time(train, jax.random.PRNGKey(0))
 
 

@@ -246,13 +246,13 @@ def test_reward_model_learns_on_the_probe_env():
 
 
 def test_ground_truth_preset_is_the_ppo_trainer():
-    """feedback="none" runs exactly ppo.make_train for the same key (same updates, keys and
+    """feedback="none" runs exactly ppo.make_ppo_train for the same key (same updates, keys and
     data), so the RLHF baseline is the PPO issue's trainer."""
     import numpy as np
 
     from active_rlhf_jax.config import TrainConfig
     from active_rlhf_jax.pipeline.train import make_train
-    from active_rlhf_jax.ppo import make_train as make_ppo_train
+    from active_rlhf_jax.ppo import make_ppo_train
 
     cfg = get_preset("smoke+ground-truth").validate()
     pipe = make_train(cfg)

@@ -11,9 +11,9 @@ from scipy import stats
 
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.evaluation import eval_record
+from active_rlhf_jax.pipeline.masked_stats import masked_spearman
 from active_rlhf_jax.pipeline.rollouts import compute_zscore
 from active_rlhf_jax.pipeline.state import ZScoreState
-from active_rlhf_jax.pipeline.stats import masked_spearman
 from active_rlhf_jax.ppo.episodes import compute_episode_returns, deterministic_episodes
 
 

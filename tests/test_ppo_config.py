@@ -8,7 +8,7 @@ import pytest
 
 from active_rlhf_jax.config import ConfigError, PPOConfig, TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
-from active_rlhf_jax.ppo import make_ppo, make_train
+from active_rlhf_jax.ppo import make_ppo, make_ppo_train
 from configs.ppo_presets import PRESETS, parallel, sb3
 
 
@@ -62,7 +62,7 @@ def test_errors_come_before_any_compile(monkeypatch):
     monkeypatch.setattr(jax.lax, "scan", no_trace)
     bad = TrainConfig(env_id="probe/target", ppo=PPOConfig(learning_rate=math.nan))
     with pytest.raises(ConfigError, match=r"^ppo\.learning_rate: "):
-        make_train(bad)
+        make_ppo_train(bad)
     with pytest.raises(ConfigError, match=r"^minibatch_size: "):
         make_ppo(
             PPOConfig(num_envs=2, num_steps=3, minibatch_size=4),
@@ -74,7 +74,7 @@ def test_errors_come_before_any_compile(monkeypatch):
             TrainingEnv(make("probe/target"), 3),
         )
     with pytest.raises(ConfigError, match=r"^total_timesteps: "):
-        make_train(TrainConfig(env_id="probe/target", total_timesteps=0))
+        make_ppo_train(TrainConfig(env_id="probe/target", total_timesteps=0))
 
 
 def test_presets_match_the_reference_and_validate():

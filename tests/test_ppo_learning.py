@@ -6,7 +6,7 @@ import numpy as np
 
 from active_rlhf_jax.config import PPOConfig, TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
-from active_rlhf_jax.ppo import make_ppo, make_train
+from active_rlhf_jax.ppo import make_ppo, make_ppo_train
 
 # probe/obs-reward: 1-step episodes, obs = +-1, reward = obs * clip(action). Optimum 1.
 PROBE = TrainConfig(
@@ -46,7 +46,7 @@ def test_update_does_not_recompile_and_is_deterministic():
 
 
 def test_probe_learns_to_95_percent_in_4096_steps_vmapped_seeds():
-    train = jax.jit(jax.vmap(make_train(PROBE)))
+    train = jax.jit(jax.vmap(make_ppo_train(PROBE)))
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     state, metrics = train(keys)
     ret = np.asarray(metrics["episode_return"])
@@ -63,7 +63,7 @@ def test_probe_learns_to_95_percent_in_4096_steps_vmapped_seeds():
     final = ret[:, -2:].mean()
     assert final >= 0.95, ret
     # The greedy policy is optimal: action sign matches the obs and |mean| >= 1.
-    ppo = make_train(PROBE).ppo
+    ppo = make_ppo_train(PROBE).ppo
     obs = jnp.array([[1.0], [-1.0]])
     for s in range(2):
         one = jax.tree.map(lambda x, s=s: x[s], state.ppo)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from active_rlhf_jax.config import PPOConfig, TrainConfig
-from active_rlhf_jax.ppo import make_train
+from active_rlhf_jax.ppo import make_ppo_train
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ CHEETAH = TrainConfig(
 
 
 def test_halfcheetah_beats_random_policy_by_margin():
-    _, m = jax.jit(jax.vmap(make_train(CHEETAH)))(jax.random.split(jax.random.PRNGKey(0), 2))
+    _, m = jax.jit(jax.vmap(make_ppo_train(CHEETAH)))(jax.random.split(jax.random.PRNGKey(0), 2))
     ret, cnt = np.asarray(m["episode_return"]), np.asarray(m["episodes"])
     first = np.array([ret[s][cnt[s] > 0][0] for s in range(2)])  # initial (random) policy
     last = np.array([np.nansum(ret[s, -10:] * cnt[s, -10:]) / cnt[s, -10:].sum() for s in range(2)])

@@ -312,7 +312,7 @@ def test_spearman_of_nonfinite_inputs_is_nan_not_perfect():
     import jax.numpy as jnp
     from scipy import stats
 
-    from active_rlhf_jax.pipeline.stats import masked_spearman
+    from active_rlhf_jax.pipeline.masked_stats import masked_spearman
 
     x = jnp.array([0.3, 0.1, 0.7, 0.2, 9.0])
     y = jnp.array([3.0, 1.0, 4.0, 2.0, -5.0])

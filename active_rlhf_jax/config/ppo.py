@@ -112,7 +112,7 @@ class PPOConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Ground-truth PPO run (PPO on the true reward): what ``ppo.make_train`` consumes."""
+    """Ground-truth PPO run (PPO on the true reward): what ``ppo.make_ppo_train`` consumes."""
 
     env_id: str = option("HalfCheetah-v5", help="environment id.")
     backend: str = option("auto", help="physics backend: auto, mjx or mujoco.")

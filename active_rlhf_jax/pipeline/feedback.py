@@ -21,7 +21,7 @@ from active_rlhf_jax.acquisition import acquire as acquire_queries
 from active_rlhf_jax.batches import PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.config import effective_acquisition
-from active_rlhf_jax.pipeline.stats import masked_spearman
+from active_rlhf_jax.pipeline.masked_stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
 

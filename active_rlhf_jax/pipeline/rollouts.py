@@ -79,7 +79,7 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
     def cycles(state: PipelineState, key, num_cycles: int, train_on_true: bool, update: bool):
         """``num_cycles`` rollouts (and updates) -> (state, Series [B, C*T], metrics).
 
-        Updating cycles draw their key as ``ppo.make_train`` does:
+        Updating cycles draw their key as ``ppo.make_ppo_train`` does:
         ``split(ppo_key, num_updates)[u]`` for the ``u``-th update of the run, so the
         ground-truth pipeline is exactly the PPO trainer; ``key`` is then unused.
         Collection cycles (no update) split ``key`` instead.

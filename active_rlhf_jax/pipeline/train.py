@@ -100,7 +100,7 @@ def make_train(config: Config) -> Pipeline:
 
     def init(key: jax.Array) -> PipelineState:
         """Initial phase: warm-up on the true reward, initial pool, random labels, first fit."""
-        # The PPO keys split as in ppo.make_train; the feedback keys come from a fold.
+        # The PPO keys split as in ppo.make_ppo_train; the feedback keys come from a fold.
         key_ppo, key_env, key_loop = jax.random.split(key, 3)
         key_rm, key_warm, key_coll, key_harv, key_lab, key_fit, key_next = jax.random.split(
             jax.random.fold_in(key, 1), 7

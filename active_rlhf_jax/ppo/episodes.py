@@ -1,7 +1,7 @@
 """Episode bookkeeping shared by every trainer and evaluator: running returns over a
 rollout, and the deterministic evaluation episodes.
 
-There is one implementation of each: ground-truth PPO (``ppo.make_train``), the RLHF
+There is one implementation of each: ground-truth PPO (``ppo.make_ppo_train``), the RLHF
 pipeline's training metrics and final evaluation, and ``active-rlhf evaluate`` all call
 these.
 """

@@ -1,8 +1,8 @@
-"""Ground-truth PPO: ``make_train(config) -> train(key)``, PPO on the true reward.
+"""Ground-truth PPO: ``make_ppo_train(config) -> train(key)``, PPO on the true reward.
 
 One whole run is one pure function, so seeds are a vmap axis::
 
-    train = make_train(sb3_preset("HalfCheetah-v5"))
+    train = make_ppo_train(sb3_preset("HalfCheetah-v5"))
     state, metrics = jax.jit(jax.vmap(train))(jax.random.split(key, 4))
 
 ``metrics`` holds per-update arrays ``[num_updates]`` (``[seeds, num_updates]`` under vmap).
@@ -16,8 +16,8 @@ from flax import struct
 
 from active_rlhf_jax.config import TrainConfig
 from active_rlhf_jax.envs import TrainingEnv, make
-from active_rlhf_jax.ppo.agent import PPOState, Transition, make_ppo
 from active_rlhf_jax.ppo.episodes import compute_episode_returns
+from active_rlhf_jax.ppo.learner import PPOState, Transition, make_ppo
 
 
 @struct.dataclass
@@ -29,7 +29,7 @@ class TrainState:
     episode_return: jax.Array  # [B] true return of the episode in progress
 
 
-def make_train(config: TrainConfig, env=None):
+def make_ppo_train(config: TrainConfig, env=None):
     """Validate ``config`` (host side, before tracing) and return ``train(key)``.
 
     Args:
@@ -79,4 +79,4 @@ def make_train(config: TrainConfig, env=None):
     return train
 
 
-__all__ = ["TrainState", "Transition", "make_train"]
+__all__ = ["TrainState", "Transition", "make_ppo_train"]
