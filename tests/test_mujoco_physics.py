@@ -255,28 +255,6 @@ def test_shard_envs_two_cpu_devices():
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr[-3000:]
 
 
-def test_x64_suite_in_subprocess():
-    # float64 pipeline (jax_enable_x64 must be set before JAX starts, hence a subprocess).
-    env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(ROOT / "tests" / "x64_mujoco"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
-
-
 # ----------------------------------------------------------------- task level (tasks.py)
 
 from _parity import TASK_ENVS  # noqa: E402

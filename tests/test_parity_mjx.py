@@ -13,9 +13,7 @@ C MuJoCo's and the pyramidal friction cone is not rotation invariant (docs/envs.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -105,22 +103,3 @@ def test_reset_statistics(env_id, backend):
     assert np.all(z < 4), z
     ratio = ours.std(0)[~const] / theirs.std(0)[~const]
     assert np.all(np.abs(ratio - 1) < 0.05), ratio
-
-
-def _run_x64(marker: str):
-    env = dict(os.environ, JAX_ENABLE_X64="1")
-    cmd = [sys.executable, "-m", "pytest", "tests/x64", "-q", "-p", "no:cacheprovider"]
-    cmd += ["-m", marker]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert " passed" in proc.stdout and "failed" not in proc.stdout, proc.stdout[-2000:]
-
-
-def test_float64_parity_subprocess():
-    """jax_enable_x64 is process-global: the float64 checks run in their own process."""
-    _run_x64("not slow")
-
-
-@pytest.mark.slow
-def test_float64_parity_subprocess_slow():
-    _run_x64("slow")

@@ -1,5 +1,6 @@
-"""Float64 parity tests: collected only in a process started with JAX_ENABLE_X64=1
-(tests/test_parity_mjx.py starts one), since jax_enable_x64 is process-global."""
+"""The float64 tests (MJX parity, C MuJoCo pipeline): collected only in a process started
+with JAX_ENABLE_X64=1 (tests/test_x64.py starts one), since jax_enable_x64 is
+process-global. This is the suite's one x64 mechanism."""
 
 import os
 

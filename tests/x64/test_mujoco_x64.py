@@ -1,7 +1,7 @@
 """float64 pipeline checks for the C MuJoCo backend (run with JAX_ENABLE_X64=1).
 
-``tests/test_mujoco_physics.py::test_x64_suite_in_subprocess`` runs this directory in a
-subprocess with x64 on; in a plain (float32) pytest run every test here is skipped.
+``tests/test_x64.py`` runs this directory in a subprocess with x64 on; a plain (float32)
+pytest run does not collect it (tests/x64/conftest.py).
 """
 
 import pathlib
@@ -16,13 +16,8 @@ import pytest
 
 from active_rlhf_jax.envs.mujoco_physics import MujocoPhysics
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/, for _parity
 from _parity import TASK_ENVS  # noqa: E402
-
-pytestmark = pytest.mark.skipif(
-    not jax.config.jax_enable_x64, reason="needs JAX_ENABLE_X64=1 (run via subprocess)"
-)
-
 
 
 def test_physics_float64_fields_are_exact():
