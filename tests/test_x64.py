@@ -14,7 +14,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _run_x64(marker: str):
     env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
-    cmd = [sys.executable, "-m", "pytest", "tests/x64", "-q", "-p", "no:cacheprovider",
+    # -n 0: one process here; the outer suite already runs two workers.
+    cmd = [sys.executable, "-m", "pytest", "tests/x64", "-q", "-n", "0", "-p", "no:cacheprovider",
            "-m", marker]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
