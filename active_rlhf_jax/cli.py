@@ -354,6 +354,10 @@ def main(argv=None) -> int:
             print(f"active-rlhf: error: {e}", file=sys.stderr)
             return 2
         args = parser.parse_args(argv)
+        if getattr(args, "command", None) in ("train", "sweep"):
+            from active_rlhf_jax import compile_cache
+
+            compile_cache.enable()
         try:
             return int(args.func(args) or 0)
         except ConfigError as e:

@@ -85,6 +85,9 @@ def test_seeds_differ_and_no_recompilation(smoke_run):
     assert a != b
     # 8 iterations in 2 chunks of 4: one compiled chunk program serves both.
     assert summary["chunk_compilations"] == 1
+    # Every run reports what compiling cost: the initial phase and the one chunk program.
+    assert set(summary["compile_seconds"]) == {"init", "chunk_4"}
+    assert all(v > 0 for v in summary["compile_seconds"].values())
 
 
 def test_resume_gives_identical_metrics(tmp_path, smoke_run):

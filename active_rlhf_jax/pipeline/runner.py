@@ -256,13 +256,21 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
     init_fn = seed_parallel(pipe.init, mesh)
     guard_fn = seed_parallel(pipe.first_nonfinite, mesh)
     chunk_fns = {}
+    # Compile time of each program, reported on stderr and in the returned summary (a
+    # program found in the persistent compilation cache takes about a second).
+    compile_seconds = {}
 
     def chunk_fn(length, state):
         """The compiled chunk program of ``length`` iterations (compiled ahead of its first
         call, so the progress bar's steps/s never include the compile)."""
         if length not in chunk_fns:
             fn = seed_parallel(functools.partial(pipe.run_chunk, length=length), mesh)
+            t = time.time()
             chunk_fns[length] = fn.lower(state).compile()
+            compile_seconds[f"chunk_{length}"] = time.time() - t
+            if main:
+                rundir.note(f"compiled the {length}-iteration chunk program in "
+                            f"{compile_seconds[f'chunk_{length}']:.1f} s")
         return chunk_fns[length]
 
     def make_manager():
@@ -291,7 +299,12 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
         manager = make_manager()
     done_iters = int(step) if step is not None else 0
     if state is None:
-        state = init_fn(keys)
+        t = time.time()
+        init_program = init_fn.lower(keys).compile()
+        compile_seconds["init"] = time.time() - t
+        if main:
+            rundir.note(f"compiled the initial phase in {compile_seconds['init']:.1f} s")
+        state = init_program(keys)
     if main:
         rundir.recover_metrics(out / METRICS_FILE, done_iters)
     jax.block_until_ready(state)
@@ -375,6 +388,7 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
             _save_policy(out, config, ppo_state, pipe.env)
     dist.barrier("run-finished")
     summary["init_seconds"] = init_seconds
+    summary["compile_seconds"] = {k: round(v, 2) for k, v in compile_seconds.items()}
     # Compiled chunk programs, one per distinct chunk length (compiled ahead of time: an
     # input of another shape would raise, never recompile).
     summary["chunk_compilations"] = len(chunk_fns)

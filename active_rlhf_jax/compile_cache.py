@@ -1,0 +1,50 @@
+"""JAX's persistent compilation cache, on by default for the command line.
+
+A second run of the same experiment (or a resume) then skips most of XLA's compile: the
+pipeline's programs take 20-70 s to compile on a 2-core CPU and minutes under MJX.
+
+Where: ``$JAX_COMPILATION_CACHE_DIR`` if set (JAX's own variable), else
+``$XDG_CACHE_HOME/active-rlhf-jax/jax`` (``~/.cache/active-rlhf-jax/jax``). Off with
+``ACTIVE_RLHF_NO_COMPILE_CACHE=1``. Only programs that take at least
+:data:`MIN_COMPILE_SECONDS` to compile are stored, so the cache holds the few large
+programs of a run, not every small helper.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MIN_COMPILE_SECONDS = 1.0
+OFF_VARIABLE = "ACTIVE_RLHF_NO_COMPILE_CACHE"
+
+
+def cache_dir(environ=os.environ) -> Path | None:
+    """The directory the CLI caches compiled programs in, or None when turned off."""
+    if environ.get(OFF_VARIABLE, "").strip().lower() in ("1", "true", "yes"):
+        return None
+    if environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(environ["JAX_COMPILATION_CACHE_DIR"]).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "active-rlhf-jax" / "jax"
+
+
+def enable(environ=os.environ) -> Path | None:
+    """Turn the persistent cache on (before the first compile) -> its directory or None.
+
+    A directory that cannot be created leaves the cache off (a run never fails for it).
+    """
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # already set by the caller: keep it
+        return Path(jax.config.jax_compilation_cache_dir)
+    path = cache_dir(environ)
+    if path is None:
+        return None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    return path

@@ -1,0 +1,19 @@
+"""Where the CLI's persistent compilation cache lives, and how it is turned off."""
+
+from pathlib import Path
+
+from active_rlhf_jax.compile_cache import cache_dir
+
+
+def test_cache_dir_follows_jax_then_xdg_then_home(tmp_path):
+    assert cache_dir({"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "j")}) == tmp_path / "j"
+    assert cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "active-rlhf-jax" / "jax"
+    assert cache_dir({}) == Path.home() / ".cache" / "active-rlhf-jax" / "jax"
+
+
+def test_cache_can_be_turned_off():
+    for value in ("1", "true", "YES"):
+        assert cache_dir({"ACTIVE_RLHF_NO_COMPILE_CACHE": value,
+                          "JAX_COMPILATION_CACHE_DIR": "/x"}) is None
+    assert cache_dir({"ACTIVE_RLHF_NO_COMPILE_CACHE": "0", "XDG_CACHE_HOME": "/c"}) == Path(
+        "/c/active-rlhf-jax/jax")
