@@ -51,7 +51,7 @@ def test_outputs_written(smoke_run):
     assert len(rows) == cfg.seeds * cfg.num_iterations
     required = {
         "seed", "iteration", "env_steps", "queries_pref", "queries_eval", "true_return",
-        "learned_return", "reward_corr", "bald_pref", "bald_eval", "n_pref", "n_eval",
+        "learned_return", "reward_corr", "reward_corr_fresh", "bald_pref", "bald_eval", "n_pref", "n_eval",
         "rm_train_loss", "rm_val_loss", "rm_train_acc", "rm_val_acc", "ppo_policy_loss",
         "ppo_value_loss", "ppo_entropy", "ppo_approx_kl", "sps",
     }
@@ -244,6 +244,11 @@ def test_reward_model_learns_on_the_probe_env():
     assert corr.shape == (4, cfg.num_iterations)
     assert corr[:, -1].mean() > 0.6
     assert corr[:, -1].mean() - corr[:, 0].mean() > 0.3
+    # The same on the policy's 20 new clips of each iteration, before they are labelled or
+    # fitted (measured 2026-12-01: 0.25 at iteration 1, 0.86 at 8, mean of the 4 seeds).
+    fresh = np.asarray(metrics["reward_corr_fresh"])
+    assert fresh[:, -1].mean() > 0.6
+    assert fresh[:, -1].mean() - fresh[:, 0].mean() > 0.3
     assert np.asarray(metrics["labels_used"])[:, -1].tolist() == [120] * 4
     assert final_returns.shape == (4, cfg.run.eval_episodes)
 

@@ -116,6 +116,7 @@ class FeedbackStages(NamedTuple):
         fit: ``(key, reward, buffers, initial) -> (reward, metrics)``.
         budget_used: ``(buffers, counters) -> int32 []`` labels charged so far.
         reward_corr: ``(reward, pool) -> []`` Spearman of learned vs true clip returns.
+        clip_corr: ``(reward, clips) -> []`` the same over a :class:`Clips` batch.
         model: the RewardModel.
     """
 
@@ -130,6 +131,7 @@ class FeedbackStages(NamedTuple):
     fit: Callable
     budget_used: Callable
     reward_corr: Callable
+    clip_corr: Callable
     model: object
 
 
@@ -253,6 +255,11 @@ def make_feedback_stages(config, env) -> FeedbackStages:
         learned = jnp.sum(model.step_reward(reward.params, pool.obs, pool.act), axis=-1)
         return masked_spearman(learned, pool.true_returns, pool.valid)
 
+    def clip_corr(reward, clips):
+        """Spearman(learned, true clip return) over ``clips`` (``M`` masked segments)."""
+        learned = jnp.sum(model.step_reward(reward.params, clips.obs, clips.act), axis=-1)
+        return masked_spearman(learned, jnp.sum(clips.rew, axis=-1), clips.mask)
+
     return FeedbackStages(
         init_reward=init_reward,
         init_buffers=init_buffers,
@@ -265,5 +272,6 @@ def make_feedback_stages(config, env) -> FeedbackStages:
         fit=fit,
         budget_used=budget_used,
         reward_corr=reward_corr,
+        clip_corr=clip_corr,
         model=model,
     )

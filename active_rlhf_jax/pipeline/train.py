@@ -166,6 +166,9 @@ def make_train(config: Config) -> Pipeline:
                     collection_steps=ctr.collection_steps + coll_env.num_envs * env.episode_length))
             clips = harvest_segments(key_harv, series, run.segments_per_iteration, L)
             state = state.replace(pool=state.pool.add(clips))
+            # How well the reward PPO just optimised ranks the policy's own new clips
+            # (before any of them is labelled or fitted), next to reward_corr on the pool.
+            fresh_corr = fb.clip_corr(state.reward, clips)
             # 3. Pacing, then acquisition over the pool.
             n = compute_queries_this_iteration(
                 it, c.num_iterations, run.budget, fb.budget_used(state.buffers, state.counters))
@@ -181,7 +184,8 @@ def make_train(config: Config) -> Pipeline:
             reward, fit_metrics = fb.fit(key_fit, state.reward, state.buffers, initial=False)
             state = state.replace(reward=reward)
             metrics.update(n_requested=n, **ask_metrics, **acq_metrics, **fit_metrics,
-                           reward_corr=fb.reward_corr(state.reward, state.pool))
+                           reward_corr=fb.reward_corr(state.reward, state.pool),
+                           reward_corr_fresh=fresh_corr)
         ctr = state.counters
         metrics.update(
             iteration=ctr.iteration,
