@@ -46,9 +46,7 @@ def digest_preset(name: str, key: int = 0) -> dict:
     cfg = get_preset(name)
     pipe = make_train(cfg)
     keys = jax.random.split(jax.random.PRNGKey(key), 2)
-    state, metrics, ret = jax.block_until_ready(jax.jit(jax.vmap(pipe.train))(keys))
-    if isinstance(ret, tuple):  # (returns, lengths) since the one-evaluation-path change
-        ret = ret[0]
+    state, metrics, (ret, _) = jax.block_until_ready(jax.jit(jax.vmap(pipe.train))(keys))
     out = {k: _digest(v) for k, v in sorted(metrics.items())}
     out["final_eval"] = _digest(ret)
     out["final_eval_mean"] = float(np.mean(ret))

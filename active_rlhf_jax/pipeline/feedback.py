@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from active_rlhf_jax import teachers
 from active_rlhf_jax.acquisition import AdaptiveState
 from active_rlhf_jax.acquisition import acquire as acquire_queries
-from active_rlhf_jax.batches import PreferenceBatch, Queries, RatingBatch
+from active_rlhf_jax.batches import Clips, PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.config import effective_acquisition
 from active_rlhf_jax.pipeline.masked_stats import masked_spearman
@@ -250,15 +250,16 @@ def make_feedback_stages(config, env) -> FeedbackStages:
             "rm_epochs": m["epochs"],
         }
 
+    def clip_corr(reward, clips):
+        """Spearman(learned, true clip return) over masked clips (``Clips`` or the pool:
+        anything with ``obs [M, L, o]``, ``act``, ``rew [M, L]`` and a ``[M]`` mask)."""
+        mask = clips.mask if isinstance(clips, Clips) else clips.valid
+        learned = jnp.sum(model.step_reward(reward.params, clips.obs, clips.act), axis=-1)
+        return masked_spearman(learned, jnp.sum(clips.rew, axis=-1), mask)
+
     def reward_corr(reward, pool):
         """Spearman(learned clip return, true clip return) over the valid pool."""
-        learned = jnp.sum(model.step_reward(reward.params, pool.obs, pool.act), axis=-1)
-        return masked_spearman(learned, pool.true_returns, pool.valid)
-
-    def clip_corr(reward, clips):
-        """Spearman(learned, true clip return) over ``clips`` (``M`` masked segments)."""
-        learned = jnp.sum(model.step_reward(reward.params, clips.obs, clips.act), axis=-1)
-        return masked_spearman(learned, jnp.sum(clips.rew, axis=-1), clips.mask)
+        return clip_corr(reward, pool)
 
     return FeedbackStages(
         init_reward=init_reward,
