@@ -68,7 +68,36 @@ def gym_eval(cfg, train_fn, ppo_state, seeds, episodes, seed=0):
     )
 
 
-def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_envs=None):
+def _with_ppo_changes(ppo, changes):
+    """``ppo`` with ``["log_std_init=0", ...]`` applied, each value parsed as the field's type
+    (one-factor ablations of a preset; a bad name or value exits naming it)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(ppo)}
+    out = {}
+    for item in changes:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(f"--ppo-set: expected FIELD=VALUE with a PPOConfig field, got {item!r}")
+        old = getattr(ppo, name)
+        try:
+            if isinstance(old, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                out[name] = text.lower() == "true"
+            elif isinstance(old, tuple):
+                out[name] = tuple(int(x) for x in text.split(","))
+            else:
+                out[name] = type(old)(text)
+        except ValueError:
+            raise SystemExit(f"--ppo-set: {name}: cannot read {text!r} as {type(old).__name__}")
+    return dataclasses.replace(ppo, **out)
+
+
+def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_envs=None,
+             ppo_set=()):
+    import dataclasses
+
     import jax
 
     from active_rlhf_jax.ppo import make_ppo_train
@@ -78,6 +107,8 @@ def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_e
     if kw and preset != "tuned":
         raise SystemExit(f"--num-envs: only the tuned preset takes it, not {preset!r}")
     cfg = PRESETS[preset](env_id, steps, backend=backend, **kw)
+    if ppo_set:
+        cfg = dataclasses.replace(cfg, ppo=_with_ppo_changes(cfg.ppo, ppo_set))
     train_fn = make_ppo_train(cfg)
     train = jax.jit(jax.vmap(train_fn))
     keys = jax.random.split(jax.random.PRNGKey(key), seeds)
@@ -105,6 +136,7 @@ def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_e
     evaluation = gym_eval(cfg, train_fn, ts.ppo, seeds, gym_episodes) if gym_episodes else None
     return dict(
         learner=f"ours/{preset}",
+        ppo_set=list(ppo_set),
         num_envs=cfg.ppo.num_envs,
         num_steps=cfg.ppo.num_steps,
         env=env_id,
@@ -193,6 +225,10 @@ def main(argv=None):
         "--num-envs", type=int, default=None,
         help="tuned preset only: parallel envs per seed (a divisor of 512; default per task)",
     )
+    p.add_argument(
+        "--ppo-set", action="append", default=[], metavar="FIELD=VALUE",
+        help="change one PPOConfig field of the preset (repeatable), e.g. log_std_init=0",
+    )
     p.add_argument("--no-ours", action="store_true")
     p.add_argument("--sb3", action="store_true")
     p.add_argument("--sb3-seeds", type=int, default=1)
@@ -204,7 +240,7 @@ def main(argv=None):
         recs.append(
             run_ours(
                 a.env, a.backend, a.steps, a.seeds, a.preset, a.key, a.gym_eval_episodes,
-                a.num_envs,
+                a.num_envs, a.ppo_set,
             )
         )
         print(json.dumps(_brief(recs[-1])), flush=True)

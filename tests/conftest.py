@@ -10,9 +10,37 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update(
     "jax_persistent_cache_min_compile_time_secs",
     float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_mode(request):
+    """``pytestmark = pytest.mark.fast_compile`` in a module: its programs (and its tests'
+    subprocesses) compile with XLA's backend optimisations and LLVM's expensive passes off
+    (``jax_disable_most_optimizations``). For the pipeline's end-to-end tests compiling is
+    nearly all the time: the smoke pipeline's two programs took 63 s to compile and 0.1 s
+    to run, 33 s and 0.3 s without the optimisations (2 cores, 2026-12-01). Tests that
+    mostly *run* (toy learning, MJX parity, value of BALD) keep the optimisations: there the
+    same switch made them 2-15x slower. The switch is part of XLA's compile options, so
+    the persistent cache keeps the two kinds of program apart."""
+    if request.node.get_closest_marker("fast_compile") is None:
+        yield
+        return
+    old = jax.config.read("jax_disable_most_optimizations")
+    old_env = os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS")
+    jax.config.update("jax_disable_most_optimizations", True)
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", old)
+        if old_env is None:
+            os.environ.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
+        else:
+            os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = old_env

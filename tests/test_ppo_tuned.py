@@ -164,3 +164,21 @@ def test_anneal_lr_builds_inside_the_pipeline():
 
     cfg = replace(get_preset("smoke"), **{"ppo.anneal_lr": True}).validate()
     make_train(cfg)
+
+
+def test_ppo_quality_one_factor_changes():
+    """benchmarks/ppo_quality.py --ppo-set: each value parsed as the field's own type; a
+    field that does not exist or a value of the wrong type exits naming it."""
+    from benchmarks.ppo_quality import _with_ppo_changes
+
+    base = PPOConfig()
+    got = _with_ppo_changes(base, ["log_std_init=0", "normalize_reward=false",
+                                   "actor_hidden=64,64", "num_envs=4"])
+    assert (got.log_std_init, got.normalize_reward, got.actor_hidden, got.num_envs) == (
+        0.0, False, (64, 64), 4)
+    assert dataclasses.replace(got, log_std_init=base.log_std_init, normalize_reward=base.normalize_reward,
+                               actor_hidden=base.actor_hidden, num_envs=base.num_envs) == base
+    for bad, word in (("log_std=0", "log_std"), ("num_envs=2.5", "num_envs"),
+                      ("normalize_reward=yes", "normalize_reward"), ("gamma", "gamma")):
+        with pytest.raises(SystemExit, match=word):
+            _with_ppo_changes(base, [bad])

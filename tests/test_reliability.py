@@ -25,6 +25,9 @@ from active_rlhf_jax.pipeline.runner import metrics_rows, run
 from active_rlhf_jax.pipeline.schedule import max_labels_supplied
 from configs.presets import get_preset
 
+# Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
+pytestmark = pytest.mark.fast_compile
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMING = {"sps"}
 

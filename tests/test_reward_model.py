@@ -11,6 +11,9 @@ from active_rlhf_jax.config import CompatConfig, ConfigError, RewardModelConfig
 from active_rlhf_jax.reward import make_reward_model
 from active_rlhf_jax.reward.model import RewardNet
 
+# Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
+pytestmark = pytest.mark.fast_compile
+
 O, A, L, N = 3, 2, 6, 4
 CFG = RewardModelConfig(hidden=(16, 16), dropout=0.4)
 KEY = jax.random.PRNGKey(0)

@@ -12,6 +12,9 @@ from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_
 from active_rlhf_jax.config import CompatConfig, RewardModelConfig
 from active_rlhf_jax.reward import Batch, make_reward_model, make_reward_trainer
 
+# Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
+pytestmark = pytest.mark.fast_compile
+
 O, A, L = 3, 2, 5
 CFG = RewardModelConfig(hidden=(8, 8), dropout=0.1, batch_size=16)
 KEY = jax.random.PRNGKey(0)

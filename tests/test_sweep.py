@@ -15,6 +15,9 @@ from active_rlhf_jax.analysis.matrix import (
 from active_rlhf_jax.cli import main
 from active_rlhf_jax.sweep import run_sweep
 
+# Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
+pytestmark = pytest.mark.fast_compile
+
 ARMS = ["ground-truth", "pref-random", "pref-bald"]
 
 
