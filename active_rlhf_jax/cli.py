@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 
 from active_rlhf_jax import strict_json
-from active_rlhf_jax.config import SECTIONS, Config, ConfigError, field_help, replace
+from active_rlhf_jax.config import (
+    SECTIONS,
+    Config,
+    ConfigError,
+    field_help,
+    parse_value,
+    replace,
+)
 
 
 def _leaf_fields(cls, default, prefix=""):
@@ -58,32 +64,6 @@ def _field_metavars(cls, default, prefix="") -> dict[str, str]:
         else:
             out[prefix + f.name] = _metavar(value, f.type)
     return out
-
-
-def _parse_value(text: str, default, name: str):
-    try:
-        if isinstance(default, bool):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        if isinstance(default, int):
-            return int(float(text)) if re.fullmatch(r"-?\d+(\.0*)?(e\d+)?", text) else int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, tuple):
-            items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
-            kind = type(default[0]) if default else float
-            return tuple(kind(float(t)) if kind is int else kind(t.strip()) for t in items)
-        if default is None:
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                return text
-        return text
-    except (ValueError, TypeError):
-        raise ConfigError(name, f"cannot parse {text!r} as {type(default).__name__}") from None
 
 
 def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
@@ -147,16 +127,20 @@ def _add_field_flags(p, cfg, name: str) -> None:
 def _add_sweep_parser(sub, preset: str | None = None, with_fields: bool = True):
     p = sub.add_parser(
         "sweep", allow_abbrev=False,
-        help="run an experiment matrix: one run directory per arm, same seeds",
+        help="run an experiment matrix (arms x grid): one run directory per cell, same seeds",
         description="Run every arm (an experiment preset appended to --preset) with the same "
         "seeds into OUT/ARM; a rerun skips finished arms and resumes interrupted ones. "
         "Then prints the matrix table (also `active-rlhf compare OUT`).",
     )
     p.add_argument("--preset", required=True, metavar="NAME",
                    help="base preset, e.g. cheetah+results")
-    p.add_argument("--arms", required=True,
+    p.add_argument("--arms", default=None,
                    help="comma-separated arms, e.g. ground-truth,pref-random,pref-bald,"
-                   "bald-info+noisy")
+                   "bald-info+noisy; a part may set a field: pref-bald+reward.lr=0.001")
+    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="cross every arm with these values of FIELD (repeatable: every "
+                   "combination); each cell is its own run directory, e.g. "
+                   "--grid reward.lr=1e-3,3e-4 --grid teacher.beta=0.5,1")
     p.add_argument("--seeds", type=int, default=None, metavar="N",
                    help="seeds per arm, one vmapped call (default: the preset's)")
     p.add_argument("--out", required=True, metavar="DIR",
@@ -174,9 +158,12 @@ def _add_sweep_parser(sub, preset: str | None = None, with_fields: bool = True):
 
 def _cmd_sweep(args) -> int:
     from active_rlhf_jax.pipeline import interrupt
-    from active_rlhf_jax.sweep import arm_config, parse_arms, run_sweep
+    from active_rlhf_jax.sweep import arm_config, expand_grid, parse_arms, parse_grid, run_sweep
 
-    arms = parse_arms(args.arms)
+    if args.arms is None and not args.grid:
+        raise ConfigError("arms", "give --arms, --grid or both")
+    arms = expand_grid(parse_arms(args.arms) if args.arms is not None else [],
+                       parse_grid(args.grid))
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError("seeds", f"must be >= 1, got {args.seeds}")
     if args.gym_eval_episodes < 0:
@@ -231,7 +218,7 @@ def _flag_changes(args, base=None) -> dict:
     for key, value in vars(args).items():
         if key.startswith("cfg:") and value is not None:
             name = key[4:]
-            changes[name] = _parse_value(value, defaults[name], name)
+            changes[name] = parse_value(value, defaults[name], name)
     if args.seeds is not None:
         changes["seeds"] = args.seeds
     return changes

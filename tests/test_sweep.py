@@ -13,12 +13,17 @@ from active_rlhf_jax.analysis.matrix import (
     random_counterpart,
 )
 from active_rlhf_jax.cli import main
-from active_rlhf_jax.sweep import run_sweep
+from active_rlhf_jax.config import ConfigError, replace
+from active_rlhf_jax.sweep import arm_config, expand_grid, parse_arms, parse_grid, run_sweep
 
 # Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
 pytestmark = pytest.mark.fast_compile
 
-ARMS = ["ground-truth", "pref-random", "pref-bald"]
+# The BALD arm is written as a grid cell (a preset part plus a field setting): the same
+# config and program as the pref-bald preset, so the sweep of cells is run end to end at
+# no extra compile.
+BALD = "pref-random+acquisition.method=bald"
+ARMS = ["ground-truth", "pref-random", BALD]
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +62,14 @@ def test_rerun_skips_finished_arms(sweep_dir, capsys):
     cap = capsys.readouterr()
     assert code == 0
     assert cap.err.count("skipped") == 3
-    assert "| pref-bald - pref-random | 2 |" in cap.out
+    assert "3 cells, one after another, each compiling its own program" in cap.err
+    assert f"| {BALD} - pref-random | 2 |" in cap.out
     after = {a: (sweep_dir / a / "metrics.jsonl").stat().st_mtime_ns for a in ARMS}
     assert before == after
 
 
 def test_matrix_table_numbers(sweep_dir, capsys):
-    assert is_matrix_dir(sweep_dir) and not is_matrix_dir(sweep_dir / "pref-bald")
+    assert is_matrix_dir(sweep_dir) and not is_matrix_dir(sweep_dir / BALD)
     runs = load_matrix(sweep_dir)
     assert [r.label for r in runs] == ARMS
     rows, pairs = compute_matrix(runs, reps=200)
@@ -72,14 +78,14 @@ def test_matrix_table_numbers(sweep_dir, capsys):
         data = json.loads((sweep_dir / arm / "final_eval.json").read_text())
         return {s["seed"]: s["mean"] for s in data["seeds"]}
 
-    gt, rnd, bald = finals("ground-truth"), finals("pref-random"), finals("pref-bald")
+    gt, rnd, bald = finals("ground-truth"), finals("pref-random"), finals(BALD)
     by_arm = {r["arm"]: r for r in rows}
-    assert by_arm["pref-bald"]["mean"] == pytest.approx(np.mean(list(bald.values())))
+    assert by_arm[BALD]["mean"] == pytest.approx(np.mean(list(bald.values())))
     assert by_arm["pref-random"]["pct_ground_truth"] == pytest.approx(
         100 * np.mean(list(rnd.values())) / np.mean(list(gt.values())))
     assert by_arm["ground-truth"]["pct_ground_truth"] == pytest.approx(100.0)
     (pair,) = pairs
-    assert (pair["arm"], pair["baseline"]) == ("pref-bald", "pref-random")
+    assert (pair["arm"], pair["baseline"]) == (BALD, "pref-random")
     d = np.array([bald[s] - rnd[s] for s in (0, 1)])
     # Two seeds: t_{0.975, 1} = 12.706; half width = 12.706 * std(d, ddof=1) / sqrt(2).
     half = 12.706205 * d.std(ddof=1) / np.sqrt(2)
@@ -87,7 +93,7 @@ def test_matrix_table_numbers(sweep_dir, capsys):
     assert pair["return"]["ci_hi"] - pair["return"]["mean"] == pytest.approx(half, rel=1e-5)
     assert pair["return"]["n"] == 2
     text = format_matrix(rows, pairs)
-    assert "% of ground truth" in text and "pref-bald - pref-random" in text
+    assert "% of ground truth" in text and f"{BALD} - pref-random" in text
     # `compare` on the sweep directory prints the same table.
     assert main(["compare", str(sweep_dir), "--bootstrap-reps", "200"]) == 0
     assert capsys.readouterr().out == format_matrix(rows, pairs, reps=200)
@@ -99,6 +105,53 @@ def test_random_counterparts():
     assert random_counterpart("bald-fixed") == "unified-random"
     assert random_counterpart("pref-random") is None
     assert random_counterpart("ground-truth") is None
+    # grid cells pair on the acquisition method, the other settings held equal
+    assert (random_counterpart("pref-random+acquisition.method=bald+reward.lr=0.001")
+            == "pref-random+acquisition.method=random+reward.lr=0.001")
+    assert random_counterpart("pref-random+acquisition.method=random") is None
+
+
+def test_grid_cells_are_arms_crossed_with_every_combination():
+    grid = parse_grid(["reward.lr=1e-3,3e-4", "teacher.beta=0.5,1"])
+    assert grid == [("reward.lr", ["1e-3", "3e-4"]), ("teacher.beta", ["0.5", "1"])]
+    cells = expand_grid(["pref-random", "pref-bald+noisy"], grid)
+    assert cells[:4] == ["pref-random+reward.lr=1e-3+teacher.beta=0.5",
+                         "pref-random+reward.lr=1e-3+teacher.beta=1",
+                         "pref-random+reward.lr=3e-4+teacher.beta=0.5",
+                         "pref-random+reward.lr=3e-4+teacher.beta=1"]
+    assert len(cells) == 8 and cells[4].startswith("pref-bald+noisy+reward.lr=1e-3")
+    assert expand_grid([], [("reward.lr", ["1e-3"])]) == ["reward.lr=1e-3"]
+    assert parse_arms(",".join(cells)) == cells
+    # A cell's config is its presets, then its settings, then the sweep's own flags.
+    got = arm_config("smoke", "pref-bald+noisy+reward.lr=3e-4+teacher.beta=1",
+                     {"run.budget": 40}, 3)
+    from configs.presets import get_preset
+
+    want = replace(get_preset("smoke+pref-bald+noisy"),
+                   **{"reward.lr": 3e-4, "teacher.beta": 1.0, "run.budget": 40, "seeds": 3,
+                      "name": "smoke+pref-bald+noisy+reward.lr=3e-4+teacher.beta=1"})
+    assert got == want.validate()
+    assert isinstance(got.teacher.beta, float) and got.reward.lr == 3e-4
+
+
+@pytest.mark.parametrize(
+    "specs, arms, message",
+    [
+        (["reward.nope=1,2"], ["pref-random"], "unknown config field 'reward.nope'"),
+        (["reward.lr="], ["pref-random"], "expected a comma-separated list"),
+        (["reward.lr=1e-3,,3e-4"], ["pref-random"], "expected a comma-separated list"),
+        (["reward.lr"], ["pref-random"], "expected FIELD=V1,V2"),
+        (["reward.lr=1e-3,1e-3"], ["pref-random"], "listed twice"),
+        (["reward.lr=1e-3", "reward.lr=3e-4"], ["pref-random"], "given twice"),
+        (["reward.hidden=64"], ["pref-random"], "holds a tuple"),
+        (["reward.lr=1e+3"], ["pref-random"], "cannot hold"),
+        (["reward.lr=1e-3"], ["pref-random+reward.lr=3e-4"], "set by arm"),
+    ],
+)
+def test_bad_grids_name_the_grid(specs, arms, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        expand_grid(arms, parse_grid(specs))
+    assert info.value.field == "grid"
 
 
 @pytest.mark.parametrize(
@@ -110,6 +163,11 @@ def test_random_counterparts():
         (["--arms", "pref-bald", "--run.budget", "-1"], "run.budget"),
         (["--arms", "pref-bald", "--seeds", "0"], "seeds"),
         (["--arms", "pref-bald", "--gym-eval-episodes", "-1"], "gym_eval_episodes"),
+        (["--arms", "pref-bald+reward.nope=1"], "arms"),
+        (["--arms", "pref-bald+reward.lr=abc"], "reward.lr"),
+        (["--arms", "pref-bald", "--grid", "reward.lr="], "grid"),
+        (["--grid", "acquisition.method=random,nope"], "acquisition.method"),
+        ([], "arms"),
     ],
 )
 def test_bad_sweeps_exit_2_without_writing(tmp_path, capsys, args, field):

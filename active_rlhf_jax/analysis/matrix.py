@@ -68,11 +68,16 @@ def load_matrix(path) -> list[RunData]:
 
 
 def random_counterpart(arm: str) -> str | None:
-    """``"bald-info+noisy"`` -> ``"unified-random+noisy"``; None for non-BALD arms."""
+    """``"bald-info+noisy"`` -> ``"unified-random+noisy"``; a grid cell
+    ``"pref-random+acquisition.method=bald"`` -> ``"pref-random+acquisition.method=random"``;
+    None for non-BALD arms."""
     parts = arm.split("+")
     for i, part in enumerate(parts):
         if part in RANDOM_COUNTERPART:
             return "+".join(parts[:i] + [RANDOM_COUNTERPART[part]] + parts[i + 1:])
+        name, eq, value = part.partition("=")
+        if eq and name == "acquisition.method" and value != "random":
+            return "+".join(parts[:i] + ["acquisition.method=random"] + parts[i + 1:])
     return None
 
 
@@ -142,6 +147,12 @@ def compute_matrix(
     pairs = []
     for r in runs:
         other = random_counterpart(r.label)
+        if other is not None and other not in by_name:
+            # "a+acquisition.method=bald" pairs with "a" itself when "a" acquires at random
+            plain = "+".join(p for p in other.split("+") if p != "acquisition.method=random")
+            if plain in by_name and by_name[plain].config.get("acquisition", {}).get(
+                    "method") == "random":
+                other = plain
         if other is None or other not in by_name:
             continue
         pairs.append({

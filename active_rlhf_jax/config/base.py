@@ -11,7 +11,9 @@ never costs a compile.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 from typing import Any
 
 #: Metadata kinds. ``static``: fixes shapes or trace structure (sizes, counts, choices,
@@ -184,3 +186,31 @@ def replace(cfg, **changes):
         if key not in names:
             raise ConfigError(key, f"unknown field of {type(cfg).__name__}")
     return dataclasses.replace(cfg, **flat)
+
+
+def parse_value(text: str, default, name: str):
+    """``text`` (a command-line value) as the type of ``default``, the field's current value;
+    one-line ConfigError naming ``name`` when it does not parse."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            return int(float(text)) if re.fullmatch(r"-?\d+(\.0*)?(e\d+)?", text) else int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
+            kind = type(default[0]) if default else float
+            return tuple(kind(float(t)) if kind is int else kind(t.strip()) for t in items)
+        if default is None:
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return text
+        return text
+    except (ValueError, TypeError):
+        raise ConfigError(name, f"cannot parse {text!r} as {type(default).__name__}") from None
