@@ -13,6 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from active_rlhf_jax.envs import make
 from active_rlhf_jax.pipeline.train import make_train
@@ -54,6 +55,9 @@ def _clip_returns(obs, act):
     return np.sum(np.asarray(obs, np.float64) @ w + 0.5 * np.asarray(act, np.float64)[..., 0], -1)
 
 
+# 24 paired seeds of two whole pipelines: a statistical check of the method's value, about
+# 75 s of the default suite's 10 minutes, so it runs under -m slow (with learning on MuJoCo).
+@pytest.mark.slow
 def test_preference_bald_beats_random_at_equal_labels():
     """24 paired seeds, 120 labels (24 random initial + 96 acquired), exact teacher.
 
