@@ -23,6 +23,7 @@ from active_rlhf_jax.config import (
     Config,
     ConfigError,
     field_help,
+    leaf_values,
     parse_value,
     replace,
 )
@@ -213,7 +214,7 @@ def _cmd_train(args) -> int:
 
 def _flag_changes(args, base=None) -> dict:
     """``{dotted field: parsed value}`` of the config flags given (and ``seeds``)."""
-    defaults = dict((n, d) for n, d, _ in _leaf_fields(Config, base or Config()))
+    defaults = leaf_values(base or Config())
     changes = {}
     for key, value in vars(args).items():
         if key.startswith("cfg:") and value is not None:
@@ -242,9 +243,9 @@ def _check_resume_flags(args) -> None:
     saved = load_config(args.resume)
     base = get_preset(args.preset) if args.preset else saved
     given = replace(base, **_flag_changes(args, base))
-    saved_fields = dict((n, d) for n, d, _ in _leaf_fields(type(saved), saved))
+    saved_fields = leaf_values(saved)
     saved_fields["seeds"] = saved.seeds
-    given_fields = dict((n, d) for n, d, _ in _leaf_fields(type(given), given))
+    given_fields = leaf_values(given)
     given_fields["seeds"] = given.seeds
     for name, value in given_fields.items():
         if value != saved_fields[name]:

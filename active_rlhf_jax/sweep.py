@@ -26,6 +26,7 @@ hyperparameters) are not implemented yet, and the sweep says so on stderr.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -35,24 +36,12 @@ from active_rlhf_jax.analysis.matrix import GYM_EVAL_FILE, SWEEP_FILE
 from active_rlhf_jax.config import ConfigError, load_config_dict, to_dict
 
 
+@functools.lru_cache(maxsize=1)
 def _field_defaults() -> dict:
-    """``{dotted leaf field: default value}`` of the whole Config."""
-    import dataclasses
+    """``{dotted leaf field: default value}`` of the whole Config (built once)."""
+    from active_rlhf_jax.config import Config, leaf_values
 
-    from active_rlhf_jax.config import Config
-
-    out = {}
-
-    def walk(obj, prefix):
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                walk(value, prefix + f.name + ".")
-            else:
-                out[prefix + f.name] = value
-
-    walk(Config(), "")
-    return out
+    return leaf_values(Config())
 
 
 def _check_setting(part: str, where: str) -> tuple[str, str]:

@@ -90,7 +90,8 @@ def _with_ppo_changes(ppo, changes):
             else:
                 out[name] = type(old)(text)
         except ValueError:
-            raise SystemExit(f"--ppo-set: {name}: cannot read {text!r} as {type(old).__name__}")
+            raise SystemExit(
+                f"--ppo-set: {name}: cannot read {text!r} as {type(old).__name__}") from None
     return dataclasses.replace(ppo, **out)
 
 

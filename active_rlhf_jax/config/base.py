@@ -45,6 +45,18 @@ def _leaf_kinds(cls, prefix: str = ""):
             yield prefix + f.name, f.metadata.get("kind")
 
 
+def leaf_values(cfg) -> dict[str, Any]:
+    """``{dotted leaf field: value}`` of a config instance (nested sections flattened)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in leaf_values(value).items()})
+        else:
+            out[f.name] = value
+    return out
+
+
 def static_fields(cls) -> tuple[str, ...]:
     """Dotted names of the static leaf fields of a config class (nested sections too)."""
     return tuple(name for name, kind in _leaf_kinds(cls) if kind == STATIC)
