@@ -50,7 +50,7 @@ def test_variance_head_is_trained_where_it_exists():
     """Gaussian likelihood: the rating NLL gives the variance head a gradient. Ordinal:
     there is no head to leave untrained."""
     from active_rlhf_jax.reward import make_reward_trainer
-    from active_rlhf_jax.reward.trainer import Batch
+    from active_rlhf_jax.reward.fit_state import Batch
 
     cfg = dataclasses.replace(CFG, rating_likelihood="gaussian", dropout=0.0)
     m = make_reward_model(cfg, O, A)
