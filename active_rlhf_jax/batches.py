@@ -92,9 +92,12 @@ class RatingBatch:
         obs: ``[k, L, o]``; act: ``[k, L, a]``.
         rating: ``[k]`` float bin index of the clip's return.
         mask: ``[k]`` bool, the slot holds a label.
+        round: ``[k]`` int32 labelling round (0: the initial batch, i: iteration i) of a
+            relative rating scale (``teacher.rating_scale="pool"``), or None (round 0).
     """
 
     obs: jax.Array
     act: jax.Array
     rating: jax.Array
     mask: jax.Array
+    round: jax.Array | None = None

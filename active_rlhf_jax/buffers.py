@@ -31,6 +31,8 @@ class FeedbackBuffers:
         pref_val_slot: [] int32 validation position within the current block of five.
         rating_obs: [Cr, L, o]; rating_act: [Cr, L, a]; rating_value: [Cr] float.
         rating_valid, rating_is_val, rating_count, rating_val_slot: as for preferences.
+        rating_round: [Cr] int32 labelling round of each rating (relative rating scale:
+            each round has its own bins; 0 on a fixed scale).
     """
 
     pref_obs_a: jax.Array
@@ -49,6 +51,7 @@ class FeedbackBuffers:
     rating_is_val: jax.Array
     rating_count: jax.Array
     rating_val_slot: jax.Array
+    rating_round: jax.Array
 
     @property
     def pref_train_mask(self) -> jax.Array:
@@ -74,6 +77,7 @@ def make_feedback_buffers(pref_capacity: int, rating_capacity: int, segment_len:
         rating_obs=jnp.zeros((cr, seg, obs_size)), rating_act=jnp.zeros((cr, seg, act_size)),
         rating_value=jnp.zeros((cr,)), rating_valid=jnp.zeros((cr,), bool),
         rating_is_val=jnp.zeros((cr,), bool), rating_count=zi, rating_val_slot=zi,
+        rating_round=jnp.zeros((cr,), jnp.int32),
     )
 
 
@@ -153,10 +157,13 @@ def add_ratings(buffers: FeedbackBuffers, key: jax.Array, batch: RatingBatch,
     mask = batch.mask.astype(bool)
     is_val, slot = compute_val_assignment(key, buffers.rating_count, buffers.rating_val_slot,
                                           mask, compat.reference_val_split)
-    o, a, r, valid, isv = _write(
+    rounds = jnp.zeros(mask.shape, jnp.int32) if batch.round is None else batch.round
+    o, a, r, valid, isv, rnd = _write(
         [buffers.rating_obs, buffers.rating_act, buffers.rating_value, buffers.rating_valid,
-         buffers.rating_is_val],
-        [batch.obs, batch.act, batch.rating, mask, is_val], buffers.rating_count, cap, mask)
+         buffers.rating_is_val, buffers.rating_round],
+        [batch.obs, batch.act, batch.rating, mask, is_val, rounds], buffers.rating_count, cap,
+        mask)
     count = jnp.minimum(buffers.rating_count + jnp.sum(mask), cap).astype(jnp.int32)
     return buffers.replace(rating_obs=o, rating_act=a, rating_value=r, rating_valid=valid,
-                           rating_is_val=isv, rating_count=count, rating_val_slot=slot)
+                           rating_is_val=isv, rating_count=count, rating_val_slot=slot,
+                           rating_round=rnd)

@@ -79,13 +79,46 @@ def compute_rating_bins(ret: jax.Array, rating_range, num_bins: int) -> jax.Arra
     return jnp.sum(gc[..., None] >= edges, axis=-1).astype(jnp.int32)
 
 
+def compute_relative_bins(ret: jax.Array, lo: jax.Array, hi: jax.Array,
+                          num_bins: int) -> jax.Array:
+    """K equal bins over a traced range: ``clip(floor(K (ret - lo) / (hi - lo)), 0, K-1)``.
+
+    Args:
+        ret: [...] returns; lo, hi: [] the range (``hi <= lo``: every return in bin 0).
+
+    Returns:
+        [...] int32 in 0..K-1 (``ret = hi`` is the top bin).
+    """
+    width = hi - lo
+    pos = jnp.where(width > 0, (ret - lo) / jnp.where(width > 0, width, 1.0), 0.0)
+    return jnp.clip(jnp.floor(pos * num_bins), 0, num_bins - 1).astype(jnp.int32)
+
+
+def pool_rating_range(rew: jax.Array, valid: jax.Array, gamma: float):
+    """The relative scale of ``rating_scale="pool"``: the lowest and highest
+    ``gamma``-discounted true return of the valid clips.
+
+    Args:
+        rew: [P, L] true per-step rewards; valid: [P] bool.
+
+    Returns:
+        (lo [], hi []) (both 0 for an empty pool).
+    """
+    g = compute_discounted_return(rew, gamma)
+    lo = jnp.min(jnp.where(valid, g, jnp.inf))
+    hi = jnp.max(jnp.where(valid, g, -jnp.inf))
+    any_valid = jnp.any(valid)
+    return jnp.where(any_valid, lo, 0.0), jnp.where(any_valid, hi, 0.0)
+
+
 def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
                   compat: CompatConfig = CompatConfig(), *, num_bins: int,
-                  gamma: float) -> tuple[jax.Array, jax.Array]:
+                  gamma: float, scale=None) -> tuple[jax.Array, jax.Array]:
     """Rating labels for single clips.
 
     The ``gamma``-discounted true return is clipped to ``cfg.rating_range`` and binned
-    into 0..K-1 (``num_bins`` = K). K and gamma are the reward model's
+    into 0..K-1 (``num_bins`` = K); with ``scale = (lo, hi)`` (``rating_scale="pool"``) the
+    K equal bins span that range instead (:func:`compute_relative_bins`). K and gamma are the reward model's
     (``reward.num_bins``, ``reward.gamma``): the model explains what the teacher rates.
     Default noise: ``round(clip(bin + N(0, sigma^2), 0, K-1))``. Under
     ``compat.biased_rating_noise`` (reference bug): ``bin + eps`` with ``eps ~ N(0, (10
@@ -95,12 +128,17 @@ def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
         key: teacher key.
         rew: [N, L] true per-step rewards.
         num_bins, gamma: the rating scale's bins K and discount.
+        scale: None (``cfg.rating_range``) or traced ``(lo [], hi [])``.
 
     Returns:
         (rating [N] float, valid [N] bool (all True)).
     """
     g = compute_discounted_return(rew, gamma)
-    bins = compute_rating_bins(g, cfg.rating_range, num_bins).astype(jnp.float32)
+    if scale is None:
+        bins = compute_rating_bins(g, cfg.rating_range, num_bins)
+    else:
+        bins = compute_relative_bins(g, scale[0], scale[1], num_bins)
+    bins = bins.astype(jnp.float32)
     if compat.biased_rating_noise:
         sigma = 10.0 * cfg.rating_beta
         eps = sigma * jax.random.truncated_normal(key, 1.0 / sigma, 10.0 / sigma, g.shape)

@@ -149,6 +149,12 @@ class Config:
     def num_chunks(self) -> int:
         return math.ceil(self.num_iterations / self.run.iterations_per_chunk)
 
+    @property
+    def rating_rounds(self) -> int:
+        """Labelling rounds with their own rating calibration: the initial batch and one
+        per iteration under ``teacher.rating_scale="pool"``; 0 (none) on a fixed scale."""
+        return self.num_iterations + 1 if self.teacher.rating_scale == "pool" else 0
+
     def validate(self) -> Config:
         """Check every field; raises ConfigError naming it. Returns self."""
         check_positive_int("seeds", self.seeds)
@@ -176,6 +182,10 @@ class Config:
             raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
         if self.run.feedback != "none" and self.num_iterations < 2:
             raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")
+        if self.teacher.rating_scale == "pool" and self.reward.rating_likelihood != "ordinal":
+            raise ConfigError("teacher.rating_scale", "pool needs reward.rating_likelihood="
+                              "ordinal (its per-round calibration shifts and scales the "
+                              "ordinal link's input)")
         _check_posterior_spread(self)
         self._check_budget_supply()
         return self

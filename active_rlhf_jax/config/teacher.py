@@ -53,7 +53,12 @@ class TeacherConfig:
         "(only with compat.biased_rating_noise).")
     rating_range: tuple[float, float] = option(
         (0.0, 10.0), help="(lo, hi) the discounted clip return is clipped to before it is cut "
-        "into reward.num_bins equal bins.")
+        "into reward.num_bins equal bins (rating_scale=fixed).")
+    rating_scale: str = option(
+        "fixed", help="fixed (the clip's discounted return on rating_range's bins) or pool "
+        "(a relative scale: each labelling round's bins span the lowest to the highest "
+        "discounted true return of the clips in the pool then, and the reward model learns "
+        "one affine calibration of its rating target per round; ordinal likelihood only).")
 
     def validate(self) -> TeacherConfig:
         check_choice("pref_model", self.pref_model, {"deterministic", "bradley_terry"})
@@ -68,4 +73,5 @@ class TeacherConfig:
         check_nonnegative("rating_noise_std", self.rating_noise_std)
         check_positive("rating_beta", self.rating_beta)
         check_range_pair("rating_range", self.rating_range)
+        check_choice("rating_scale", self.rating_scale, {"fixed", "pool"})
         return self

@@ -63,7 +63,7 @@ POSTERIOR_BLOCK = 2048
 
 
 def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
-                           block: int = POSTERIOR_BLOCK):
+                           block: int = POSTERIOR_BLOCK, rating_round=None):
     """``model.clip_posterior`` over ``obs [N, L, o]`` in blocks of ``block`` clips.
 
     The same posterior: sample s uses the same key, hence the same coherent dropout masks,
@@ -73,7 +73,7 @@ def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
     """
     n = obs.shape[0]
     if n <= block:
-        return model.clip_posterior(params, key, obs, act, num_samples)
+        return model.clip_posterior(params, key, obs, act, num_samples, rating_round)
     nb = -(-n // block)
     pad = nb * block - n
     padded = [jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((nb, block) + x.shape[1:])
@@ -83,7 +83,7 @@ def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
     def one(args):
         b, o, a = args
         k = jax.random.fold_in(key, b) if elementwise else key
-        return model.clip_posterior(params, k, o, a, num_samples)
+        return model.clip_posterior(params, k, o, a, num_samples, rating_round)
 
     out = jax.lax.map(one, (jnp.arange(nb), *padded))  # fields [nb, S, block, ...]
 
@@ -110,8 +110,9 @@ class FeedbackStages(NamedTuple):
         initial_queries: ``(key_a, key_b, key_c, pool) -> Queries``, the random initial batch.
         acquire: ``(key_post, key_select, reward, pool, acq_state, counters, n)
             -> (Queries, acq_state, metrics)``.
-        label: ``(key_pref, key_rating, pool, queries) -> (PreferenceBatch | None,
-            RatingBatch | None)``, the simulated teacher (None: modality unused).
+        label: ``(key_pref, key_rating, pool, queries, round) -> (PreferenceBatch | None,
+            RatingBatch | None)``, the simulated teacher (None: modality unused); ``round``
+            ([] int32: 0 initial, i iteration i) tags the ratings of a relative scale.
         store: ``(key_pref, key_rating, buffers, prefs, ratings) -> buffers``.
         fit: ``(key, reward, buffers, initial) -> (reward, metrics)``.
         budget_used: ``(buffers, counters) -> int32 []`` labels charged so far.
@@ -137,7 +138,9 @@ class FeedbackStages(NamedTuple):
 
 def make_feedback_stages(config, env) -> FeedbackStages:
     c, run, compat = config, config.run, config.compat
-    model = make_reward_model(c.reward, env.observation_size, env.action_size, compat)
+    model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
+                              num_rounds=c.rating_rounds)
+    relative = c.teacher.rating_scale == "pool"
     trainer = make_reward_trainer(c.reward, model)
     acq_cfg = effective_acquisition(c)
     k_max = c.max_queries
@@ -192,9 +195,12 @@ def make_feedback_stages(config, env) -> FeedbackStages:
 
     def acquire(key_post, key_select, reward, pool, acq_state, counters, n):
         """Posterior samples of every pool clip's return, then acquisition of ``n``
-        (traced) queries in ``k_max`` slots."""
+        (traced) queries in ``k_max`` slots. On a relative rating scale the rating-bin
+        probabilities use the newest fitted round's calibration (this iteration's round
+        has no labels yet)."""
         post = blocked_clip_posterior(
-            model, reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples
+            model, reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples,
+            rating_round=jnp.maximum(counters.iteration - 1, 0) if relative else None,
         )
         res = acquire_queries(
             acq_cfg, key_select, post.returns, pool.valid, n, k_max,
@@ -214,9 +220,10 @@ def make_feedback_stages(config, env) -> FeedbackStages:
         }
         return queries, res.adaptive_state, metrics
 
-    def label(key_pref, key_rating, pool, queries: Queries):
+    def label(key_pref, key_rating, pool, queries: Queries, round_idx):
         """The simulated teacher labels the asked queries from the true rewards. A label
-        the teacher drops (a tie under ``min_gap``, say) leaves its slot masked."""
+        the teacher drops (a tie under ``min_gap``, say) leaves its slot masked. On a
+        relative rating scale the bins span the pool's discounted true returns now."""
         prefs = ratings = None
         if use_pref:
             a, b = queries.pair_idx[:, 0], queries.pair_idx[:, 1]
@@ -225,10 +232,14 @@ def make_feedback_stages(config, env) -> FeedbackStages:
                                     act_b=pool.act[b], label=lab, mask=queries.pair_mask & ok)
         if use_eval:
             i = queries.clip_idx
+            scale = (teachers.pool_rating_range(pool.rew, pool.valid, c.reward.gamma)
+                     if relative else None)
             rating, ok = teachers.label_ratings(key_rating, pool.rew[i], c.teacher, compat,
-                                                num_bins=c.reward.num_bins, gamma=c.reward.gamma)
+                                                num_bins=c.reward.num_bins, gamma=c.reward.gamma,
+                                                scale=scale)
             ratings = RatingBatch(obs=pool.obs[i], act=pool.act[i], rating=rating,
-                                  mask=queries.clip_mask & ok)
+                                  mask=queries.clip_mask & ok,
+                                  round=jnp.full(i.shape, round_idx, jnp.int32))
         return prefs, ratings
 
     def store(key_pref, key_rating, buffers, prefs, ratings):

@@ -86,7 +86,8 @@ def make_train(config: Config) -> Pipeline:
         """Teacher labels for ``queries`` into the buffers; the pool marks the asked clips;
         the counters charge every asked query (a query the teacher drops costs too)."""
         key_pref, key_rating, key_store_pref, key_store_rating = jax.random.split(key_label, 4)
-        prefs, ratings = fb.label(key_pref, key_rating, state.pool, queries)
+        prefs, ratings = fb.label(key_pref, key_rating, state.pool, queries,
+                                  state.counters.iteration)
         buffers = fb.store(key_store_pref, key_store_rating, state.buffers, prefs, ratings)
         n_pref = jnp.sum(queries.pair_mask).astype(jnp.int32)
         n_eval = jnp.sum(queries.clip_mask).astype(jnp.int32)

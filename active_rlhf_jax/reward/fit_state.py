@@ -16,7 +16,8 @@ class Batch(NamedTuple):
     """One mixed minibatch (B slots; each slot is a preference, a rating, or empty).
 
     obs_a, obs_b: [B, L, o]; act_a, act_b: [B, L, a]; label: [B]; pref_mask: [B] bool;
-    obs: [B, L, o]; act: [B, L, a]; rating: [B]; rating_mask: [B] bool.
+    obs: [B, L, o]; act: [B, L, a]; rating: [B]; rating_mask: [B] bool;
+    rating_round: [B] int32 labelling round of each rating (relative scale), or None.
     """
 
     obs_a: jax.Array
@@ -29,6 +30,7 @@ class Batch(NamedTuple):
     act: jax.Array
     rating: jax.Array
     rating_mask: jax.Array
+    rating_round: jax.Array | None = None
 
 
 @struct.dataclass

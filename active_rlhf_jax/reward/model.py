@@ -41,7 +41,8 @@ class RewardNet(nn.Module):
     mean head (and a softplus variance head), plus the ordinal link's parameters.
 
     Variables: ``{"params": {"hidden_layers_i": {"kernel", "bias"}, "mean_head",
-    ["var_head"], "cut_first", "cut_incr_raw", ["log_scale"]}}``. Dropout draws from the
+    ["var_head"], "cut_first", "cut_incr_raw", ["log_scale"], ["round_shift",
+    "round_log_gain"]}}``. Dropout draws from the
     ``"dropout"`` rng: Flax derives layer i's key from that rng and the layer's path
     (``dropouts_i``) alone, so one key gives the same masks whatever the batch size.
 
@@ -53,6 +54,8 @@ class RewardNet(nn.Module):
         num_bins, ordinal_cuts: shape of the ordinal link's cut-point parameters.
         coherent: broadcast dropout masks over ``COHERENT_DIMS`` (inputs must then be
             [N, L, ...]); False: elementwise masks.
+        num_rounds: R > 0 adds the relative rating scale's per-round calibration,
+            ``round_shift`` and ``round_log_gain`` [R] (reward/posterior.py).
     """
 
     in_size: int
@@ -62,6 +65,7 @@ class RewardNet(nn.Module):
     num_bins: int
     ordinal_cuts: str
     coherent: bool = False
+    num_rounds: int = 0
 
     def setup(self):
         fans = (self.in_size,) + tuple(self.hidden)
@@ -82,6 +86,10 @@ class RewardNet(nn.Module):
         self.cut_incr_raw = self.param("cut_incr_raw", lambda _: incr)
         if self.ordinal_cuts == "free":
             self.log_scale = self.param("log_scale", lambda _: jnp.zeros((), jnp.float32))
+        if self.num_rounds > 0:
+            zeros = lambda _: jnp.zeros((self.num_rounds,), jnp.float32)  # noqa: E731
+            self.round_shift = self.param("round_shift", zeros)
+            self.round_log_gain = self.param("round_log_gain", zeros)
 
     def __call__(self, obs, act, deterministic: bool = True):
         """Per-step ``(mu [...], var [...])`` of ``obs [..., o], act [..., a]``; ``var`` is
@@ -110,8 +118,9 @@ class RewardModel(NamedTuple):
         step_reward: ``step_reward(params, obs [..., o], act [..., a]) -> [...]`` mean head,
             dropout off, ensemble mean over members (relabels PPO rollouts).
         clip_posterior: ``clip_posterior(params, key, obs [N, L, o], act [N, L, a],
-            num_samples) -> ClipPosterior`` with S = num_samples (MC dropout) or S = M
-            (ensemble; num_samples is ignored). num_samples must be static.
+            num_samples, rating_round=None) -> ClipPosterior`` with S = num_samples (MC
+            dropout) or S = M (ensemble; num_samples is ignored). num_samples must be
+            static; ``rating_round`` ([] int32) picks the relative scale's calibration.
         init_member: ``init_member(key) -> member params`` (no member axis): the Flax
             variables ``{"params": ...}`` of :class:`RewardNet`.
         apply: ``apply(member_params, obs [..., o], act [..., a], dropout_key=None)
@@ -135,13 +144,16 @@ class RewardModel(NamedTuple):
 
 
 def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
-                      compat: CompatConfig = CompatConfig()) -> RewardModel:
+                      compat: CompatConfig = CompatConfig(), num_rounds: int = 0
+                      ) -> RewardModel:
     """Build the reward model's pure functions.
 
     Args:
         config: validated here.
         obs_size, act_size: per-step input sizes (input = concat(obs, act), raw).
         compat: reference switches (``elementwise_dropout``, ``undiscounted_rating_target``).
+        num_rounds: labelling rounds of a relative rating scale (``Config.rating_rounds``;
+            0: a fixed scale, no calibration parameters).
     """
     config.validate()
     compat.validate()
@@ -149,7 +161,8 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
     ensemble = cfg.posterior == "ensemble"
     net = RewardNet(in_size=obs_size + act_size, hidden=tuple(cfg.hidden),
                     dropout=float(cfg.dropout), with_var_head=cfg.has_variance_head,
-                    num_bins=cfg.num_bins, ordinal_cuts=cfg.ordinal_cuts)
+                    num_bins=cfg.num_bins, ordinal_cuts=cfg.ordinal_cuts,
+                    num_rounds=num_rounds)
     posterior_net = net.clone(coherent=not compat.elementwise_dropout)
 
     def init_member(key: jax.Array) -> dict:
@@ -172,14 +185,14 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
             return jnp.mean(jax.vmap(lambda m: net.apply(m, obs, act)[0])(params), axis=0)
         return net.apply(params, obs, act)[0]
 
-    def clip_posterior(params, key, obs, act, num_samples: int = cfg.num_posterior_samples
-                       ) -> ClipPosterior:
+    def clip_posterior(params, key, obs, act, num_samples: int = cfg.num_posterior_samples,
+                       rating_round=None) -> ClipPosterior:
         if obs.ndim != 3 or act.ndim != 3:
             raise ValueError(f"clip_posterior: obs and act must be [N, L, .], got {obs.shape}, {act.shape}")
         if ensemble:
             def member(m):
                 mu, var = net.apply(m, obs, act)
-                return compute_clip_posterior(m, mu, var, cfg, compat)
+                return compute_clip_posterior(m, mu, var, cfg, compat, rating_round)
 
             return jax.vmap(member)(params)
 
@@ -189,7 +202,7 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
         def sample(k):
             mu, var = posterior_net.apply(params, obs, act, deterministic=False,
                                           rngs={"dropout": k})
-            return compute_clip_posterior(params, mu, var, cfg, compat)
+            return compute_clip_posterior(params, mu, var, cfg, compat, rating_round)
 
         return jax.vmap(sample)(jax.random.split(key, num_samples))
 

@@ -94,14 +94,38 @@ def ordinal_link(params: dict, cfg: RewardModelConfig) -> tuple[jax.Array, jax.A
     return lik.compute_link_scale(p["log_scale"]), cuts
 
 
+def calibrate_rounds(params: dict, z: jax.Array, rounds) -> jax.Array:
+    """Per-round affine calibration of the ordinal link's input (relative rating scale).
+
+    Under ``teacher.rating_scale="pool"`` each labelling round r rates on its own bins, so
+    the model learns ``z_r = exp(s g_r) z + s b_r`` (``g = round_log_gain``, ``b =
+    round_shift``, both [R] and 0 at init, ``s = LINK_PARAM_SCALE``) with shared cut points.
+
+    Args:
+        params: one member's variables; without ``round_shift`` (a fixed scale) ``z`` is
+            returned as is.
+        z: [...] scaled rating targets; rounds: [...] int32 round of each, or None.
+
+    Returns:
+        [...] calibrated z.
+    """
+    p = params["params"]
+    if rounds is None or "round_shift" not in p:
+        return z
+    gain = jnp.exp(lik.LINK_PARAM_SCALE * p["round_log_gain"][rounds])
+    return gain * z + lik.LINK_PARAM_SCALE * p["round_shift"][rounds]
+
+
 def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.Array,
-                       cfg: RewardModelConfig, compat: CompatConfig) -> jax.Array:
+                       cfg: RewardModelConfig, compat: CompatConfig,
+                       rounds: jax.Array | None = None) -> jax.Array:
     """Per-clip rating NLL under the configured likelihood.
 
     Args:
         params: one member's variables (read by the ordinal likelihood only: ``cut_first``,
             ``cut_incr_raw``, and ``log_scale`` for free cut points, under ``"params"``).
         mu, var: [B, L]; rating: [B] float labels.
+        rounds: [B] int32 labelling rounds (relative rating scale: :func:`calibrate_rounds`).
 
     Returns:
         [B] negative log-likelihoods (Gaussian without a variance head: squared errors).
@@ -114,16 +138,19 @@ def compute_rating_nll(params: dict, mu: jax.Array, var: jax.Array, rating: jax.
             return (g - rating) ** 2
         return lik.compute_gaussian_rating_nll(g, v, rating)
     scale, cuts = ordinal_link(params, cfg)
-    return lik.compute_ordinal_nll(scale * g, cuts, rating)
+    return lik.compute_ordinal_nll(calibrate_rounds(params, scale * g, rounds), cuts, rating)
 
 
 def compute_clip_posterior(params: dict, mu: jax.Array, var: jax.Array,
-                           cfg: RewardModelConfig, compat: CompatConfig) -> ClipPosterior:
+                           cfg: RewardModelConfig, compat: CompatConfig,
+                           rating_round: jax.Array | None = None) -> ClipPosterior:
     """One posterior sample's clip quantities.
 
     Args:
         params: that sample's member params (likelihood parameters).
         mu, var: [N, L] per-step outputs under that sample.
+        rating_round: [] int32 round whose calibration the rating-bin probabilities use
+            (relative rating scale), or None.
 
     Returns:
         ClipPosterior with fields of shape [N] / [N, K] (vmapped to [S, ...] by callers).
@@ -136,7 +163,8 @@ def compute_clip_posterior(params: dict, mu: jax.Array, var: jax.Array,
         r_mean, r_var = g, jnp.maximum(v, lik.VAR_FLOOR)
     else:
         scale, cuts = ordinal_link(params, cfg)
-        probs = jnp.exp(lik.compute_ordinal_log_probs(scale * g, cuts))
+        z = calibrate_rounds(params, scale * g, rating_round)
+        probs = jnp.exp(lik.compute_ordinal_log_probs(z, cuts))
         bins = jnp.arange(k, dtype=jnp.float32)
         r_mean = probs @ bins
         r_var = jnp.maximum(probs @ bins**2 - r_mean**2, 0.0)

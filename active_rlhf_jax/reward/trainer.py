@@ -34,7 +34,8 @@ from active_rlhf_jax.reward.posterior import compute_rating_nll
 def _gather(buffers: FeedbackBuffers, pj, pmask, rj, rmask) -> Batch:
     return Batch(buffers.pref_obs_a[pj], buffers.pref_act_a[pj], buffers.pref_obs_b[pj],
                  buffers.pref_act_b[pj], buffers.pref_label[pj], pmask,
-                 buffers.rating_obs[rj], buffers.rating_act[rj], buffers.rating_value[rj], rmask)
+                 buffers.rating_obs[rj], buffers.rating_act[rj], buffers.rating_value[rj], rmask,
+                 buffers.rating_round[rj])
 
 
 def _bootstrap(key, mask):
@@ -93,7 +94,8 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         else:
             mu, var = model.apply(params, batch.obs, batch.act, keys[2])
             rm = batch.rating_mask.astype(bool)
-            nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat), 0.0)
+            nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat,
+                                                       batch.rating_round), 0.0)
             r_sum, n_r = jnp.sum(nll_r), jnp.sum(rm).astype(jnp.float32)
         # The six sums leave as one stacked array (in FitStats field order) and are named
         # after: as six separate outputs XLA fuses the reductions differently, which moved
