@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from active_rlhf_jax import cli, strict_json
-from active_rlhf_jax.config import ConfigError
+from active_rlhf_jax.config import ConfigError, replace
 from active_rlhf_jax.pipeline import rundir, runner
 from active_rlhf_jax.pipeline.runner import metrics_rows, run
 from active_rlhf_jax.pipeline.schedule import max_labels_supplied
@@ -64,9 +64,14 @@ def _main(argv, capsys):
     return code, [x for x in lines if not x.startswith("active-rlhf: note: compiled ")]
 
 
+# Two seeds, as tests/test_pipeline.py's smoke run: the same programs, so whichever module
+# compiles them first fills the persistent cache for the other (tests/conftest.py).
+SEEDS = ["--seeds", "2"]
+
+
 @pytest.fixture(scope="module")
 def cfg():
-    return get_preset("smoke").validate()
+    return replace(get_preset("smoke"), seeds=2).validate()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +158,7 @@ def test_resume_after_a_fault_ends_like_an_uninterrupted_run(fault, tmp_path, pa
     assert _rows(d) == _rows(reference)
     assert json.loads((d / "final_eval.json").read_text()) == json.loads(
         (reference / "final_eval.json").read_text())
-    env_steps = [r["env_steps"] for r in _rows(reference)]
+    env_steps = [r["env_steps"] for r in _rows(reference) if r["seed"] == cfg.seed]
     assert _tb_steps(d, cfg.seed) == env_steps  # none missing, none doubled
     names = sorted(p.name for p in (d / "checkpoints").iterdir())
     assert names == ["4", "8"], names
@@ -221,15 +226,17 @@ def test_nonfinite_state_stops_at_the_chunk_end_and_keeps_the_last_finite_checkp
         tmp_path, reference, monkeypatch, capsys):
     d = tmp_path / "run"
     _poison_second_chunk(monkeypatch)
-    code, err = _main(["train", "--preset", "smoke", "--out", str(d), "--no-progress"], capsys)
+    code, err = _main(["train", "--preset", "smoke", "--out", str(d), "--no-progress"] + SEEDS,
+                      capsys)
     assert code == 3 and len(err) == 1, err
     assert "non-finite ppo.actor_params at iteration 5 (seed 0)" in err[0]
     assert "the last finite checkpoint is iteration 4" in err[0]
     assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["4"]
     assert not (d / "final_eval.json").exists()
     rows, ref = _rows(d), _rows(reference)
-    assert rows[:4] == ref[:4]
-    for row, good in zip(rows[4:], ref[4:]):
+    first = 4 * 2  # the first chunk's rows: 4 iterations x 2 seeds
+    assert len(rows) == len(ref) and rows[:first] == ref[:first]
+    for row, good in zip(rows[first:], ref[first:]):
         assert row["nonfinite"] == "ppo.actor_params"
         # counts stay, every value of the diverged model is null (reward_corr read 1.0)
         assert row["env_steps"] == good["env_steps"] and row["labels_used"] is not None
@@ -376,7 +383,7 @@ def test_a_second_writer_exits_2_naming_the_holder(tmp_path, partial, capsys):
     (["--run.budget", "30"], "run.budget"),
     (["--seeds", "3"], "seeds"),
     (["--preset", "default"], "name"),
-    (["--preset", "smoke", "--reward.lr", "0.5"], "reward.lr"),
+    (["--preset", "smoke", "--seeds", "2", "--reward.lr", "0.5"], "reward.lr"),
     (["--out", "OTHER"], "out"),
 ])
 def test_resume_with_flags_that_change_the_run_exits_2(tmp_path, partial, capsys, flags, field):
@@ -391,7 +398,7 @@ def test_resume_with_flags_that_change_the_run_exits_2(tmp_path, partial, capsys
 def test_resume_flags_equal_to_the_saved_ones_pass(partial):
     args = cli.build_parser().parse_args(
         ["train", "--resume", str(partial), "--preset", "smoke", "--run.budget", "60",
-         "--no-progress", "--out", str(partial)])
+         "--no-progress", "--out", str(partial)] + SEEDS)
     cli._check_resume_flags(args)  # no error
 
 
@@ -561,11 +568,11 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path, reference, capsy
         "sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.run(
         [sys.executable, "-c", script, "train", "--preset", "smoke", "--out", str(d),
-         "--no-progress"], env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+         "--no-progress"] + SEEDS, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
         text=True)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert any(".orbax-checkpoint-tmp" in p.name for p in (d / "checkpoints").iterdir())
     code, err = _main(["train", "--resume", str(d), "--no-progress"], capsys)
     assert code == 0, err
     assert _rows(d) == _rows(reference)
-    assert _tb_steps(d, 0) == [r["env_steps"] for r in _rows(reference)]
+    assert _tb_steps(d, 0) == [r["env_steps"] for r in _rows(reference) if r["seed"] == 0]
