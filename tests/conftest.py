@@ -46,14 +46,18 @@ def _compile_mode(request):
             os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = old_env
 
 
-#: The modules that take longest (seconds of a clean-cache run, 2 cores, 2026-12-01), run
-#: first: xdist hands whole files to the two workers in collection order, so a long file
-#: collected last (test_x64.py, alphabetically) left one worker busy alone at the end.
-#: Longest first is the classic greedy packing; an outdated list only costs balance.
+#: The modules that take longest (seconds of a clean-cache run, 2 cores, 2026-12-02: about
+#: 130, 120, 120, 106, 105, 95, then 25-55 each), run first: xdist hands whole files to the
+#: two workers in collection order, so a long file collected last (test_x64.py, one 106 s
+#: test) left one worker busy alone at the end. Longest first is the classic greedy
+#: packing; an outdated list only costs balance. test_reliability.py before
+#: test_pipeline.py: they share the 2-seed smoke programs, so the second finds them in the
+#: persistent cache.
 LONG_MODULES = (
-    "test_pipeline.py", "test_parity_mjx.py", "test_sweep.py", "test_pipeline_variants.py",
-    "test_reliability.py", "test_x64.py", "test_acquisition.py", "test_reward_trainer.py",
-    "test_envs_mjx.py", "test_reward_toy.py", "test_reward_model.py", "test_evaluation.py",
+    "test_reliability.py", "test_parity_mjx.py", "test_pipeline_variants.py", "test_x64.py",
+    "test_sweep.py", "test_pipeline.py", "test_reward_trainer.py", "test_acquisition.py",
+    "test_reward_toy.py", "test_envs_mjx.py", "test_reward_model.py", "test_evaluation.py",
+    "test_rating_scale.py",
 )
 
 

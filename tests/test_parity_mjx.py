@@ -27,12 +27,15 @@ BACKENDS = ["mjx"]  # the C backend's engineer adds "mujoco"
 CORE = ["HalfCheetah-v5", "Hopper-v4", "Reacher-v4"]
 SLOW = ["Hopper-v5", "Walker2d-v5", "Swimmer-v5", "Reacher-v5"]
 ENVS = CORE + [pytest.param(e, marks=pytest.mark.slow) for e in SLOW]
-# Reacher's reset statistics under -m slow too: its step parity stays in the default run.
-RESET_ENVS = [e for e in CORE if e != "Reacher-v4"] + [
-    pytest.param(e, marks=pytest.mark.slow) for e in ["Reacher-v4"] + SLOW
+# The default run keeps HalfCheetah-v5 (step and reset) here and Hopper-v4 in float64
+# (tests/x64): contacts, RK4 and health terms. Reacher-v4's step (its reward is read
+# before the step; 36-56 s of MJX compile) and Hopper-v4's reset statistics (19-27 s) run
+# with -m slow, so the default suite keeps to its 10 minutes (issue #16).
+RESET_ENVS = ["HalfCheetah-v5"] + [
+    pytest.param(e, marks=pytest.mark.slow) for e in ["Hopper-v4", "Reacher-v4"] + SLOW
 ]
-STEP_ENVS = [e for e in CORE if e != "Hopper-v4"] + [
-    pytest.param(e, marks=pytest.mark.slow) for e in ["Hopper-v4"] + SLOW
+STEP_ENVS = ["HalfCheetah-v5"] + [
+    pytest.param(e, marks=pytest.mark.slow) for e in ["Hopper-v4", "Reacher-v4"] + SLOW
 ]
 
 _CACHE: dict = {}

@@ -74,6 +74,8 @@ def test_ground_truth_preset_is_the_ppo_trainer():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # four programs of their own (40-50 s); the reference-smoke test below
+# runs fresh-episode collection end to end in the default suite
 def test_separate_episode_collection_feeds_the_pool_and_leaves_ppo_alone():
     """run.collection_episodes_per_iteration=3: each iteration runs 3 fresh 25-step probe
     episodes (75 collection steps, logged apart), harvests the pool's new clips from them,

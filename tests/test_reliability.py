@@ -254,7 +254,10 @@ def test_nonfinite_state_stops_at_the_chunk_end_and_keeps_the_last_finite_checkp
     ("--ppo.learning_rate", "ppo.actor_params after the initial phase (seed 0), before iteration 1"),
     # The reward fit's losses are NaN from the start, but restoring the best epoch (weights
     # and Adam state) leaves a finite state: the guard on the fit's loss stops it instead.
-    ("--reward.lr", "reward.fit_loss at iteration 1 (seed 0)"),
+    # -m slow: its own program (16-34 s of compile); the guard's naming of the fit loss is
+    # covered by test_guard_names_the_first_nonfinite_quantity.
+    pytest.param("--reward.lr", "reward.fit_loss at iteration 1 (seed 0)",
+                 marks=pytest.mark.slow),
 ])
 def test_diverging_learning_rates_exit_3_naming_the_quantity(tmp_path, capsys, flag, where):
     """Real divergence (no injection)."""
@@ -315,6 +318,11 @@ def test_guard_names_the_first_nonfinite_quantity():
     assert names[int(guard(S(ppo, R(ok, ok, bad))) - 1)] == "reward.opt_state"
     state = S(ppo.replace(obs_norm=ok * jnp.nan), R(bad, ok, ok))
     assert names[int(guard(state)) - 1] == "ppo.obs_norm"  # reporting order
+    # A fit whose loss is NaN while the (restored) state is finite: the loss names it.
+    good = S(ppo, R(ok, ok, ok))
+    losses = {"ppo_policy_loss": 0.1, "ppo_value_loss": 0.2, "rm_train_loss": jnp.nan}
+    assert names[int(guard(good, losses)) - 1] == "reward.fit_loss"
+    assert names[int(guard(good, dict(losses, ppo_value_loss=jnp.inf))) - 1] == "ppo.loss"
     guard_gt, names_gt = make_guard(ground_truth=True)
     assert "reward.params" not in names_gt
     assert int(guard_gt(S(ppo, None))) == 0
