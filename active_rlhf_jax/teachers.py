@@ -42,11 +42,12 @@ def label_preferences(key: jax.Array, rew_a: jax.Array, rew_b: jax.Array, cfg: T
         label = (u < jax.nn.sigmoid(cfg.beta * diff)).astype(jnp.float32)
     else:
         label = jnp.where(diff > 0, 1.0, jnp.where(diff < 0, 0.0, 0.5))
-    if cfg.mistake_prob > 0:
-        flip = jax.random.bernoulli(k_mistake, cfg.mistake_prob, diff.shape)
-        label = jnp.where(flip, 1.0 - label, label)
-    if cfg.equal_threshold > 0:
-        label = jnp.where(jnp.abs(diff) < cfg.equal_threshold, 0.5, label)
+    # No Python branch on the traced fields (mistake_prob, equal_threshold), so they may be
+    # tracers: p = 0 flips nothing (u < 0 never holds) and |diff| < 0 never holds, so the
+    # labels of the default teacher are bitwise those of an unconditional skip.
+    flip = jax.random.bernoulli(k_mistake, cfg.mistake_prob, diff.shape)
+    label = jnp.where(flip, 1.0 - label, label)
+    label = jnp.where(jnp.abs(diff) < cfg.equal_threshold, 0.5, label)
     valid = jnp.ones(diff.shape, bool)
     if cfg.skip_threshold is not None:
         valid = valid & (jnp.maximum(ra, rb) >= cfg.skip_threshold)
@@ -143,9 +144,9 @@ def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
         sigma = 10.0 * cfg.rating_beta
         eps = sigma * jax.random.truncated_normal(key, 1.0 / sigma, 10.0 / sigma, g.shape)
         rating = bins + eps
-    elif cfg.rating_noise_std > 0:
+    else:
+        # Unbranched on the traced rating_noise_std: sigma = 0 adds exactly 0 to an integer
+        # bin already inside [0, K-1], so clip and round give the bin back bitwise.
         noisy = bins + cfg.rating_noise_std * jax.random.normal(key, g.shape)
         rating = jnp.round(jnp.clip(noisy, 0.0, num_bins - 1.0))
-    else:
-        rating = bins
     return rating, jnp.ones(g.shape, bool)

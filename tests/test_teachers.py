@@ -136,3 +136,39 @@ def test_teacher_config_validation_names_field():
     with pytest.raises(ConfigError, match="^rating_range"):
         TeacherConfig(rating_range=(5, 1)).validate()
     TeacherConfig().validate()
+
+
+def test_traced_noise_fields_vmap_in_one_program():
+    """mistake_prob, equal_threshold and rating_noise_std are traced fields: one jitted,
+    vmapped call over their values gives, per value, exactly the labels of a call with
+    that value as a Python float (issue #15's cells in one program)."""
+    import dataclasses
+
+    ra = jnp.linspace(-2.0, 2.0, 64)[:, None]
+    rb = jnp.zeros_like(ra)
+    base = TeacherConfig(rating_noise_std=0.0)
+
+    def prefs(p, eq):
+        cfg = dataclasses.replace(base, mistake_prob=p, equal_threshold=eq)
+        return label_preferences(KEYS[1], ra, rb, cfg)[0]
+
+    def ratings(sigma):
+        cfg = dataclasses.replace(base, rating_noise_std=sigma, rating_range=(-2.0, 2.0))
+        return label_ratings(KEYS[2], ra, cfg, num_bins=5, gamma=1.0)[0]
+
+    ps, eqs = jnp.asarray([0.0, 0.3, 0.0]), jnp.asarray([0.0, 0.0, 0.5])
+    batched = jax.jit(jax.vmap(prefs))(ps, eqs)
+    for i in range(3):
+        np.testing.assert_array_equal(batched[i], prefs(float(ps[i]), float(eqs[i])))
+    exact = (np.asarray(ra[:, 0]) > 0).astype(np.float32)
+    exact[np.asarray(ra[:, 0]) == 0] = 0.5
+    np.testing.assert_array_equal(batched[0], exact)  # p = 0, no equal band: exact labels
+    assert 0 < int(jnp.sum(batched[1] != batched[0])) < 64  # some flipped
+    assert np.all(np.asarray(batched[2])[np.abs(np.asarray(ra[:, 0])) < 0.5] == 0.5)
+    sig = jnp.asarray([0.0, 1.0])
+    rb_ = jax.jit(jax.vmap(ratings))(sig)
+    for i in range(2):
+        np.testing.assert_array_equal(rb_[i], ratings(float(sig[i])))
+    assert int(jnp.sum(rb_[0] != rb_[1])) > 0  # the noise moved some
+    # sigma = 0 is the noiseless teacher: the bins themselves.
+    np.testing.assert_array_equal(rb_[0], compute_rating_bins(ra[:, 0], (-2.0, 2.0), 5))
