@@ -21,6 +21,7 @@ from active_rlhf_jax.acquisition import acquire as acquire_queries
 from active_rlhf_jax.batches import Clips, PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.config import effective_acquisition
+from active_rlhf_jax.pipeline.hyper import apply_hyper
 from active_rlhf_jax.pipeline.masked_stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
@@ -110,9 +111,11 @@ class FeedbackStages(NamedTuple):
         initial_queries: ``(key_a, key_b, key_c, pool) -> Queries``, the random initial batch.
         acquire: ``(key_post, key_select, reward, pool, acq_state, counters, n)
             -> (Queries, acq_state, metrics)``.
-        label: ``(key_pref, key_rating, pool, queries, round) -> (PreferenceBatch | None,
-            RatingBatch | None)``, the simulated teacher (None: modality unused); ``round``
-            ([] int32: 0 initial, i iteration i) tags the ratings of a relative scale.
+        label: ``(key_pref, key_rating, pool, queries, round, hyper=None) ->
+            (PreferenceBatch | None, RatingBatch | None)``, the simulated teacher (None:
+            modality unused); ``round`` ([] int32: 0 initial, i iteration i) tags the
+            ratings of a relative scale; ``hyper`` (pipeline/hyper.py) sets the teacher's
+            traced noise fields (default: the config's).
         store: ``(key_pref, key_rating, buffers, prefs, ratings) -> buffers``.
         fit: ``(key, reward, buffers, initial) -> (reward, metrics)``.
         budget_used: ``(buffers, counters) -> int32 []`` labels charged so far.
@@ -220,21 +223,22 @@ def make_feedback_stages(config, env) -> FeedbackStages:
         }
         return queries, res.adaptive_state, metrics
 
-    def label(key_pref, key_rating, pool, queries: Queries, round_idx):
+    def label(key_pref, key_rating, pool, queries: Queries, round_idx, hyper=None):
         """The simulated teacher labels the asked queries from the true rewards. A label
         the teacher drops (a tie under ``min_gap``, say) leaves its slot masked. On a
         relative rating scale the bins span the pool's discounted true returns now."""
         prefs = ratings = None
+        teacher = c.teacher if hyper is None else apply_hyper(c.teacher, hyper, "teacher")
         if use_pref:
             a, b = queries.pair_idx[:, 0], queries.pair_idx[:, 1]
-            lab, ok = teachers.label_preferences(key_pref, pool.rew[a], pool.rew[b], c.teacher, compat)
+            lab, ok = teachers.label_preferences(key_pref, pool.rew[a], pool.rew[b], teacher, compat)
             prefs = PreferenceBatch(obs_a=pool.obs[a], act_a=pool.act[a], obs_b=pool.obs[b],
                                     act_b=pool.act[b], label=lab, mask=queries.pair_mask & ok)
         if use_eval:
             i = queries.clip_idx
             scale = (teachers.pool_rating_range(pool.rew, pool.valid, c.reward.gamma)
                      if relative else None)
-            rating, ok = teachers.label_ratings(key_rating, pool.rew[i], c.teacher, compat,
+            rating, ok = teachers.label_ratings(key_rating, pool.rew[i], teacher, compat,
                                                 num_bins=c.reward.num_bins, gamma=c.reward.gamma,
                                                 scale=scale)
             ratings = RatingBatch(obs=pool.obs[i], act=pool.act[i], rating=rating,

@@ -77,6 +77,8 @@ class PipelineState:
         counters: Counters.
         key: PRNG key of the feedback side (harvest, acquisition, teacher, refits).
         ppo_key: root of the PPO update keys (``split(ppo_key, num_updates)[u]``).
+        hyper: the run's traced hyperparameters, ``{dotted field: [] float32}``
+            (pipeline/hyper.py).
     """
 
     env_state: Any
@@ -91,3 +93,4 @@ class PipelineState:
     counters: Counters
     key: jax.Array
     ppo_key: jax.Array
+    hyper: Any

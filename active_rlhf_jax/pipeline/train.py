@@ -27,6 +27,7 @@ from active_rlhf_jax.config import Config
 from active_rlhf_jax.envs import TrainingEnv, make
 from active_rlhf_jax.pipeline.feedback import make_feedback_stages
 from active_rlhf_jax.pipeline.guard import make_guard
+from active_rlhf_jax.pipeline.hyper import hyper_values
 from active_rlhf_jax.pipeline.pool import ClipPool, harvest_segments
 from active_rlhf_jax.pipeline.rollouts import make_rollouts
 from active_rlhf_jax.pipeline.schedule import compute_queries_this_iteration
@@ -37,11 +38,13 @@ from active_rlhf_jax.ppo import deterministic_episodes, make_ppo
 class Pipeline(NamedTuple):
     """Pure functions of one seed; ``vmap`` them over seeds.
 
-    ``init(key) -> PipelineState`` runs the initial phase (warm-up, initial pool, initial
-    random labels, initial fit). ``run_chunk(state) -> (state, metrics)`` runs
+    ``init(key, hyper=None) -> PipelineState`` runs the initial phase (warm-up, initial
+    pool, initial random labels, initial fit); ``hyper`` (pipeline/hyper.py; default the
+    config's values) is kept in the state, so runs that differ only in it are one ``vmap``
+    over ``(keys, hyper)`` of one program. ``run_chunk(state) -> (state, metrics)`` runs
     ``iterations_per_chunk`` iterations (metrics ``[chunk]`` per key). ``evaluate(state, key)``
     returns the deterministic policy's true returns and lengths, ``[eval_episodes]`` each.
-    ``train(key)`` chains them all (for ``jax.jit(jax.vmap(train))(keys)``).
+    ``train(key, hyper=None)`` chains them all (for ``jax.jit(jax.vmap(train))(keys)``).
     ``first_nonfinite(state)`` is the NaN/Inf guard: int32 ``[]``, 0 when every quantity
     named in ``guarded_names`` is finite, else 1 + the index of the first that is not;
     each iteration logs it as the ``nonfinite`` metric.
@@ -87,7 +90,7 @@ def make_train(config: Config) -> Pipeline:
         the counters charge every asked query (a query the teacher drops costs too)."""
         key_pref, key_rating, key_store_pref, key_store_rating = jax.random.split(key_label, 4)
         prefs, ratings = fb.label(key_pref, key_rating, state.pool, queries,
-                                  state.counters.iteration)
+                                  state.counters.iteration, state.hyper)
         buffers = fb.store(key_store_pref, key_store_rating, state.buffers, prefs, ratings)
         n_pref = jnp.sum(queries.pair_mask).astype(jnp.int32)
         n_eval = jnp.sum(queries.clip_mask).astype(jnp.int32)
@@ -99,8 +102,9 @@ def make_train(config: Config) -> Pipeline:
                               counters=counters)
         return state, {"n_pref": n_pref, "n_eval": n_eval}
 
-    def init(key: jax.Array) -> PipelineState:
+    def init(key: jax.Array, hyper: dict | None = None) -> PipelineState:
         """Initial phase: warm-up on the true reward, initial pool, random labels, first fit."""
+        hyper = hyper_values(config) if hyper is None else hyper
         # The PPO keys split as in ppo.make_ppo_train; the feedback keys come from a fold.
         key_ppo, key_env, key_loop = jax.random.split(key, 3)
         key_rm, key_warm, key_coll, key_harv, key_lab, key_fit, key_next = jax.random.split(
@@ -120,6 +124,7 @@ def make_train(config: Config) -> Pipeline:
             counters=Counters.zeros(),
             key=key_next,
             ppo_key=key_loop,
+            hyper=hyper,
         )
         # 1. Warm-up on the true reward (the reference's INITIAL_POLICY_TS, whole rollouts).
         state, _, _ = rollouts.cycles(state, key_warm, c.warmup_cycles, True, True)
@@ -209,11 +214,11 @@ def make_train(config: Config) -> Pipeline:
         lengths ``[E]``), the rollout ``active-rlhf evaluate`` uses too."""
         return deterministic_episodes(ppo.act, state.ppo, eval_env, key, env.episode_length)
 
-    def train(key: jax.Array):
+    def train(key: jax.Array, hyper: dict | None = None):
         """Whole run for one seed -> (final state, metrics ``[num_iterations]``,
         (eval returns ``[E]``, eval lengths ``[E]``))."""
         key_init, key_eval = jax.random.split(key)
-        state = init(key_init)
+        state = init(key_init, hyper)
         # Every iteration under one scan; the runner splits the same loop into chunks.
         state, metrics = run_chunk(state, c.num_iterations)
         return state, metrics, evaluate(state, key_eval)

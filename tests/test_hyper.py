@@ -1,0 +1,101 @@
+"""Traced hyperparameters (pipeline/hyper.py): runs that differ only in them are one vmap
+of one compiled program, and each equals the same run compiled on its own."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from active_rlhf_jax.batches import Queries
+from active_rlhf_jax.config import ConfigError, replace
+from active_rlhf_jax.pipeline.hyper import (
+    PIPELINE_TRACED,
+    apply_hyper,
+    hyper_values,
+    stack_hyper,
+)
+from configs.presets import get_preset
+
+pytestmark = pytest.mark.fast_compile
+
+# smoke's teacher is exact; the other cell's makes mistakes, has an equal band and rates
+# with Gaussian noise of one bin.
+NOISY = {"teacher.mistake_prob": 0.2, "teacher.rating_noise_std": 1.0,
+         "teacher.equal_threshold": 0.05}
+
+
+def _cells():
+    base = get_preset("smoke").validate()
+    return base, replace(base, **NOISY).validate()
+
+
+def test_stack_hyper_orders_cells_then_seeds_and_names_a_field_that_cannot_vary():
+    a, b = _cells()
+    h = stack_hyper([a, b], repeat=2)
+    assert set(h) == set(PIPELINE_TRACED)
+    assert h["teacher.mistake_prob"].tolist() == pytest.approx([0.0, 0.0, 0.2, 0.2])
+    assert h["teacher.rating_noise_std"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert float(hyper_values(b)["teacher.equal_threshold"]) == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match=r"^run.budget: differs .* it is static$"):
+        stack_hyper([a, replace(b, **{"run.budget": 50})])
+    with pytest.raises(ConfigError, match=r"^reward.lr: .*traced, but not yet read"):
+        stack_hyper([a, replace(a, **{"reward.lr": 0.01})])
+
+
+def test_apply_hyper_sets_the_sections_fields():
+    a, _ = _cells()
+    t = apply_hyper(a.teacher, {"teacher.beta": 2.5, "reward.lr": 9.0}, "teacher")
+    assert t.beta == 2.5 and t.rating_range == a.teacher.rating_range
+
+
+def test_the_teacher_stage_reads_the_hyper_it_is_given():
+    """The feedback stage's teacher with the state's hyper, eagerly (no pipeline compile):
+    the exact cell's values give the compiled-in labels bitwise, the noisy cell's flip
+    preferences and move ratings (by whole bins)."""
+    from active_rlhf_jax.envs import make
+    from active_rlhf_jax.pipeline.feedback import make_feedback_stages
+    from active_rlhf_jax.pipeline.pool import ClipPool
+
+    a, b = _cells()
+    env = make(a.env.env_id)
+    fb = make_feedback_stages(a, env)
+    L = a.run.segment_length
+    pool = ClipPool.create(40, L, env.observation_size, env.action_size, jnp.float32)
+    rew = jax.random.normal(jax.random.PRNGKey(1), (40, L))
+    pool = pool.replace(rew=rew, valid=jnp.ones(40, bool))
+    idx = jnp.arange(20)
+    q = Queries(pair_idx=jnp.stack([idx, idx + 20], 1), pair_mask=jnp.ones(20, bool),
+                clip_idx=idx, clip_mask=jnp.ones(20, bool))
+    key = jax.random.PRNGKey(2)
+    p0, r0 = fb.label(key, key, pool, q, 0, hyper_values(a))
+    p_def, r_def = fb.label(key, key, pool, q, 0)
+    np.testing.assert_array_equal(p0.label, p_def.label)
+    np.testing.assert_array_equal(r0.rating, r_def.rating)
+    p1, r1 = fb.label(key, key, pool, q, 0, hyper_values(b))
+    assert 0 < int(jnp.sum(p1.label != p0.label)) < 20  # mistakes / equal band
+    assert bool(jnp.all(r1.rating == jnp.round(r1.rating)))
+    assert int(jnp.sum(r1.rating != r0.rating)) > 0  # sigma 1 vs 0
+
+
+@pytest.mark.slow
+def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
+    """Cells ``smoke`` (exact teacher) and ``smoke`` with a noisy one (mistakes 0.2, equal
+    band 0.05, rating noise of one bin), 2 seeds each, as one jit(vmap(train)) over 4 runs of one program,
+    against each cell's own program (its noise compiled in) on the same keys."""
+    from active_rlhf_jax.pipeline.train import make_train
+
+    a, b = _cells()
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    grid = make_train(a)
+    hyper = stack_hyper([a, b], repeat=2)
+    _, m_grid, (ret_grid, _) = jax.jit(jax.vmap(grid.train))(jnp.concatenate([keys, keys]), hyper)
+    for c, cfg in enumerate((a, b)):
+        _, m, (ret, _) = jax.jit(jax.vmap(make_train(cfg).train))(keys)
+        sl = slice(2 * c, 2 * c + 2)
+        for name in m:
+            np.testing.assert_allclose(np.asarray(m_grid[name][sl]), np.asarray(m[name]),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"cell {c}: {name}")
+        np.testing.assert_allclose(np.asarray(ret_grid[sl]), np.asarray(ret), rtol=1e-5)
+    # the two cells did differ
+    assert not np.array_equal(np.asarray(m_grid["rm_train_loss"][:2]),
+                              np.asarray(m_grid["rm_train_loss"][2:]))
