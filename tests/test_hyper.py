@@ -19,9 +19,11 @@ from configs.presets import get_preset
 pytestmark = pytest.mark.fast_compile
 
 # smoke's teacher is exact; the other cell's makes mistakes, has an equal band and rates
-# with Gaussian noise of one bin.
+# with Gaussian noise of one bin, and its reward model learns at another rate, decay and
+# rating weight.
 NOISY = {"teacher.mistake_prob": 0.2, "teacher.rating_noise_std": 1.0,
-         "teacher.equal_threshold": 0.05}
+         "teacher.equal_threshold": 0.05, "reward.lr": 3e-3, "reward.weight_decay": 1e-4,
+         "reward.rating_weight": 0.5}
 
 
 def _cells():
@@ -38,8 +40,9 @@ def test_stack_hyper_orders_cells_then_seeds_and_names_a_field_that_cannot_vary(
     assert float(hyper_values(b)["teacher.equal_threshold"]) == pytest.approx(0.05)
     with pytest.raises(ConfigError, match=r"^run.budget: differs .* it is static$"):
         stack_hyper([a, replace(b, **{"run.budget": 50})])
-    with pytest.raises(ConfigError, match=r"^reward.lr: .*traced, but not yet read"):
-        stack_hyper([a, replace(a, **{"reward.lr": 0.01})])
+    with pytest.raises(ConfigError, match=r"^ppo.learning_rate: .*traced, but not yet read"):
+        stack_hyper([a, replace(a, **{"ppo.learning_rate": 0.01})])
+    assert h["reward.lr"].tolist() == pytest.approx([1e-3, 1e-3, 3e-3, 3e-3])
 
 
 def test_apply_hyper_sets_the_sections_fields():
@@ -80,7 +83,8 @@ def test_the_teacher_stage_reads_the_hyper_it_is_given():
 @pytest.mark.slow
 def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
     """Cells ``smoke`` (exact teacher) and ``smoke`` with a noisy one (mistakes 0.2, equal
-    band 0.05, rating noise of one bin), 2 seeds each, as one jit(vmap(train)) over 4 runs of one program,
+    band 0.05, rating noise of one bin) and another reward-model lr (3e-3), weight decay
+    (1e-4) and rating weight (0.5), 2 seeds each, as one jit(vmap(train)) over 4 runs of one program,
     against each cell's own program (its noise compiled in) on the same keys."""
     from active_rlhf_jax.pipeline.train import make_train
 

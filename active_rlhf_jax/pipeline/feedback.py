@@ -117,7 +117,7 @@ class FeedbackStages(NamedTuple):
             ratings of a relative scale; ``hyper`` (pipeline/hyper.py) sets the teacher's
             traced noise fields (default: the config's).
         store: ``(key_pref, key_rating, buffers, prefs, ratings) -> buffers``.
-        fit: ``(key, reward, buffers, initial) -> (reward, metrics)``.
+        fit: ``(key, reward, buffers, initial, hyper=None) -> (reward, metrics)``.
         budget_used: ``(buffers, counters) -> int32 []`` labels charged so far.
         reward_corr: ``(reward, pool) -> []`` Spearman of learned vs true clip returns.
         clip_corr: ``(reward, clips) -> []`` the same over a :class:`Clips` batch.
@@ -253,10 +253,10 @@ def make_feedback_stages(config, env) -> FeedbackStages:
             buffers = add_ratings(buffers, key_rating, ratings, compat)
         return buffers
 
-    def fit(key, reward, buffers, initial: bool):
+    def fit(key, reward, buffers, initial: bool, hyper=None):
         epochs = c.reward.init_epochs if initial else c.reward.refit_epochs
         patience = c.reward.init_patience if initial else c.reward.refit_patience
-        reward, m = trainer.fit(reward, buffers, key, epochs, patience)
+        reward, m = trainer.fit(reward, buffers, key, epochs, patience, hyper)
         return reward, {
             "rm_train_loss": m["train_loss"],
             "rm_val_loss": m["val_loss"],

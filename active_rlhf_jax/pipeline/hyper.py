@@ -3,9 +3,10 @@ them in, so runs that differ only in them share one compiled program (issue #15)
 
 ``PipelineState.hyper`` holds them as ``{dotted field: [] float32}`` per seed; a batch of
 runs (cells x seeds) is one ``vmap`` over ``(keys, hyper)``. So far the pipeline reads the
-simulated teacher's noise from there (:data:`PIPELINE_TRACED`); the other fields marked
-``traced`` in the config (learning rates, loss weights, the preference fraction) are still
-compiled in, so a grid over them still needs one program per value.
+simulated teacher's noise and the reward model's optimiser and loss weights from there
+(:data:`PIPELINE_TRACED`); the other fields marked ``traced`` in the config (PPO's
+coefficients, the preference fraction) are still compiled in, so a grid over them still
+needs one program per value.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ PIPELINE_TRACED = (
     "teacher.equal_threshold",
     "teacher.rating_noise_std",
     "teacher.rating_beta",
+    "reward.lr",
+    "reward.weight_decay",
+    "reward.reg_weight",
+    "reward.rating_weight",
 )
 
 

@@ -147,7 +147,7 @@ def make_train(config: Config) -> Pipeline:
         # 3. Random initial labels, then the initial fit.
         key_a, key_b, key_c, key_label = jax.random.split(key_lab, 4)
         state, _ = ask(state, key_label, fb.initial_queries(key_a, key_b, key_c, state.pool))
-        reward, _ = fb.fit(key_fit, state.reward, state.buffers, initial=True)
+        reward, _ = fb.fit(key_fit, state.reward, state.buffers, initial=True, hyper=state.hyper)
         return state.replace(reward=reward, ep_true=jnp.zeros_like(state.ep_true),
                              ep_learned=jnp.zeros_like(state.ep_learned))
 
@@ -187,7 +187,8 @@ def make_train(config: Config) -> Pipeline:
             # 4. The teacher labels them into the buffers.
             state, ask_metrics = ask(state, key_label, queries)
             # 5. Warm-started refit of the reward model.
-            reward, fit_metrics = fb.fit(key_fit, state.reward, state.buffers, initial=False)
+            reward, fit_metrics = fb.fit(key_fit, state.reward, state.buffers, initial=False,
+                                         hyper=state.hyper)
             state = state.replace(reward=reward)
             metrics.update(n_requested=n, **ask_metrics, **acq_metrics, **fit_metrics,
                            reward_corr=fb.reward_corr(state.reward, state.pool),

@@ -120,12 +120,15 @@ class RewardTrainer(NamedTuple):
 
     Attributes:
         init: ``init(params) -> RewardTrainState``.
-        fit: ``fit(state, buffers, key, max_epochs, patience) -> (state, metrics)``;
+        fit: ``fit(state, buffers, key, max_epochs, patience, hyper=None) -> (state,
+            metrics)``; ``hyper`` (a run's traced fields, pipeline/hyper.py) sets
+            ``reward.lr``, ``weight_decay``, ``reg_weight``, ``rating_weight``;
             metrics: train_loss, val_loss, train_acc, val_acc, epochs, best_val_loss
             (means over members for ensembles). Jit with ``static_argnums=(3,)``.
-        step: ``step(member_params, opt_state, key, batch) -> (params, opt_state, stats)``,
+        step: ``step(member_params, opt_state, key, batch, hp=None) -> (params, opt_state,
+            stats)``,
             one masked Adam step of one member (stats: :class:`FitStats`).
-        loss: ``loss(member_params, key|None, batch, train) -> (loss, FitStats)``.
+        loss: ``loss(member_params, key|None, batch, train, hp=None) -> (loss, FitStats)``.
         optimizer: the optax transformation (coupled L2 + Adam).
     """
 

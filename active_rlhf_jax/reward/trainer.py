@@ -59,6 +59,10 @@ def _mean_losses(stats: FitStats, rating_weight, per_item: bool):
     return pref + rating_weight * rating, acc
 
 
+#: RewardModelConfig fields the trainer can take traced (``fit(..., hyper=...)``).
+TRACED_REWARD_FIELDS = ("lr", "weight_decay", "reg_weight", "rating_weight")
+
+
 def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
     """Trainer for ``model`` (its config and compat flags are used; ``config`` must match).
 
@@ -73,13 +77,28 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
     per_item = cfg.modality_weighting == "per_item"
     ensemble = cfg.posterior == "ensemble"
     bsz = cfg.batch_size
-    optimizer = optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay),  # coupled L2, as torch Adam
-        optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
-        optax.scale(-cfg.lr),
-    )
 
-    def loss(params, key, batch: Batch, train: bool = True):
+    def optimizer_for(lr, weight_decay):
+        """Coupled L2 + Adam at (possibly traced) ``lr`` and ``weight_decay``: the state's
+        structure does not depend on them, so one ``init`` serves every value."""
+        return optax.chain(
+            optax.add_decayed_weights(weight_decay),  # coupled L2, as torch Adam
+            optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+            optax.scale(-lr),
+        )
+
+    optimizer = optimizer_for(cfg.lr, cfg.weight_decay)
+    default_hp = {name: getattr(cfg, name) for name in TRACED_REWARD_FIELDS}
+
+    def resolve(hyper):
+        """The traced reward fields from a run's ``hyper`` (pipeline/hyper.py), else the
+        config's values (compiled in)."""
+        if hyper is None:
+            return default_hp
+        return {n: hyper.get(f"reward.{n}", default_hp[n]) for n in TRACED_REWARD_FIELDS}
+
+    def loss(params, key, batch: Batch, train: bool = True, hp=None):
+        hp = default_hp if hp is None else hp
         keys = jax.random.split(key, 3) if key is not None else (None, None, None)
         mu_a, _ = model.apply(params, batch.obs_a, batch.act_a, keys[0])
         mu_b, _ = model.apply(params, batch.obs_b, batch.act_b, keys[1])
@@ -103,15 +122,17 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         sums = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
                           jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
         stats = FitStats(*sums)
-        total, _ = _mean_losses(stats, cfg.rating_weight, per_item)
+        total, _ = _mean_losses(stats, hp["rating_weight"], per_item)
         if train:
-            total = total + cfg.reg_weight * (lik.compute_return_norm_reg(ra, pm)
+            total = total + hp["reg_weight"] * (lik.compute_return_norm_reg(ra, pm)
                                               + lik.compute_return_norm_reg(rb, pm))
         return total, stats
 
-    def step(params, opt_state, key, batch: Batch):
-        grads, stats = jax.grad(loss, has_aux=True)(params, key, batch, True)
-        updates, new_opt = optimizer.update(grads, opt_state, params)
+    def step(params, opt_state, key, batch: Batch, hp=None):
+        hp = default_hp if hp is None else hp
+        grads, stats = jax.grad(loss, has_aux=True)(params, key, batch, True, hp)
+        opt = optimizer_for(hp["lr"], hp["weight_decay"])
+        updates, new_opt = opt.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         any_valid = stats.num_pref + stats.num_rating > 0
 
@@ -121,7 +142,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         return keep(new_params, params), keep(new_opt, opt_state), stats
 
     def fit_member(state: RewardTrainState, buffers: FeedbackBuffers, key, p_idx, p_mask,
-                   r_idx, r_mask, max_epochs, patience):
+                   r_idx, r_mask, max_epochs, patience, hp):
         cp, cr = p_mask.shape[0], r_mask.shape[0]
         if pref_only:
             r_mask = jnp.zeros_like(r_mask)
@@ -145,7 +166,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
                 pos = b * bsz + arange_b
                 batch = _gather(buffers, pv_order[jnp.minimum(pos, cp - 1)], pos < n_pv,
                                 rv_order[jnp.minimum(pos, cr - 1)], pos < n_rv)
-                return acc + loss(params, None, batch, False)[1]
+                return acc + loss(params, None, batch, False, hp)[1]
 
             return jax.lax.fori_loop(0, n_val_batches, body, FitStats.zeros())
 
@@ -166,14 +187,14 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
                 is_p = slot < cp
                 batch = _gather(buffers, p_idx[jnp.clip(slot, 0, cp - 1)], inr & is_p,
                                 r_idx[jnp.clip(slot - cp, 0, cr - 1)], inr & ~is_p)
-                params, opt, stats = step(params, opt, jax.random.fold_in(k_drop, b), batch)
+                params, opt, stats = step(params, opt, jax.random.fold_in(k_drop, b), batch, hp)
                 return params, opt, acc + stats
 
             params, opt, tstats = jax.lax.fori_loop(
                 0, n_batches, body, (carry.params, carry.opt_state, FitStats.zeros()))
             vstats = val_stats(params)
-            train_loss, train_acc = _mean_losses(tstats, cfg.rating_weight, per_item)
-            val_loss, val_acc = _mean_losses(vstats, cfg.rating_weight, per_item)
+            train_loss, train_acc = _mean_losses(tstats, hp["rating_weight"], per_item)
+            val_loss, val_acc = _mean_losses(vstats, hp["rating_weight"], per_item)
             # Without validation items, early-stop on the training loss.
             crit = jnp.where(n_pv + n_rv > 0, val_loss, train_loss)
             eligible = (ep >= warmup) | (ep + 1 >= max_epochs)
@@ -227,18 +248,21 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
 
         return jax.vmap(one)(params) if ensemble else one(params)
 
-    def fit(state: RewardTrainState, buffers: FeedbackBuffers, key, max_epochs, patience):
+    def fit(state: RewardTrainState, buffers: FeedbackBuffers, key, max_epochs, patience,
+            hyper=None):
+        hp = resolve(hyper)
         p_train, r_train = buffers.pref_train_mask, buffers.rating_train_mask
         if not ensemble:
             cp, cr = p_train.shape[0], r_train.shape[0]
             return fit_member(state, buffers, key, jnp.arange(cp), p_train, jnp.arange(cr),
-                              r_train, max_epochs, patience)
+                              r_train, max_epochs, patience, hp)
 
         def member(st, k):
             k_fit, kbp, kbr = jax.random.split(k, 3)
             p_idx, p_mask = _bootstrap(kbp, p_train)
             r_idx, r_mask = _bootstrap(kbr, r_train)
-            return fit_member(st, buffers, k_fit, p_idx, p_mask, r_idx, r_mask, max_epochs, patience)
+            return fit_member(st, buffers, k_fit, p_idx, p_mask, r_idx, r_mask, max_epochs,
+                              patience, hp)
 
         new_state, metrics = jax.vmap(member)(state, jax.random.split(key, cfg.ensemble_size))
         return new_state, jax.tree_util.tree_map(jnp.mean, metrics)
