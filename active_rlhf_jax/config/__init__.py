@@ -30,6 +30,7 @@ from active_rlhf_jax.config.acquisition import (
 )
 from active_rlhf_jax.config.base import (
     ConfigError,
+    apply_hyper,
     field_help,
     from_dict,
     leaf_values,
@@ -70,6 +71,7 @@ __all__ = [
     "TrainConfig",
     "check_compat",
     "check_information_units",
+    "apply_hyper",
     "effective_acquisition",
     "field_help",
     "from_dict",

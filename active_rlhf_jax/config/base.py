@@ -57,6 +57,17 @@ def leaf_values(cfg) -> dict[str, Any]:
     return out
 
 
+def apply_hyper(section, hyper: dict | None, prefix: str):
+    """``section`` (a config dataclass) with its fields named ``prefix.*`` in ``hyper`` (a
+    run's traced hyperparameters, ``{dotted field: value}``) replaced by those values, which
+    may be tracers; ``section`` itself when ``hyper`` is None."""
+    if hyper is None:
+        return section
+    changes = {name.split(".", 1)[1]: value for name, value in hyper.items()
+               if name.startswith(prefix + ".")}
+    return dataclasses.replace(section, **changes)
+
+
 def static_fields(cls) -> tuple[str, ...]:
     """Dotted names of the static leaf fields of a config class (nested sections too)."""
     return tuple(name for name, kind in _leaf_kinds(cls) if kind == STATIC)

@@ -20,8 +20,7 @@ from active_rlhf_jax.acquisition import AdaptiveState
 from active_rlhf_jax.acquisition import acquire as acquire_queries
 from active_rlhf_jax.batches import Clips, PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
-from active_rlhf_jax.config import effective_acquisition
-from active_rlhf_jax.pipeline.hyper import apply_hyper
+from active_rlhf_jax.config import apply_hyper, effective_acquisition
 from active_rlhf_jax.pipeline.masked_stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
@@ -228,7 +227,7 @@ def make_feedback_stages(config, env) -> FeedbackStages:
         the teacher drops (a tie under ``min_gap``, say) leaves its slot masked. On a
         relative rating scale the bins span the pool's discounted true returns now."""
         prefs = ratings = None
-        teacher = c.teacher if hyper is None else apply_hyper(c.teacher, hyper, "teacher")
+        teacher = apply_hyper(c.teacher, hyper, "teacher")
         if use_pref:
             a, b = queries.pair_idx[:, 0], queries.pair_idx[:, 1]
             lab, ok = teachers.label_preferences(key_pref, pool.rew[a], pool.rew[b], teacher, compat)

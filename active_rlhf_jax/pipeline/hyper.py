@@ -11,12 +11,10 @@ needs one program per value.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
-from active_rlhf_jax.config import ConfigError, leaf_values, traced_fields
+from active_rlhf_jax.config import ConfigError, apply_hyper, leaf_values, traced_fields  # noqa: F401
 
 #: Traced fields the pipeline reads from ``PipelineState.hyper``.
 PIPELINE_TRACED = (
@@ -48,21 +46,13 @@ def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
     """
     first = leaf_values(configs[0])
     shared = set(PIPELINE_TRACED) | {"name"}
+    traced = set(traced_fields(type(configs[0])))
     for cfg in configs[1:]:
         other = leaf_values(cfg)
         for name, value in first.items():
             if name not in shared and other[name] != value:
-                kind = "traced, but not yet read from the state" if name in set(
-                    traced_fields(type(cfg))) else "static"
+                kind = "traced, but not yet read from the state" if name in traced else "static"
                 raise ConfigError(name, f"differs between the runs of one program "
                                         f"({value!r} vs {other[name]!r}); it is {kind}")
     rows = [hyper_values(c) for c in configs]
     return {k: jnp.repeat(jnp.stack([r[k] for r in rows]), repeat) for k in PIPELINE_TRACED}
-
-
-def apply_hyper(section, hyper: dict, prefix: str):
-    """``section`` (a config dataclass) with its fields named ``prefix.*`` in ``hyper``
-    replaced by those (traced) values."""
-    changes = {name.split(".", 1)[1]: value for name, value in hyper.items()
-               if name.startswith(prefix + ".")}
-    return dataclasses.replace(section, **changes)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from active_rlhf_jax.buffers import FeedbackBuffers
+from active_rlhf_jax.config import apply_hyper
 from active_rlhf_jax.reward import likelihoods as lik
 from active_rlhf_jax.reward.fit_state import (  # noqa: F401  (re-exported)
     Batch,
@@ -59,10 +60,6 @@ def _mean_losses(stats: FitStats, rating_weight, per_item: bool):
     return pref + rating_weight * rating, acc
 
 
-#: RewardModelConfig fields the trainer can take traced (``fit(..., hyper=...)``).
-TRACED_REWARD_FIELDS = ("lr", "weight_decay", "reg_weight", "rating_weight")
-
-
 def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
     """Trainer for ``model`` (its config and compat flags are used; ``config`` must match).
 
@@ -88,17 +85,11 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         )
 
     optimizer = optimizer_for(cfg.lr, cfg.weight_decay)
-    default_hp = {name: getattr(cfg, name) for name in TRACED_REWARD_FIELDS}
 
-    def resolve(hyper):
-        """The traced reward fields from a run's ``hyper`` (pipeline/hyper.py), else the
-        config's values (compiled in)."""
-        if hyper is None:
-            return default_hp
-        return {n: hyper.get(f"reward.{n}", default_hp[n]) for n in TRACED_REWARD_FIELDS}
-
+    # ``hp``: the RewardModelConfig whose lr, weight_decay, reg_weight and rating_weight a
+    # call uses (a run's traced values, via apply_hyper), the trainer's own by default.
     def loss(params, key, batch: Batch, train: bool = True, hp=None):
-        hp = default_hp if hp is None else hp
+        hp = cfg if hp is None else hp
         keys = jax.random.split(key, 3) if key is not None else (None, None, None)
         mu_a, _ = model.apply(params, batch.obs_a, batch.act_a, keys[0])
         mu_b, _ = model.apply(params, batch.obs_b, batch.act_b, keys[1])
@@ -122,16 +113,16 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         sums = jnp.stack([jnp.sum(nll_p), n_p, r_sum, n_r,
                           jnp.sum(correct).astype(jnp.float32), jnp.sum(decided).astype(jnp.float32)])
         stats = FitStats(*sums)
-        total, _ = _mean_losses(stats, hp["rating_weight"], per_item)
+        total, _ = _mean_losses(stats, hp.rating_weight, per_item)
         if train:
-            total = total + hp["reg_weight"] * (lik.compute_return_norm_reg(ra, pm)
+            total = total + hp.reg_weight * (lik.compute_return_norm_reg(ra, pm)
                                               + lik.compute_return_norm_reg(rb, pm))
         return total, stats
 
     def step(params, opt_state, key, batch: Batch, hp=None):
-        hp = default_hp if hp is None else hp
+        hp = cfg if hp is None else hp
         grads, stats = jax.grad(loss, has_aux=True)(params, key, batch, True, hp)
-        opt = optimizer_for(hp["lr"], hp["weight_decay"])
+        opt = optimizer_for(hp.lr, hp.weight_decay)
         updates, new_opt = opt.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         any_valid = stats.num_pref + stats.num_rating > 0
@@ -193,8 +184,8 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
             params, opt, tstats = jax.lax.fori_loop(
                 0, n_batches, body, (carry.params, carry.opt_state, FitStats.zeros()))
             vstats = val_stats(params)
-            train_loss, train_acc = _mean_losses(tstats, hp["rating_weight"], per_item)
-            val_loss, val_acc = _mean_losses(vstats, hp["rating_weight"], per_item)
+            train_loss, train_acc = _mean_losses(tstats, hp.rating_weight, per_item)
+            val_loss, val_acc = _mean_losses(vstats, hp.rating_weight, per_item)
             # Without validation items, early-stop on the training loss.
             crit = jnp.where(n_pv + n_rv > 0, val_loss, train_loss)
             eligible = (ep >= warmup) | (ep + 1 >= max_epochs)
@@ -250,7 +241,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
 
     def fit(state: RewardTrainState, buffers: FeedbackBuffers, key, max_epochs, patience,
             hyper=None):
-        hp = resolve(hyper)
+        hp = apply_hyper(cfg, hyper, "reward")
         p_train, r_train = buffers.pref_train_mask, buffers.rating_train_mask
         if not ensemble:
             cp, cr = p_train.shape[0], r_train.shape[0]
