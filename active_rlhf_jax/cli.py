@@ -149,6 +149,9 @@ def _add_sweep_parser(sub, preset: str | None = None, with_fields: bool = True):
     p.add_argument("--gym-eval-episodes", type=int, default=10, metavar="N",
                    help="deterministic episodes per seed in Gymnasium's env after each arm "
                    "(MuJoCo tasks; 0: none) (default: 10)")
+    p.add_argument("--cells-per-call", type=int, default=0, metavar="K",
+                   help="at most K cells in one compiled call (cells that differ only in "
+                   "traced hyperparameters share one; 0: no limit) (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sweep)
     if with_fields:
@@ -169,11 +172,13 @@ def _cmd_sweep(args) -> int:
         raise ConfigError("seeds", f"must be >= 1, got {args.seeds}")
     if args.gym_eval_episodes < 0:
         raise ConfigError("gym_eval_episodes", f"must be >= 0, got {args.gym_eval_episodes}")
+    if args.cells_per_call < 0:
+        raise ConfigError("cells_per_call", f"must be >= 0, got {args.cells_per_call}")
     changes = _flag_changes(args, arm_config(args.preset, arms[0], {}, None))
     changes.pop("seeds", None)  # passed on its own: sweep.json records it apart
     interrupt.install("interrupted; run the same sweep command again to resume")
     run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
-              gym_eval_episodes=args.gym_eval_episodes)
+              gym_eval_episodes=args.gym_eval_episodes, cells_per_call=args.cells_per_call)
     from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
 
     print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")

@@ -19,9 +19,17 @@ Grids. An arm part may also be a field setting, ``FIELD=VALUE`` (e.g.
 ``pref-bald+reward.lr=0.001``), and ``--grid FIELD=V1,V2`` crosses every arm with every
 value (:func:`expand_grid`): ``--arms pref-random,pref-bald --grid reward.lr=1e-3,3e-4``
 gives four cells, ``pref-random+reward.lr=1e-3`` and so on, each its own run directory,
-paired seed by seed like any arms. Today every cell compiles and runs its own program,
-one cell after another; cells sharing one compiled, vmapped call (traced
-hyperparameters) are not implemented yet, and the sweep says so on stderr.
+paired seed by seed like any arms.
+
+One program, many cells. Cells (and arms) that differ only in the traced hyperparameters
+the pipeline reads from its state (``pipeline/hyper.py``: teacher noise, the reward
+model's optimiser and loss weights) and in their acquisition method run as one batch of ``cells x seeds`` runs of one
+compiled program (:func:`active_rlhf_jax.pipeline.runner.run_cells`), split over the
+devices like seeds. Cells that differ in a field the program compiles in (e.g.
+``ppo.num_envs``, the feedback kind) fall back to one program per combination of those
+fields, and the sweep names the fields on stderr. ``cells_per_call`` caps the cells of one
+call (memory); new and interrupted cells never share a call, so an interrupted cell keeps
+its progress.
 """
 
 from __future__ import annotations
@@ -202,6 +210,7 @@ def run_sweep(
     gym_eval_episodes: int = 10,
     max_chunks: int | None = None,
     log=None,
+    cells_per_call: int = 0,
 ) -> list[dict]:
     """Run every arm into ``out_dir/ARM`` (skipping finished ones, resuming partial ones).
 
@@ -214,11 +223,12 @@ def run_sweep(
             for probe environments, which Gymnasium does not have).
         max_chunks: stop each arm after this many chunks in this call (tests of resume).
         log: where the one-line notes go (default stderr).
+        cells_per_call: at most this many cells in one compiled call (0: no limit).
 
     Returns:
         one record per arm: ``{"arm", "dir", "status" (before this call), "summary"}``.
     """
-    from active_rlhf_jax.pipeline.runner import run
+    from active_rlhf_jax.pipeline.runner import run_cells
 
     log = log or sys.stderr
     changes = dict(changes or {})
@@ -247,29 +257,76 @@ def run_sweep(
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, out / SWEEP_FILE)
 
-    if any("=" in p for arm in arms for p in arm.split("+")):
-        print(f"sweep: {len(arms)} cells, one after another, each compiling its own program "
-              "(cells in one compiled call are not implemented yet)", file=log, flush=True)
-    results = []
-    for i, (arm, cfg) in enumerate(configs.items(), 1):
-        arm_dir = out / arm
-        status = arm_status(arm_dir)
-        print(f"sweep: arm {i}/{len(configs)} {arm}: {status}"
-              + {"done": ", skipped", "partial": ", resuming", "new": ""}[status],
-              file=log, flush=True)
-        summary = None
+    groups = plan_programs(out, configs, cells_per_call)
+    _say_plan(groups, configs, log)
+    results = {}
+    for arm in configs:
+        if arm_status(out / arm) == "done":
+            print(f"sweep: {arm}: done, skipped", file=log, flush=True)
+            results[arm] = {"arm": arm, "dir": str(out / arm), "status": "done",
+                            "summary": None}
+    for g, (status, group) in enumerate(groups, 1):
+        print(f"sweep: program {g}/{len(groups)}: {', '.join(group)}"
+              + (" (resuming)" if status == "partial" else ""), file=log, flush=True)
+        dirs = [out / arm for arm in group]
         if status == "new":
-            summary = run(cfg, arm_dir, progress=progress, max_chunks=max_chunks)
-        elif status == "partial":
-            summary = run(None, arm_dir, resume=True, progress=progress, max_chunks=max_chunks)
-        finished = arm_status(arm_dir) == "done"
-        if (finished and gym_eval_episodes > 0 and not cfg.env.env_id.startswith("probe/")
+            summaries = run_cells([configs[a] for a in group], dirs, progress=progress,
+                                  max_chunks=max_chunks)
+        else:
+            summaries = run_cells([None] * len(group), dirs, resume=True, progress=progress,
+                                  max_chunks=max_chunks)
+        for arm, summary in zip(group, summaries):
+            results[arm] = {"arm": arm, "dir": str(out / arm), "status": status,
+                            "summary": summary}
+    for arm, cfg in configs.items():
+        arm_dir = out / arm
+        if (arm_status(arm_dir) == "done" and gym_eval_episodes > 0
+                and not cfg.env.env_id.startswith("probe/")
                 and not (arm_dir / GYM_EVAL_FILE).is_file()):
             gs = gym_evaluate(arm_dir, gym_eval_episodes)
             print(f"sweep: {arm}: Gymnasium evaluation {gs['mean']:.1f} "
                   f"({gym_eval_episodes} episodes x {gs['num_seeds']} seeds)", file=log, flush=True)
-        results.append({"arm": arm, "dir": str(arm_dir), "status": status, "summary": summary})
-    return results
+    return [results[arm] for arm in configs]
+
+
+def plan_programs(out: Path, configs: dict, cells_per_call: int = 0) -> list[tuple[str, list]]:
+    """The unfinished arms grouped into calls: ``[(status, [arm, ...]), ...]`` in arm order.
+
+    Arms share a call when they are equally far (all new, or all interrupted) and their
+    configs differ only in traced fields (:func:`~active_rlhf_jax.pipeline.hyper.program_key`);
+    ``cells_per_call > 0`` splits larger groups.
+    """
+    from active_rlhf_jax.pipeline.hyper import program_key
+
+    groups: dict = {}
+    for arm, cfg in configs.items():
+        status = arm_status(out / arm)
+        if status != "done":
+            groups.setdefault((status, program_key(cfg)), []).append(arm)
+    calls = []
+    for (status, _), arms in groups.items():
+        size = cells_per_call if cells_per_call > 0 else len(arms)
+        calls += [(status, arms[i:i + size]) for i in range(0, len(arms), size)]
+    return calls
+
+
+def _say_plan(groups, configs: dict, log) -> None:
+    """One stderr line: how many cells run in how many compiled programs, and why more
+    than one (the static fields in which they differ)."""
+    from active_rlhf_jax.pipeline.hyper import static_differences
+
+    cells = sum(len(g) for _, g in groups)
+    if cells <= 1:
+        return
+    line = f"sweep: {cells} cells to run in {len(groups)} compiled program(s)"
+    if len(groups) > 1:
+        todo = [configs[a] for _, g in groups for a in g]
+        fields = static_differences(todo)
+        line += (f"; they differ in static fields ({', '.join(fields)}), one program per "
+                 "combination" if fields else "")
+        if len({s for s, _ in groups}) > 1:
+            line += "; new and interrupted cells run apart"
+    print(line, file=log, flush=True)
 
 
 def _jsonable(changes: dict) -> dict:

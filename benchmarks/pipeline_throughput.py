@@ -114,27 +114,36 @@ def build_config(preset: str, seeds: int = 1, **overrides):
     return cfg.validate()
 
 
-def measure_pipeline(config, chunks: int, length: int, label: str) -> dict:
-    """Compile and run ``init`` + ``chunks`` chunks of ``length`` iterations; time each."""
+def measure_pipeline(config, chunks: int, length: int, label: str, cells=None) -> dict:
+    """Compile and run ``init`` + ``chunks`` chunks of ``length`` iterations; time each.
+
+    ``cells``: several configs that share one program (``runner.run_cells``: cells x seeds
+    runs in one call, ``config`` their first); default ``[config]``.
+    """
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     from active_rlhf_jax.pipeline import runner
+    from active_rlhf_jax.pipeline.hyper import program_choices, stack_hyper
     from active_rlhf_jax.pipeline.train import make_train
     from benchmarks.env_throughput import _device_name, _load
 
+    cells = list(cells or [config])
+    runs = config.seeds * len(cells)
     load_before = _load()
-    pipe = make_train(config)
-    mesh = runner._seed_mesh(config.seeds)  # as `active-rlhf train` splits seeds
-    keys = runner.seed_keys(config)
+    pipe = make_train(config, program_choices(cells))
+    mesh = runner._seed_mesh(runs)  # as `active-rlhf train` splits seeds
+    keys = jnp.concatenate([runner.seed_keys(c) for c in cells])
+    args = (keys,) if len(cells) == 1 else (keys, stack_hyper(cells, config.seeds))
     init_fn = runner.seed_parallel(pipe.init, mesh)
     chunk_fn = runner.seed_parallel(functools.partial(pipe.run_chunk, length=length), mesh)
 
     t0 = time.perf_counter()
-    init_c = init_fn.lower(keys).compile()
+    init_c = init_fn.lower(*args).compile()
     compile_init = time.perf_counter() - t0
     t0 = time.perf_counter()
-    state = jax.block_until_ready(init_c(keys))
+    state = jax.block_until_ready(init_c(*args))
     init_run = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -148,8 +157,8 @@ def measure_pipeline(config, chunks: int, length: int, label: str) -> dict:
         jax.block_until_ready((state, metrics))
         times.append(time.perf_counter() - t0)
 
-    steps_per_chunk = length * config.steps_per_iteration * config.seeds
-    env_steps = np.asarray(jax.device_get(metrics["env_steps"]))  # [seeds, length]
+    steps_per_chunk = length * config.steps_per_iteration * runs
+    env_steps = np.asarray(jax.device_get(metrics["env_steps"]))  # [runs, length]
     expected = chunks * length * config.steps_per_iteration
     if not np.all(env_steps[:, -1] == expected):
         raise RuntimeError(f"{label}: env_steps {env_steps[:, -1]} != {expected}")
@@ -161,6 +170,7 @@ def measure_pipeline(config, chunks: int, length: int, label: str) -> dict:
         env_id=config.env.env_id,
         backend=config.env.backend,
         seeds=config.seeds,
+        cells=len(cells),
         num_envs=config.ppo.num_envs,
         num_steps=config.ppo.num_steps,
         steps_per_iteration=config.steps_per_iteration,

@@ -8,33 +8,44 @@ import pytest
 
 from active_rlhf_jax.batches import Queries
 from active_rlhf_jax.config import ConfigError, replace
+from active_rlhf_jax.config.acquisition import METHODS
 from active_rlhf_jax.pipeline.hyper import (
     PIPELINE_TRACED,
     apply_hyper,
     hyper_values,
+    program_choices,
+    program_key,
     stack_hyper,
+    static_differences,
 )
 from configs.presets import get_preset
 
 pytestmark = pytest.mark.fast_compile
 
-# smoke's teacher is exact; the other cell's makes mistakes, has an equal band and rates
-# with Gaussian noise of one bin, and its reward model learns at another rate, decay and
-# rating weight.
+# smoke's teacher is exact and it acquires at random; the other cell's makes mistakes, has
+# an equal band and rates with Gaussian noise of one bin, its reward model learns at
+# another rate, decay and rating weight, and it acquires by BALD.
 NOISY = {"teacher.mistake_prob": 0.2, "teacher.rating_noise_std": 1.0,
          "teacher.equal_threshold": 0.05, "reward.lr": 3e-3, "reward.weight_decay": 1e-4,
-         "reward.rating_weight": 0.5}
+         "reward.rating_weight": 0.5, "acquisition.method": "bald"}
 
 
 def _cells():
-    base = get_preset("smoke").validate()
+    # both modalities, split 50/50 (allocation information would need BALD in every cell)
+    base = replace(get_preset("smoke"), **{"acquisition.method": "random",
+                                           "acquisition.allocation": "fixed"}).validate()
     return base, replace(base, **NOISY).validate()
 
 
 def test_stack_hyper_orders_cells_then_seeds_and_names_a_field_that_cannot_vary():
     a, b = _cells()
     h = stack_hyper([a, b], repeat=2)
-    assert set(h) == set(PIPELINE_TRACED)
+    assert set(h) == set(PIPELINE_TRACED) | {"acquisition.method"}
+    assert h["acquisition.method"].tolist() == [METHODS.index(a.acquisition.method)] * 2 + [
+        METHODS.index("bald")] * 2 and h["acquisition.method"].dtype == jnp.int32
+    assert program_choices([a, b]) == {"acquisition.method": ("bald", "random")}
+    assert program_choices([a, a]) == {} and program_key(a) == program_key(b)
+    assert static_differences([a, replace(b, **{"run.budget": 50})]) == ["run.budget"]
     assert h["teacher.mistake_prob"].tolist() == pytest.approx([0.0, 0.0, 0.2, 0.2])
     assert h["teacher.rating_noise_std"].tolist() == [0.0, 0.0, 1.0, 1.0]
     assert float(hyper_values(b)["teacher.equal_threshold"]) == pytest.approx(0.05)
@@ -82,15 +93,16 @@ def test_the_teacher_stage_reads_the_hyper_it_is_given():
 
 @pytest.mark.slow
 def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
-    """Cells ``smoke`` (exact teacher) and ``smoke`` with a noisy one (mistakes 0.2, equal
-    band 0.05, rating noise of one bin) and another reward-model lr (3e-3), weight decay
-    (1e-4) and rating weight (0.5), 2 seeds each, as one jit(vmap(train)) over 4 runs of one program,
-    against each cell's own program (its noise compiled in) on the same keys."""
+    """Cells ``smoke`` with random acquisition and a fixed split (exact teacher) and the same with a noisy teacher
+    (mistakes 0.2, equal band 0.05, rating noise of one bin), another reward-model lr
+    (3e-3), weight decay (1e-4) and rating weight (0.5), and BALD, 2 seeds each, as one
+    jit(vmap(train)) over 4 runs of one program (the method chosen per run), against each
+    cell's own program (its values compiled in) on the same keys."""
     from active_rlhf_jax.pipeline.train import make_train
 
     a, b = _cells()
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    grid = make_train(a)
+    grid = make_train(a, program_choices([a, b]))
     hyper = stack_hyper([a, b], repeat=2)
     _, m_grid, (ret_grid, _) = jax.jit(jax.vmap(grid.train))(jnp.concatenate([keys, keys]), hyper)
     for c, cfg in enumerate((a, b)):
@@ -103,3 +115,33 @@ def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
     # the two cells did differ
     assert not np.array_equal(np.asarray(m_grid["rm_train_loss"][:2]),
                               np.asarray(m_grid["rm_train_loss"][2:]))
+
+
+def test_a_method_choice_gives_each_methods_own_scores():
+    """MethodChoice between random and BALD (eager, small arrays): the chosen method's pair
+    and clip scores, bitwise, and BALD (logged whatever the method) unchanged."""
+    from active_rlhf_jax.acquisition.candidates import (
+        MethodChoice,
+        clip_scores,
+        dense_pair_scores,
+    )
+
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
+    returns = jax.random.normal(k1, (6, 12))  # [S, N]
+    valid = jnp.arange(12) < 10
+    bin_probs = jax.nn.softmax(jax.random.normal(k2, (6, 12, 5)), axis=-1)  # [S, N, K]
+    for name in ("random", "bald"):
+        choice = MethodChoice(("bald", "random"), jnp.int32(METHODS.index(name)))
+        m_static, _, st_static = dense_pair_scores(returns, valid, k3, method=name, block_size=8)
+        m_choice, _, st_choice = dense_pair_scores(returns, valid, k3, method=choice, block_size=8)
+        np.testing.assert_array_equal(np.asarray(m_choice), np.asarray(m_static))
+        assert float(st_choice.bald_sum) == float(st_static.bald_sum)
+        kw = dict(rating_likelihood="ordinal", bin_probs=bin_probs)
+        (s_static, b_static), (s_choice, b_choice) = (
+            clip_scores(name, k3, **kw), clip_scores(choice, k3, **kw))
+        np.testing.assert_array_equal(np.asarray(s_choice), np.asarray(s_static))
+        np.testing.assert_array_equal(np.asarray(b_choice), np.asarray(b_static))
+    # the two methods do rank differently
+    r, b = (dense_pair_scores(returns, valid, k3, method=m, block_size=8)[0]
+            for m in ("random", "bald"))
+    assert not np.array_equal(np.asarray(r), np.asarray(b))

@@ -532,6 +532,49 @@ def test_clean_checkpoints_removes_interrupted_saves_and_deletions(tmp_path, cap
     assert "removed checkpoint 2" in err and "removed 8.orbax-checkpoint-tmp-17" in err
 
 
+class _Steps:
+    """A stand-in for an orbax CheckpointManager: just its step list."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def all_steps(self, read=False):
+        return list(self.steps)
+
+
+def test_cells_restore_the_newest_step_they_all_hold_and_move_a_damaged_one(tmp_path, capsys):
+    """Cells of one program saved one after another: a kill between two saves leaves cell
+    0 a step ahead; the group restores the newest common step. A damaged cell checkpoint at
+    that step is moved aside (that cell only) and the step before is restored."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out, steps in zip(outs, ([4, 8, 12], [4, 8])):
+        for st in steps:
+            (out / "checkpoints" / str(st)).mkdir(parents=True)
+    managers = [_Steps([4, 8, 12]), _Steps([4, 8])]
+    step, states = rundir.restore_newest(managers, lambda i, st: (i, st), outs)
+    assert step == 8 and states == [(0, 8), (1, 8)]
+
+    def restore(i, st):
+        if (i, st) == (1, 8):
+            raise ValueError("truncated file\nmore")
+        return (i, st)
+
+    step, states = rundir.restore_newest(managers, restore, outs)
+    assert step == 4 and states == [(0, 4), (1, 4)]
+    assert not (outs[1] / "checkpoints" / "8").exists() and (outs[0] / "checkpoints" / "8").is_dir()
+    assert len(list((outs[1] / rundir.DAMAGED_DIR).iterdir())) == 1
+    assert "checkpoint 8 cannot be restored (ValueError: truncated file)" in capsys.readouterr().err
+    # then the steps past the common one go, so that they can be saved again
+    rundir.drop_checkpoints_after(outs[0] / "checkpoints", 4)
+    assert sorted(p.name for p in (outs[0] / "checkpoints").iterdir()) == ["4"]
+    rundir.drop_checkpoints_after(outs[1] / "checkpoints", None)
+    assert list((outs[1] / "checkpoints").iterdir()) == []
+    # no common step, none tried: a fresh start; every step failing: one-line ConfigError
+    assert rundir.restore_newest([_Steps([4]), _Steps([8])], restore, outs) == (None, None)
+    with pytest.raises(ConfigError, match=r"^resume: no checkpoint in .*/b/checkpoints"):
+        rundir.restore_newest([_Steps([8]), _Steps([8])], restore, outs, move=False)
+
+
 def test_budget_supply_bound():
     """Smoke: 40 initial clips, 20 new per iteration, 8 iterations (7 acquire), disjoint
     pairs. Budget 1000 buys an initial 200 (100 pairs use all 40 clips, 100 ratings too),

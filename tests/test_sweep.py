@@ -1,5 +1,6 @@
 """``active-rlhf sweep`` and the matrix table, on the smoke preset (seconds per arm)."""
 
+import io
 import json
 
 import numpy as np
@@ -19,23 +20,33 @@ from active_rlhf_jax.sweep import arm_config, expand_grid, parse_arms, parse_gri
 # Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
 pytestmark = pytest.mark.fast_compile
 
-# The BALD arm is written as a grid cell (a preset part plus a field setting): the same
-# config and program as the pref-bald preset, so the sweep of cells is run end to end at
-# no extra compile.
+# The BALD arm is written as a grid cell (a preset part plus a field setting): it differs
+# from pref-random only in its acquisition method, so the two cells run as one batch of
+# one compiled program (the method chosen per run), next to ground truth's own program.
 BALD = "pref-random+acquisition.method=bald"
 ARMS = ["ground-truth", "pref-random", BALD]
 
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
-    """Each arm stopped after its first chunk, then the same sweep again: every arm resumes."""
+    """Each arm stopped after its first chunk, then the same sweep again: every arm resumes
+    (the two cells of one program from their own checkpoints, joined)."""
     out = tmp_path_factory.mktemp("sweep") / "matrix"
-    first = run_sweep("smoke", ARMS, out, seeds=2, progress=False, max_chunks=1)
+    log = io.StringIO()
+    first = run_sweep("smoke", ARMS, out, seeds=2, progress=False, max_chunks=1, log=log)
     assert [r["status"] for r in first] == ["new"] * 3
+    plan = log.getvalue().splitlines()
+    assert plan[0].startswith("sweep: 3 cells to run in 2 compiled program(s); they differ "
+                              "in static fields (") and "run.feedback" in plan[0]
+    assert "acquisition.method" not in plan[0]
+    assert plan[1:] == ["sweep: program 1/2: ground-truth",
+                        f"sweep: program 2/2: pref-random, {BALD}"]
     for arm in ARMS:
         assert not (out / arm / "final_eval.json").exists()
-    second = run_sweep("smoke", ARMS, out, seeds=2, progress=False)
+        assert (out / arm / "checkpoints" / "4").is_dir()  # each cell its own slice
+    second = run_sweep("smoke", ARMS, out, seeds=2, progress=False, log=log)
     assert [r["status"] for r in second] == ["partial"] * 3
+    assert [r["summary"]["cells_in_program"] for r in second] == [1, 2, 2]
     return out
 
 
@@ -62,7 +73,7 @@ def test_rerun_skips_finished_arms(sweep_dir, capsys):
     cap = capsys.readouterr()
     assert code == 0
     assert cap.err.count("skipped") == 3
-    assert "3 cells, one after another, each compiling its own program" in cap.err
+    assert "program" not in cap.err
     assert f"| {BALD} - pref-random | 2 |" in cap.out
     after = {a: (sweep_dir / a / "metrics.jsonl").stat().st_mtime_ns for a in ARMS}
     assert before == after

@@ -45,9 +45,9 @@ class AcquisitionResult:
     adaptive_state: A.AdaptiveState
 
 
-def _pair_slots(config, key, returns, valid, n, k_max, true_returns, lp, lpm):
+def _pair_slots(config, key, returns, valid, n, k_max, true_returns, lp, lpm, method):
     n_clips = returns.shape[1]
-    kw = dict(method=config.method, labelled_pairs=lp, labelled_pairs_mask=lpm)
+    kw = dict(method=method, labelled_pairs=lp, labelled_pairs_mask=lpm)
     if config.pair_mode == "reference":
         if true_returns is None:
             raise ValueError("pair_mode='reference' needs true_returns (its min-gap filter)")
@@ -80,7 +80,8 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
             bin_probs=None, rating_mean=None, rating_var=None, true_returns=None,
             labelled_pairs=None, labelled_pairs_mask=None, pair_excluded_clips=None,
             rated_clips=None, n_pref_cum=0, n_eval_cum=0,
-            adaptive_state: Optional[A.AdaptiveState] = None) -> AcquisitionResult:
+            adaptive_state: Optional[A.AdaptiveState] = None,
+            method: Optional[C.MethodChoice] = None) -> AcquisitionResult:
     """Choose this iteration's preference pairs and rating clips. Pure, fixed-shape.
 
     Args:
@@ -102,6 +103,10 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         The three exclusions apply only with ``config.exclude_labelled``.
       n_pref_cum, n_eval_cum: queries of each modality so far ("target-fraction").
       adaptive_state: carried :class:`AdaptiveState` ("reference-adaptive").
+      method: a :class:`MethodChoice` that replaces ``config.method`` (a sweep's cells
+        that differ only in their method share one program). Each cell's config is
+        validated on its own, so allocation information, which compares the scores of
+        pairs and clips, still sees BALD only.
 
     Returns:
       :class:`AcquisitionResult`.
@@ -109,6 +114,7 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     config = EffectiveAcquisition.of(config)
     has_eval = config.rating_likelihood != "none"
     check_information_units(config.method, config.allocation, has_eval and config.pairs)
+    method = config.method if method is None else method
     n_clips = returns.shape[1]
     n = jnp.minimum(jnp.asarray(n, jnp.int32), k_max)
     state = adaptive_state if adaptive_state is not None else A.AdaptiveState.create()
@@ -123,12 +129,12 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         lpm = jnp.ones((lp.shape[0],), bool)
 
     (p_idx, p_score, p_found), stats = _pair_slots(
-        config, key_pairs, returns, pair_valid, n, k_max, true_returns, lp, lpm)
+        config, key_pairs, returns, pair_valid, n, k_max, true_returns, lp, lpm, method)
     bald_pref_mean = stats.bald_sum / jnp.maximum(stats.count, 1.0)
 
     if has_eval:
         c_score_all, c_bald = C.clip_scores(
-            config.method, key_clips, rating_likelihood=config.rating_likelihood,
+            method, key_clips, rating_likelihood=config.rating_likelihood,
             bin_probs=bin_probs, rating_mean=rating_mean, rating_var=rating_var,
             num_nodes=config.quadrature_nodes, block_size=config.clip_block_size)
         clip_valid = pool_valid

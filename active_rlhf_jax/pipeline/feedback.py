@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from active_rlhf_jax import teachers
 from active_rlhf_jax.acquisition import AdaptiveState
 from active_rlhf_jax.acquisition import acquire as acquire_queries
+from active_rlhf_jax.acquisition.candidates import MethodChoice
 from active_rlhf_jax.batches import Clips, PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.config import apply_hyper, effective_acquisition
@@ -108,8 +109,8 @@ class FeedbackStages(NamedTuple):
         init_acquisition: ``() -> AdaptiveState``.
         step_reward: ``(reward, obs [..., o], act [..., a]) -> [...]`` learned reward.
         initial_queries: ``(key_a, key_b, key_c, pool) -> Queries``, the random initial batch.
-        acquire: ``(key_post, key_select, reward, pool, acq_state, counters, n)
-            -> (Queries, acq_state, metrics)``.
+        acquire: ``(key_post, key_select, reward, pool, acq_state, counters, n,
+            hyper=None) -> (Queries, acq_state, metrics)``.
         label: ``(key_pref, key_rating, pool, queries, round, hyper=None) ->
             (PreferenceBatch | None, RatingBatch | None)``, the simulated teacher (None:
             modality unused); ``round`` ([] int32: 0 initial, i iteration i) tags the
@@ -138,8 +139,11 @@ class FeedbackStages(NamedTuple):
     model: object
 
 
-def make_feedback_stages(config, env) -> FeedbackStages:
+def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackStages:
+    """The feedback stages of ``config``; ``choices`` (pipeline/hyper.py) names the fields
+    read from the hyper at run time (``acquisition.method``: a :class:`MethodChoice`)."""
     c, run, compat = config, config.run, config.compat
+    method_options = (choices or {}).get("acquisition.method")
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
                               num_rounds=c.rating_rounds)
     relative = c.teacher.rating_scale == "pool"
@@ -195,11 +199,11 @@ def make_feedback_stages(config, env) -> FeedbackStages:
         return Queries(pair_idx=pair_idx, pair_mask=pair_mask,
                        clip_idx=order_c[slots % n_valid], clip_mask=slots < n_e0)
 
-    def acquire(key_post, key_select, reward, pool, acq_state, counters, n):
+    def acquire(key_post, key_select, reward, pool, acq_state, counters, n, hyper=None):
         """Posterior samples of every pool clip's return, then acquisition of ``n``
         (traced) queries in ``k_max`` slots. On a relative rating scale the rating-bin
         probabilities use the newest fitted round's calibration (this iteration's round
-        has no labels yet)."""
+        has no labels yet). With a method choice, ``hyper`` names the method."""
         post = blocked_clip_posterior(
             model, reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples,
             rating_round=jnp.maximum(counters.iteration - 1, 0) if relative else None,
@@ -211,6 +215,8 @@ def make_feedback_stages(config, env) -> FeedbackStages:
             pair_excluded_clips=pool.in_pair, rated_clips=pool.rated,
             n_pref_cum=counters.queries_pref, n_eval_cum=counters.queries_eval,
             adaptive_state=acq_state,
+            method=(MethodChoice(method_options, hyper["acquisition.method"])
+                    if method_options else None),
         )
         queries = Queries(pair_idx=res.pair_idx, pair_mask=res.pair_mask,
                           clip_idx=res.clip_idx, clip_mask=res.clip_mask)

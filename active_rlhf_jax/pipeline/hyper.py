@@ -4,9 +4,12 @@ them in, so runs that differ only in them share one compiled program (issue #15)
 ``PipelineState.hyper`` holds them as ``{dotted field: [] float32}`` per seed; a batch of
 runs (cells x seeds) is one ``vmap`` over ``(keys, hyper)``. So far the pipeline reads the
 simulated teacher's noise and the reward model's optimiser and loss weights from there
-(:data:`PIPELINE_TRACED`); the other fields marked ``traced`` in the config (PPO's
-coefficients, the preference fraction) are still compiled in, so a grid over them still
-needs one program per value.
+(:data:`PIPELINE_TRACED`), and the acquisition method as a choice (:data:`CHOICES`):
+a program built with ``choices={"acquisition.method": ("random", "bald")}`` computes both
+methods' scores and keeps the one each run's index names (``acquisition.method`` in the
+hyper: its position in ``METHODS``, always present, read only by such a program). The
+other fields marked ``traced`` in the config (PPO's coefficients, the preference
+fraction) are still compiled in, so a grid over them still needs one program per value.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from active_rlhf_jax.config import ConfigError, apply_hyper, leaf_values, traced_fields  # noqa: F401
+from active_rlhf_jax.config.acquisition import METHODS
 
 #: Traced fields the pipeline reads from ``PipelineState.hyper``.
 PIPELINE_TRACED = (
@@ -31,10 +35,44 @@ PIPELINE_TRACED = (
 )
 
 
+#: Static alternatives of the same shapes that a program can choose among at run time:
+#: ``{field: every value}``; the hyper holds the value's index (int32).
+CHOICES = {"acquisition.method": METHODS}
+
+
 def hyper_values(config) -> dict[str, jax.Array]:
-    """``{field: [] float32}`` of :data:`PIPELINE_TRACED` for one config."""
+    """``{field: [] float32}`` of :data:`PIPELINE_TRACED` for one config, and ``{field:
+    [] int32}`` (the value's index) of :data:`CHOICES`."""
     values = leaf_values(config)
-    return {name: jnp.asarray(values[name], jnp.float32) for name in PIPELINE_TRACED}
+    out = {name: jnp.asarray(values[name], jnp.float32) for name in PIPELINE_TRACED}
+    out.update({name: jnp.asarray(options.index(values[name]), jnp.int32)
+                for name, options in CHOICES.items()})
+    return out
+
+
+def program_choices(configs) -> dict[str, tuple]:
+    """``{field: options}`` of the :data:`CHOICES` fields in which ``configs`` differ, the
+    options in :data:`CHOICES` order: what their shared program must choose among."""
+    choices = {}
+    for name, every in CHOICES.items():
+        used = {leaf_values(c)[name] for c in configs}
+        if len(used) > 1:
+            choices[name] = tuple(v for v in every if v in used)
+    return choices
+
+
+def program_key(config) -> tuple:
+    """What one compiled program fixes of a config: every field but the traced ones the
+    pipeline reads from its state (and the name). Configs with equal keys can share a
+    program (:func:`stack_hyper`)."""
+    shared = set(PIPELINE_TRACED) | set(CHOICES) | {"name"}
+    return tuple((k, v) for k, v in sorted(leaf_values(config).items()) if k not in shared)
+
+
+def static_differences(configs) -> list[str]:
+    """Fields (sorted) that differ among ``configs`` and that a program compiles in."""
+    keys = [dict(program_key(c)) for c in configs]
+    return sorted(k for k in keys[0] if any(other[k] != keys[0][k] for other in keys[1:]))
 
 
 def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
@@ -45,7 +83,7 @@ def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
     otherwise a ConfigError names the first field that differs.
     """
     first = leaf_values(configs[0])
-    shared = set(PIPELINE_TRACED) | {"name"}
+    shared = set(PIPELINE_TRACED) | set(CHOICES) | {"name"}
     traced = set(traced_fields(type(configs[0])))
     for cfg in configs[1:]:
         other = leaf_values(cfg)
@@ -55,4 +93,4 @@ def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
                 raise ConfigError(name, f"differs between the runs of one program "
                                         f"({value!r} vs {other[name]!r}); it is {kind}")
     rows = [hyper_values(c) for c in configs]
-    return {k: jnp.repeat(jnp.stack([r[k] for r in rows]), repeat) for k in PIPELINE_TRACED}
+    return {k: jnp.repeat(jnp.stack([r[k] for r in rows]), repeat) for k in rows[0]}

@@ -157,37 +157,61 @@ def clean_checkpoints(ckpt_dir: Path, keep: int) -> None:
         shutil.rmtree(ckpt_dir / str(step), ignore_errors=True)
 
 
-def restore_newest(manager, restore_one, out: Path, move: bool = True):
-    """Restore the newest checkpoint that loads; -> (step, state), or (None, None) if none.
+def restore_newest(managers, restore_one, outs, move: bool = True):
+    """Restore the newest checkpoint step that loads in every run; -> (step, [state per run]),
+    or (None, None) if there is none.
 
     Args:
-        manager: the orbax CheckpointManager of ``out/checkpoints``.
-        restore_one: ``step -> state`` (raises when the checkpoint is damaged).
-        out: the run directory (damaged checkpoints go to ``out/checkpoints.damaged``).
+        managers: the orbax CheckpointManager of each ``out/checkpoints`` (one run, or the
+            cells of one program, which save the same steps).
+        restore_one: ``(run index, step) -> state`` (raises when the checkpoint is damaged).
+        outs: the run directories (damaged checkpoints go to ``out/checkpoints.damaged``).
         move: move damaged ones aside (False on all but process 0 of a multi-process run).
 
-    A checkpoint that fails is moved aside with a note and the previous one is tried.
-    If there were checkpoints and none restores, it is not damage but a mismatch (e.g. a
-    config.json edited after the run started): ConfigError, nothing moved.
+    Only steps every run holds are tried, newest first. A checkpoint that fails is moved
+    aside with a note and the previous step is tried. If there were such steps and none
+    restores, it is not damage but a mismatch (e.g. a config.json edited after the run
+    started): ConfigError, nothing moved.
     """
-    steps = sorted(manager.all_steps(read=True), reverse=True)
+    steps = sorted(set.intersection(*(set(m.all_steps(read=True)) for m in managers)),
+                   reverse=True)
     failed = []
     for step in steps:
-        try:
-            return_value = restore_one(step)
-        except Exception as e:  # orbax raises many types for a damaged folder
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            failed.append((step, f"{type(e).__name__}: {first}"))
+        states = []
+        for i in range(len(managers)):
+            try:
+                states.append(restore_one(i, step))
+            except Exception as e:  # orbax raises many types for a damaged folder
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                failed.append((i, step, f"{type(e).__name__}: {first}"))
+                break
+        if len(states) < len(managers):
             continue
-        for bad, why in failed if move else []:
-            dest = out / DAMAGED_DIR / f"{bad}-{int(time.time())}"
+        for i, bad, why in failed if move else []:
+            dest = outs[i] / DAMAGED_DIR / f"{bad}-{int(time.time())}"
             dest.parent.mkdir(exist_ok=True)
-            shutil.move(str(out / "checkpoints" / str(bad)), str(dest))
+            shutil.move(str(outs[i] / "checkpoints" / str(bad)), str(dest))
             note(f"checkpoint {bad} cannot be restored ({why}); moved to {dest}, "
                  f"resuming from checkpoint {step}")
-        return step, return_value
+        return step, states
     if failed:
-        step, why = failed[0]
-        raise ConfigError("resume", f"no checkpoint in {out / 'checkpoints'} can be restored "
-                          f"with {out / 'config.json'} (newest, {step}: {why})")
+        i, step, why = failed[0]
+        raise ConfigError("resume", f"no checkpoint in {outs[i] / 'checkpoints'} can be "
+                          f"restored with {outs[i] / 'config.json'} (newest, {step}: {why})")
     return None, None
+
+
+def drop_checkpoints_after(ckpt_dir: Path, step: int | None) -> None:
+    """Remove step folders newer than ``step`` (all of them for None), with a note.
+
+    The cells of one program save one after another; a run killed between two saves
+    leaves some cells a step ahead of the step the group resumes from, and that step
+    would be saved again.
+    """
+    if not ckpt_dir.is_dir():
+        return
+    for p in sorted(ckpt_dir.iterdir()):
+        if p.is_dir() and p.name.isdigit() and (step is None or int(p.name) > step):
+            note(f"removed checkpoint {p.name} of {ckpt_dir.parent.name} (the other runs of "
+                 f"its program resume from {step if step is not None else 'the start'})")
+            shutil.rmtree(p, ignore_errors=True)

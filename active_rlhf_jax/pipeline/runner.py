@@ -39,6 +39,7 @@ from active_rlhf_jax.config import Config, ConfigError, load_config_dict, to_dic
 from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
 from active_rlhf_jax.pipeline import interrupt, rundir
+from active_rlhf_jax.pipeline.hyper import program_choices, stack_hyper
 from active_rlhf_jax.pipeline.train import make_train
 
 METRICS_FILE = "metrics.jsonl"
@@ -204,53 +205,105 @@ def run(config: Config | None, out_dir, resume: bool = False, progress: bool = T
         ConfigError: bad input, a directory in use or beyond repair (nothing written).
         NonFiniteError: the state became NaN/Inf (see the module docstring).
     """
-    out = Path(out_dir).resolve()
+    return run_cells([config], [out_dir], resume, progress, max_chunks)[0]
+
+
+def run_cells(configs: list, out_dirs: list, resume: bool = False, progress: bool = True,
+              max_chunks: int | None = None) -> list[dict]:
+    """Run (or resume) several runs that share one compiled program; one summary each.
+
+    The runs (*cells* of a sweep) may differ only in the traced hyperparameters of
+    ``pipeline/hyper.py``, their acquisition method (a choice made per run) and their
+    names: their ``cells x seeds`` runs are one batch of one program, ``vmap``-ed over
+    ``(keys, hyper)`` and split over devices like seeds.
+    Each cell still gets a run directory of its own with its own config, metrics,
+    checkpoints (its slice of the state), final evaluation and policies, so
+    ``compare``, ``plot``, ``evaluate`` and ``train --resume`` read it like any run. One
+    cell is exactly :func:`run`'s program (its hyperparameters compiled from the config).
+
+    Args:
+        configs: one Config per cell (ignored with ``resume``: each saved config is used).
+        out_dirs: one run directory per cell.
+
+    Raises:
+        ConfigError: as :func:`run`; also cells that differ in a field the program compiles
+            in (naming it), or one directory given twice. Nothing is written then.
+        NonFiniteError: a cell's state became NaN/Inf (all cells stop; the message names it).
+    """
+    outs = [Path(d).resolve() for d in out_dirs]
+    if not outs or len(outs) != len(configs):
+        raise ConfigError("out", f"{len(configs)} configs for {len(outs)} run directories")
+    if len(set(outs)) != len(outs):
+        raise ConfigError("out", "a run directory is given twice")
     main = dist.is_main_process()
     field = "resume" if resume else "out"
-    if resume:
-        if not out.is_dir():
-            raise ConfigError("resume", f"{out} is not a directory")
-        if not (out / CONFIG_FILE).is_file():  # before the lock: nothing written
-            raise ConfigError("resume", f"{out} holds no run ({CONFIG_FILE} is missing)")
-    else:
-        config.validate()
-        if (out / CONFIG_FILE).exists():  # early, cheap; checked again under the lock
-            raise ConfigError("out", f"{out} already holds a run (use --resume)")
-        if out.exists() and not out.is_dir():
-            raise ConfigError("out", f"{out} exists and is not a directory")
-    lock = None
+    for i, out in enumerate(outs):
+        if resume:
+            if not out.is_dir():
+                raise ConfigError("resume", f"{out} is not a directory")
+            if not (out / CONFIG_FILE).is_file():  # before the lock: nothing written
+                raise ConfigError("resume", f"{out} holds no run ({CONFIG_FILE} is missing)")
+        else:
+            configs[i].validate()
+            if (out / CONFIG_FILE).exists():  # early, cheap; checked again under the lock
+                raise ConfigError("out", f"{out} already holds a run (use --resume)")
+            if out.exists() and not out.is_dir():
+                raise ConfigError("out", f"{out} exists and is not a directory")
+    locks = []
     try:
         if resume:
-            # Lock before reading anything a concurrent writer could be changing.
-            lock = rundir.RunLock(out, field).acquire() if main else None
-            config = load_config(out)
-        mesh = _seed_mesh(config.seeds)
+            for out in outs:  # lock before reading anything a concurrent writer could change
+                if main:
+                    locks.append(rundir.RunLock(out, field).acquire())
+            configs = [load_config(out) for out in outs]
+        # The cells' traced values, [cells * seeds] each; raises naming a field the
+        # program compiles in that differs. One cell compiles its own values in.
+        hyper = stack_hyper(configs, configs[0].seeds) if len(configs) > 1 else None
+        choices = program_choices(configs)  # e.g. the random and the BALD cells' methods
+        config = configs[0]
+        runs = config.seeds * len(configs)
+        mesh = _seed_mesh(runs)
         if dist.is_multiprocess() and (mesh is None or len(mesh.devices) != jax.device_count()):
-            raise ConfigError("seeds", f"must be a multiple of the {jax.device_count()} devices "
-                              f"of the {jax.process_count()} processes, got {config.seeds}")
-        pipe = make_train(config)  # validates again, builds everything before writing
+            raise ConfigError("seeds", f"the runs of one program (cells x seeds) must be a "
+                              f"multiple of the {jax.device_count()} devices of the "
+                              f"{jax.process_count()} processes, got {runs}")
+        pipe = make_train(config, choices)  # validates again, builds all before writing
         if main and not resume:
-            rundir.check_out_dir(out)
-            lock = rundir.RunLock(out, field).acquire()
-            if (out / CONFIG_FILE).exists():  # atomic with the lock held
-                raise ConfigError("out", f"{out} already holds a run (use --resume)")
-            tmp = out / (CONFIG_FILE + ".tmp")
-            tmp.write_text(strict_json.dumps(to_dict(config), indent=2))
-            os.replace(tmp, out / CONFIG_FILE)
+            for out in outs:
+                rundir.check_out_dir(out)
+                locks.append(rundir.RunLock(out, field).acquire())
+                if (out / CONFIG_FILE).exists():  # atomic with the lock held
+                    raise ConfigError("out", f"{out} already holds a run (use --resume)")
+            for cfg, out in zip(configs, outs):  # every directory checked before one is written
+                tmp = out / (CONFIG_FILE + ".tmp")
+                tmp.write_text(strict_json.dumps(to_dict(cfg), indent=2))
+                os.replace(tmp, out / CONFIG_FILE)
         if main and resume:
-            rundir.clean_checkpoints(out / "checkpoints", CHECKPOINTS_TO_KEEP)
+            for out in outs:
+                rundir.clean_checkpoints(out / "checkpoints", CHECKPOINTS_TO_KEEP)
         dist.barrier("run-dir-checked")  # no process writes before every process checked
-        return _run_locked(config, pipe, mesh, out, resume, progress, max_chunks, main)
+        return _run_locked(configs, hyper, pipe, mesh, outs, resume, progress, max_chunks,
+                           main)
     finally:
-        if lock is not None:
+        for lock in locks:
             lock.release()
 
 
-def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
-                max_chunks: int | None, main: bool) -> dict:
-    """The body of :func:`run`, with the directory locked and checked."""
+def _cell_slices(tree, cells: int, seeds: int) -> list:
+    """``tree`` with leading axis ``cells * seeds`` -> one tree per cell (``[seeds, ...]``)."""
+    if cells == 1:
+        return [tree]
+    return [jax.tree_util.tree_map(lambda x, c=c: x[c * seeds:(c + 1) * seeds], tree)
+            for c in range(cells)]
+
+
+def _run_locked(configs, hyper, pipe, mesh, outs: list, resume: bool, progress: bool,
+                max_chunks: int | None, main: bool) -> list[dict]:
+    """The body of :func:`run_cells`, with the directories locked and checked."""
     import orbax.checkpoint as ocp
 
+    config = configs[0]
+    cells, seeds = len(configs), config.seeds
     chunk = config.run.iterations_per_chunk
     n_iter = config.num_iterations
     init_fn = seed_parallel(pipe.init, mesh)
@@ -273,126 +326,180 @@ def _run_locked(config, pipe, mesh, out: Path, resume: bool, progress: bool,
                             f"{compile_seconds[f'chunk_{length}']:.1f} s")
         return chunk_fns[length]
 
-    def make_manager():
-        return ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(
-            max_to_keep=CHECKPOINTS_TO_KEEP, create=True))
+    def make_managers():
+        return [ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(
+            max_to_keep=CHECKPOINTS_TO_KEEP, create=True)) for out in outs]
 
-    manager = make_manager()
-    keys = seed_keys(config)
+    managers = make_managers()
+    keys = jnp.concatenate([seed_keys(c) for c in configs])  # [cells * seeds, 2]
+    init_args = (keys,) if hyper is None else (keys, hyper)
     if dist.is_multiprocess():
-        keys = dist.to_global(np.asarray(keys), mesh)
+        init_args = jax.tree_util.tree_map(lambda x: dist.to_global(np.asarray(x), mesh),
+                                           init_args)
     t_compile = time.time()
     step, state = None, None
     if resume:
-        abstract = jax.eval_shape(init_fn, keys)
-        if mesh is not None:  # restore straight onto the seed-sharded layout
+        abstract = jax.eval_shape(init_fn, *init_args)
+        sharding = None
+        if mesh is not None:  # one run: restore straight onto the seed-sharded layout
             from jax.sharding import NamedSharding
             from jax.sharding import PartitionSpec as P
 
-            sharding = NamedSharding(mesh, P("seeds"))
-            abstract = jax.tree_util.tree_map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
-        step, state = rundir.restore_newest(
-            manager, lambda s: manager.restore(s, args=ocp.args.StandardRestore(abstract)), out,
-            move=main)
-        manager.close()  # its step list may name checkpoints moved aside
-        manager = make_manager()
+            # Cells: each cell's slice is read whole (replicated), then joined and split
+            # over the devices, since a cell's seeds need not divide them.
+            sharding = NamedSharding(mesh, P("seeds") if cells == 1 else P())
+        abstract = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct((seeds,) + a.shape[1:], a.dtype, sharding=sharding),
+            abstract)
+        step, states = rundir.restore_newest(
+            managers,
+            lambda i, s: managers[i].restore(s, args=ocp.args.StandardRestore(abstract)),
+            outs, move=main)
+        for m in managers:
+            m.close()  # its step list may name checkpoints moved aside
+        if main and cells > 1:
+            for out in outs:
+                rundir.drop_checkpoints_after(out / "checkpoints", step)
+        dist.barrier("checkpoints-aligned")
+        managers = make_managers()
+        if states is not None:
+            state = states[0] if cells == 1 else _join_cells(states, mesh)
     done_iters = int(step) if step is not None else 0
     if state is None:
         t = time.time()
-        init_program = init_fn.lower(keys).compile()
+        init_program = init_fn.lower(*init_args).compile()
         compile_seconds["init"] = time.time() - t
         if main:
             rundir.note(f"compiled the initial phase in {compile_seconds['init']:.1f} s")
-        state = init_program(keys)
+        state = init_program(*init_args)
     if main:
-        rundir.recover_metrics(out / METRICS_FILE, done_iters)
+        for out in outs:
+            rundir.recover_metrics(out / METRICS_FILE, done_iters)
     jax.block_until_ready(state)
     init_seconds = time.time() - t_compile
-    codes = np.asarray(dist.fetch(guard_fn(state)))  # [seeds]; once, not per chunk
+    codes = np.asarray(dist.fetch(guard_fn(state)))  # [runs]; once, not per chunk
     if codes.any():
-        s = int(np.flatnonzero(codes)[0])
+        r = int(np.flatnonzero(codes)[0])
         where = f"checkpoint {step}" if step is not None else "the initial phase"
-        raise NonFiniteError(f"non-finite {pipe.guarded_names[codes[s] - 1]} after {where} "
-                             f"(seed {config.seed + s}), before iteration {done_iters + 1}")
+        raise NonFiniteError(f"non-finite {pipe.guarded_names[codes[r] - 1]} after {where} "
+                             f"(seed {config.seed + r % seeds}{_cell_name(outs, r // seeds)})"
+                             f", before iteration {done_iters + 1}")
 
-    logger = _Logger(out, config, rewrite_tb=resume) if main else None
+    loggers = [_Logger(out, cfg, rewrite_tb=resume) for cfg, out in zip(configs, outs)] \
+        if main else []
     bar = None
     if progress and main:
         from tqdm import tqdm
 
-        bar = tqdm(total=n_iter, initial=done_iters, unit="it", desc=config.name, file=sys.stderr)
+        desc = config.name if cells == 1 else f"{cells} cells"
+        bar = tqdm(total=n_iter, initial=done_iters, unit="it", desc=desc, file=sys.stderr)
     chunks_run = 0
     last_saved = step
-    rows = []
+    cell_rows = [[] for _ in outs]
     last_return = "-"  # the bar shows the last iteration with a finished episode
     try:
         while done_iters < n_iter:
             if max_chunks is not None and chunks_run >= max_chunks:
-                return {"interrupted_at": done_iters}
+                return [{"interrupted_at": done_iters} for _ in outs]
             length = min(chunk, n_iter - done_iters)
             program = chunk_fn(length, state)
             t0 = time.time()
             state, metrics = program(state)
             jax.block_until_ready(metrics)
             wall = time.time() - t0
-            sps = length * config.steps_per_iteration * config.seeds / max(wall, 1e-9)
-            rows = metrics_rows(config, metrics, sps, pipe.guarded_names)
-            with interrupt.writing():  # a Ctrl-C waits for the metrics and the checkpoint
-                if logger is not None:
+            sps = length * config.steps_per_iteration * seeds * cells / max(wall, 1e-9)
+            metrics = dist.fetch(metrics)
+            cell_rows = [metrics_rows(cfg, m, sps, pipe.guarded_names)
+                         for cfg, m in zip(configs, _cell_slices(metrics, cells, seeds))]
+            with interrupt.writing():  # a Ctrl-C waits for the metrics and the checkpoints
+                for logger, rows in zip(loggers, cell_rows):
                     logger.write(rows)
                 done_iters += length
-                bad = [r for r in rows if r["nonfinite"]]
-                if bad:  # no checkpoint of this state: the newest one stays the last finite one
+                for c, rows in enumerate(cell_rows):
+                    bad = [r for r in rows if r["nonfinite"]]
+                    if not bad:
+                        continue
+                    # No checkpoint of this state: the newest stays the last finite one.
                     first = bad[0]  # rows are ordered by iteration, then seed
                     kept = (f"the last finite checkpoint is iteration {last_saved}"
                             if last_saved is not None else "no checkpoint was saved before it")
                     raise NonFiniteError(
                         f"non-finite {first['nonfinite']} at iteration {first['iteration']} "
-                        f"(seed {first['seed']}); stopped after iteration {done_iters}, {kept} "
-                        f"(in {out / 'checkpoints'})")
-                manager.save(done_iters, args=ocp.args.StandardSave(state))
-                manager.wait_until_finished()
+                        f"(seed {first['seed']}{_cell_name(outs, c)}); stopped after "
+                        f"iteration {done_iters}, {kept} (in {outs[c] / 'checkpoints'})")
+                for m, cell_state in zip(managers, _cell_slices(state, cells, seeds)):
+                    m.save(done_iters, args=ocp.args.StandardSave(cell_state))
+                for m in managers:
+                    m.wait_until_finished()
                 last_saved = done_iters
             chunks_run += 1
             if bar is not None:
-                last_return = _bar_return(rows, config.seeds, last_return)
+                joined = [row for i in range(length) for rows in cell_rows
+                          for row in rows[i * seeds:(i + 1) * seeds]]
+                last_return = _bar_return(joined, seeds * cells, last_return)
                 bar.set_postfix(true_return=last_return, sps=f"{sps:.0f}")
                 bar.update(length)
     finally:
         if bar is not None:
             bar.close()
-        if logger is not None:
+        for logger in loggers:
             logger.close()
-        manager.close()
+        for m in managers:
+            m.close()
 
-    if main and config.run.feedback != "none" and rows:
-        used = min(r["labels_used"] for r in rows[-config.seeds:])
-        if used < config.run.budget:
-            rundir.note(f"spent {used} of the {config.run.budget}-label budget (run.budget): "
-                        "acquisition found too few unlabelled clips or pairs in the pool")
+    for c, (cfg, rows) in enumerate(zip(configs, cell_rows)):
+        if main and cfg.run.feedback != "none" and rows:
+            used = min(r["labels_used"] for r in rows[-seeds:])
+            if used < cfg.run.budget:
+                who = f"{outs[c].name}: " if cells > 1 else ""
+                rundir.note(f"{who}spent {used} of the {cfg.run.budget}-label budget "
+                            "(run.budget): acquisition found too few unlabelled clips or "
+                            "pairs in the pool")
     eval_fn = seed_parallel(pipe.evaluate, mesh)
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 10_000))(seed_keys(config))
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 10_000))(keys)
     if dist.is_multiprocess():
         eval_keys = dist.to_global(np.asarray(eval_keys), mesh)
     returns, lengths = (np.asarray(x) for x in dist.fetch(eval_fn(state, eval_keys)))
-    summary = eval_record(  # [seeds, E] each
-        config.env.env_id, config.env.backend, [config.seed + i for i in range(config.seeds)],
-        returns, lengths, env_options=config.env.options())
     ppo_state = dist.fetch(state.ppo)
-    if main:
-        with interrupt.writing():
-            tmp = out / (FINAL_EVAL_FILE + ".tmp")
-            tmp.write_text(strict_json.dumps(summary, indent=2))
-            os.replace(tmp, out / FINAL_EVAL_FILE)
-            _save_policy(out, config, ppo_state, pipe.env)
+    summaries = []
+    for c, (cfg, out) in enumerate(zip(configs, outs)):
+        part = slice(c * seeds, (c + 1) * seeds)
+        summary = eval_record(  # [seeds, E] each
+            cfg.env.env_id, cfg.env.backend, [cfg.seed + i for i in range(seeds)],
+            returns[part], lengths[part], env_options=cfg.env.options())
+        if main:
+            with interrupt.writing():
+                tmp = out / (FINAL_EVAL_FILE + ".tmp")
+                tmp.write_text(strict_json.dumps(summary, indent=2))
+                os.replace(tmp, out / FINAL_EVAL_FILE)
+                _save_policy(out, cfg, _cell_slices(ppo_state, cells, seeds)[c], pipe.env)
+        summaries.append(summary)
     dist.barrier("run-finished")
-    summary["init_seconds"] = init_seconds
-    summary["compile_seconds"] = {k: round(v, 2) for k, v in compile_seconds.items()}
-    # Compiled chunk programs, one per distinct chunk length (compiled ahead of time: an
-    # input of another shape would raise, never recompile).
-    summary["chunk_compilations"] = len(chunk_fns)
-    return summary
+    for summary in summaries:
+        summary["init_seconds"] = init_seconds
+        summary["compile_seconds"] = {k: round(v, 2) for k, v in compile_seconds.items()}
+        # Compiled chunk programs, one per distinct chunk length (compiled ahead of time:
+        # an input of another shape would raise, never recompile).
+        summary["chunk_compilations"] = len(chunk_fns)
+        summary["cells_in_program"] = cells
+    return summaries
+
+
+def _cell_name(outs: list, c: int) -> str:
+    """``", cell NAME"`` for a program of several cells, else ``""`` (for messages)."""
+    return f", cell {outs[c].name}" if len(outs) > 1 else ""
+
+
+def _join_cells(states: list, mesh):
+    """Cells' restored states (``[seeds, ...]`` each) -> one batch ``[cells * seeds, ...]``,
+    split over ``mesh``'s devices when given."""
+    joined = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states)
+    if mesh is None:
+        return joined
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    return jax.jit(lambda t: t, out_shardings=NamedSharding(mesh, P("seeds")))(joined)
 
 
 def _bar_return(rows: list[dict], seeds: int, previous: str) -> str:

@@ -60,8 +60,13 @@ class Pipeline(NamedTuple):
     guarded_names: tuple
 
 
-def make_train(config: Config) -> Pipeline:
-    """Build the pipeline's pure functions for ``config`` (validated here)."""
+def make_train(config: Config, choices: dict | None = None) -> Pipeline:
+    """Build the pipeline's pure functions for ``config`` (validated here).
+
+    ``choices`` (``pipeline/hyper.py``'s ``program_choices``): fields the program chooses
+    at run time from the state's hyper instead of compiling ``config``'s value in, so runs
+    that differ in them share it (a sweep's cells).
+    """
     config.validate()
     c, run = config, config.run
     env = make(c.env.env_id, backend=c.env.backend, **c.env.options())
@@ -70,7 +75,7 @@ def make_train(config: Config) -> Pipeline:
     # The run's PPO updates (warm-up + every iteration's cycles) set anneal_lr's horizon.
     ppo = make_ppo(c.ppo, tenv, num_updates=num_updates)
     ground_truth = run.feedback == "none"
-    fb = None if ground_truth else make_feedback_stages(config, env)
+    fb = None if ground_truth else make_feedback_stages(config, env, choices)
     rollouts = make_rollouts(config, env, tenv, ppo, None if ground_truth else fb.step_reward,
                              num_updates)
     K = c.cycles_per_iteration
@@ -182,7 +187,7 @@ def make_train(config: Config) -> Pipeline:
             key_post, key_select, key_label = jax.random.split(key_acq, 3)
             queries, acq_state, acq_metrics = fb.acquire(
                 key_post, key_select, state.reward, state.pool, state.acquisition,
-                state.counters, n)
+                state.counters, n, state.hyper)
             state = state.replace(acquisition=acq_state)
             # 4. The teacher labels them into the buffers.
             state, ask_metrics = ask(state, key_label, queries)
