@@ -24,10 +24,13 @@ pytestmark = pytest.mark.fast_compile
 
 # smoke's teacher is exact and it acquires at random; the other cell's makes mistakes, has
 # an equal band and rates with Gaussian noise of one bin, its reward model learns at
-# another rate, decay and rating weight, and it acquires by BALD.
-NOISY = {"teacher.mistake_prob": 0.2, "teacher.rating_noise_std": 1.0,
+# another rate, decay and rating weight, and it acquires by BALD with the information split;
+# its PPO has another step size and an entropy bonus.
+NOISY = {"teacher.mistake_prob": 0.2, "teacher.rating_noise_std": 1.0, "ppo.ent_coef": 0.01,
+         "ppo.learning_rate": 1e-3,
          "teacher.equal_threshold": 0.05, "reward.lr": 3e-3, "reward.weight_decay": 1e-4,
-         "reward.rating_weight": 0.5, "acquisition.method": "bald"}
+         "reward.rating_weight": 0.5, "acquisition.method": "bald",
+         "acquisition.allocation": "information"}
 
 
 def _cells():
@@ -40,19 +43,27 @@ def _cells():
 def test_stack_hyper_orders_cells_then_seeds_and_names_a_field_that_cannot_vary():
     a, b = _cells()
     h = stack_hyper([a, b], repeat=2)
-    assert set(h) == set(PIPELINE_TRACED) | {"acquisition.method"}
+    assert set(h) == set(PIPELINE_TRACED) | {"acquisition.method", "acquisition.allocation"}
     assert h["acquisition.method"].tolist() == [METHODS.index(a.acquisition.method)] * 2 + [
         METHODS.index("bald")] * 2 and h["acquisition.method"].dtype == jnp.int32
-    assert program_choices([a, b]) == {"acquisition.method": ("bald", "random")}
+    assert program_choices([a, b]) == {"acquisition.method": ("bald", "random"),
+                                       "acquisition.allocation": ("information", "fixed")}
     assert program_choices([a, a]) == {} and program_key(a) == program_key(b)
-    assert static_differences([a, replace(b, **{"run.budget": 50})]) == ["run.budget"]
+    assert static_differences([a, replace(b, **{"run.budget": 50})]) == [
+        "<initial labels>", "<query slots>", "run.budget"]
+    # the reference's split (pref_fraction 0.5 and 0.9) charges labels alike
+    ref = get_preset("smoke+reference")
+    assert stack_hyper([ref, replace(ref, **{"acquisition.pref_fraction": 0.9})])[
+        "acquisition.pref_fraction"].tolist() == pytest.approx([0.5, 0.9])
     assert h["teacher.mistake_prob"].tolist() == pytest.approx([0.0, 0.0, 0.2, 0.2])
     assert h["teacher.rating_noise_std"].tolist() == [0.0, 0.0, 1.0, 1.0]
     assert float(hyper_values(b)["teacher.equal_threshold"]) == pytest.approx(0.05)
     with pytest.raises(ConfigError, match=r"^run.budget: differs .* it is static$"):
         stack_hyper([a, replace(b, **{"run.budget": 50})])
-    with pytest.raises(ConfigError, match=r"^ppo.learning_rate: .*traced, but not yet read"):
-        stack_hyper([a, replace(a, **{"ppo.learning_rate": 0.01})])
+    with pytest.raises(ConfigError, match=r"^ppo.gamma: .*traced, but not yet read"):
+        stack_hyper([a, replace(a, **{"ppo.gamma": 0.9})])
+    assert stack_hyper([a, replace(a, **{"ppo.learning_rate": 0.01})])[
+        "ppo.learning_rate"].tolist() == pytest.approx([a.ppo.learning_rate, 0.01])
     assert h["reward.lr"].tolist() == pytest.approx([1e-3, 1e-3, 3e-3, 3e-3])
 
 
@@ -95,8 +106,9 @@ def test_the_teacher_stage_reads_the_hyper_it_is_given():
 def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
     """Cells ``smoke`` with random acquisition and a fixed split (exact teacher) and the same with a noisy teacher
     (mistakes 0.2, equal band 0.05, rating noise of one bin), another reward-model lr
-    (3e-3), weight decay (1e-4) and rating weight (0.5), and BALD, 2 seeds each, as one
-    jit(vmap(train)) over 4 runs of one program (the method chosen per run), against each
+    (3e-3), weight decay (1e-4) and rating weight (0.5), BALD and the information split,
+    PPO step size 1e-3 and entropy bonus 0.01, 2 seeds each, as one jit(vmap(train)) over 4 runs of one program (method and split
+    chosen per run), against each
     cell's own program (its values compiled in) on the same keys."""
     from active_rlhf_jax.pipeline.train import make_train
 
@@ -118,20 +130,17 @@ def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
 
 
 def test_a_method_choice_gives_each_methods_own_scores():
-    """MethodChoice between random and BALD (eager, small arrays): the chosen method's pair
+    """A Choice between random and BALD (eager, small arrays): the chosen method's pair
     and clip scores, bitwise, and BALD (logged whatever the method) unchanged."""
-    from active_rlhf_jax.acquisition.candidates import (
-        MethodChoice,
-        clip_scores,
-        dense_pair_scores,
-    )
+    from active_rlhf_jax.acquisition.candidates import clip_scores, dense_pair_scores
+    from active_rlhf_jax.acquisition.choice import Choice
 
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
     returns = jax.random.normal(k1, (6, 12))  # [S, N]
     valid = jnp.arange(12) < 10
     bin_probs = jax.nn.softmax(jax.random.normal(k2, (6, 12, 5)), axis=-1)  # [S, N, K]
     for name in ("random", "bald"):
-        choice = MethodChoice(("bald", "random"), jnp.int32(METHODS.index(name)))
+        choice = Choice(("bald", "random"), jnp.int32(METHODS.index(name)), METHODS)
         m_static, _, st_static = dense_pair_scores(returns, valid, k3, method=name, block_size=8)
         m_choice, _, st_choice = dense_pair_scores(returns, valid, k3, method=choice, block_size=8)
         np.testing.assert_array_equal(np.asarray(m_choice), np.asarray(m_static))
@@ -145,3 +154,34 @@ def test_a_method_choice_gives_each_methods_own_scores():
     r, b = (dense_pair_scores(returns, valid, k3, method=m, block_size=8)[0]
             for m in ("random", "bald"))
     assert not np.array_equal(np.asarray(r), np.asarray(b))
+
+
+def test_an_allocation_choice_gives_each_rules_split():
+    """acquire() with a Choice among three allocation rules and traced pref_fraction /
+    costs equals acquire() with each rule and value compiled in (eager, small arrays)."""
+    from active_rlhf_jax.acquisition import acquire
+    from active_rlhf_jax.acquisition.choice import Choice
+    from active_rlhf_jax.config.acquisition import ALLOCATIONS, AcquisitionConfig
+
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(4), 3)
+    returns = jax.random.normal(k1, (6, 16))
+    bin_probs = jax.nn.softmax(2 * jax.random.normal(k2, (6, 16, 5)), axis=-1)
+    valid = jnp.ones(16, bool)
+    options = ("information", "fixed", "target-fraction")
+    splits = set()
+    for rule in options:
+        static = AcquisitionConfig(allocation=rule, pref_fraction=0.25, cost_eval=2.0)
+        traced = AcquisitionConfig(allocation="information",
+                                   pref_fraction=jnp.float32(0.25), cost_eval=jnp.float32(2.0))
+        choice = Choice(options, jnp.int32(ALLOCATIONS.index(rule)), ALLOCATIONS)
+        kw = dict(bin_probs=bin_probs, n_pref_cum=3, n_eval_cum=1)
+        want = acquire(static, k3, returns, valid, 6, 8, **kw)
+        got = acquire(traced, k3, returns, valid, 6, 8, allocation=choice, **kw)
+        for name in ("pair_idx", "pair_mask", "clip_idx", "clip_mask", "n_pref", "n_eval",
+                     "a_pref", "a_eval"):
+            np.testing.assert_array_equal(np.asarray(getattr(got, name)),
+                                          np.asarray(getattr(want, name)), err_msg=rule + name)
+        splits.add((int(want.n_pref), int(want.n_eval)))
+    # fixed 0.25 of 6 -> max(2, 1) = 2 pairs; target 0.25 * 10 - 3 -> 0 pairs (round half
+    # even of -0.5); information: by BALD / cost
+    assert (2, 4) in splits and (0, 6) in splits and len(splits) >= 2

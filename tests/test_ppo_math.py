@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from active_rlhf_jax.config import PPOConfig
 from active_rlhf_jax.envs import TrainingEnv, make
@@ -222,6 +223,36 @@ def test_update_never_reads_true_reward():
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(s1.update_step) == 1
+
+
+@pytest.mark.parametrize("anneal", [False, True])
+def test_update_with_traced_coefficients_equals_them_compiled_in(anneal):
+    """``update(..., hyper)`` (a sweep's traced PPO step size, clip range and loss
+    coefficients, under jit) gives bitwise the update of a learner built with those
+    values, with and without the annealed step size."""
+    from active_rlhf_jax.config import replace
+
+    env = TrainingEnv(make("probe/target"), 4)
+    base = PPOConfig(num_envs=4, num_steps=8, minibatch_size=8, update_epochs=2,
+                     anneal_lr=anneal, ent_coef=0.0)
+    other = replace(base, learning_rate=1e-3, clip_eps=0.1, vf_coef=0.8, ent_coef=0.01)
+    ppo = make_ppo(base, env, num_updates=5)
+    state = ppo.init(jax.random.PRNGKey(0))
+    _, tr = ppo.rollout(state, env.reset(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+    rewards = jax.random.normal(jax.random.PRNGKey(4), (8, 4))
+    key = jax.random.PRNGKey(3)
+    names = ("learning_rate", "clip_eps", "vf_coef", "ent_coef")
+    outs = {}
+    for label, cfg in (("base", base), ("other", other)):
+        hyper = {f"ppo.{n}": jnp.float32(getattr(cfg, n)) for n in names}
+        traced = jax.jit(lambda s, h: ppo.update(s, tr, rewards, key, h))(state, hyper)
+        own = make_ppo(cfg, env, num_updates=5)
+        compiled = jax.jit(lambda s, own=own: own.update(s, tr, rewards, key))(state)
+        for a, b in zip(jax.tree.leaves(traced), jax.tree.leaves(compiled), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=label)
+        outs[label] = traced[0].actor_params
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(outs["base"]), jax.tree.leaves(outs["other"])))
 
 
 def test_act_deterministic_is_the_mean_and_actions_are_clipped():

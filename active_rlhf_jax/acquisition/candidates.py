@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from active_rlhf_jax.acquisition import scores as S
+from active_rlhf_jax.acquisition.choice import Choice
 
 NEG_INF = -jnp.inf
 
@@ -48,29 +49,10 @@ class PairCandidates(NamedTuple):
     bald: jax.Array  # [C] nats
 
 
-class MethodChoice(NamedTuple):
-    """A method chosen at run time among static ``options``: ``index`` ([] int32, traced)
-    is the method's position in ``config.acquisition.METHODS``, so one program serves runs
-    that acquire differently (a sweep's random and BALD cells). Every option's score is
-    computed and the chosen one kept (under ``vmap`` a branch would run them all anyway)."""
-
-    options: tuple  # static method names
-    index: jax.Array  # [] int32, METHODS.index(method)
-
-    def pick(self, scores: list):
-        """``scores[k]`` of ``options[k]`` -> the chosen one's (elementwise select)."""
-        from active_rlhf_jax.config.acquisition import METHODS
-
-        out = scores[0]
-        for name, score in zip(self.options[1:], scores[1:]):
-            out = jnp.where(self.index == METHODS.index(name), score, out)
-        return out
-
-
 def pair_method_scores(method, diff, bald, key):
     """Acquisition score of pairs from ``diff [S, ...]`` and their BALD ``[...]``;
-    ``method`` is a name or a :class:`MethodChoice`."""
-    if isinstance(method, MethodChoice):
+    ``method`` is a name or a :class:`~active_rlhf_jax.acquisition.choice.Choice`."""
+    if isinstance(method, Choice):
         return method.pick([pair_method_scores(m, diff, bald, key) for m in method.options])
     if method == "bald":
         return bald
@@ -335,14 +317,14 @@ def clip_scores(method, key, *, rating_likelihood, bin_probs=None, rating_mean=N
 
     Args:
       method: "bald" | "variance" | "entropy" | "random" (static), or a
-        :class:`MethodChoice` among them.
+        :class:`~active_rlhf_jax.acquisition.choice.Choice` among them.
       rating_likelihood: "ordinal" (reads ``bin_probs [S, N, K]``) or "gaussian" (reads
         ``rating_mean, rating_var [S, N]``), static.
 
     Returns:
       ``(score [N], bald [N])``; BALD in nats.
     """
-    if isinstance(method, MethodChoice):
+    if isinstance(method, Choice):
         kw = dict(rating_likelihood=rating_likelihood, bin_probs=bin_probs,
                   rating_mean=rating_mean, rating_var=rating_var, num_nodes=num_nodes,
                   block_size=block_size)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from active_rlhf_jax.acquisition import allocation as A
 from active_rlhf_jax.acquisition import candidates as C
 from active_rlhf_jax.acquisition import selection as SEL
+from active_rlhf_jax.acquisition.choice import Choice
 from active_rlhf_jax.config.acquisition import (
     AcquisitionConfig,
     EffectiveAcquisition,
@@ -76,12 +77,35 @@ def _pair_slots(config, key, returns, valid, n, k_max, true_returns, lp, lpm, me
     return (jnp.where(found[:, None], cands.pairs[idx], 0), top, found), stats
 
 
+def _split(rule: str, config, n, bald_pref_mean, bald_eval_mean, c_bald, clip_valid, state,
+           p_score, p_found, c_score, c_found, n_pref_cum, n_eval_cum):
+    """One allocation rule's split of ``n`` queries when both modalities are asked.
+    -> ``(n_pref, n_eval, a_pref, a_eval, adaptive state)``."""
+    a_pref, a_eval = bald_pref_mean, bald_eval_mean
+    if rule == "fixed":
+        n_pref, n_eval = A.fixed_allocation(n, config.pref_fraction, config.min_pref)
+    elif rule == "target-fraction":
+        n_pref, n_eval = A.target_fraction_allocation(n, config.pref_fraction, n_pref_cum,
+                                                      n_eval_cum)
+    elif rule == "reference-adaptive":
+        if config.adaptive_normalisation == "reference":
+            a_pref, a_eval, state = A.reference_adaptive_means(
+                bald_pref_mean, c_bald, clip_valid, state, config.eval_percentile)
+        n_pref, n_eval = A.reference_adaptive_allocation(n, a_pref, a_eval)
+    else:  # information
+        n_pref, n_eval = SEL.merge_by_value(p_score / config.cost_pref, p_found,
+                                            c_score / config.cost_eval, c_found, n)
+    return (n_pref.astype(jnp.int32), n_eval.astype(jnp.int32),
+            jnp.asarray(a_pref, jnp.float32), jnp.asarray(a_eval, jnp.float32), state)
+
+
 def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, *,
             bin_probs=None, rating_mean=None, rating_var=None, true_returns=None,
             labelled_pairs=None, labelled_pairs_mask=None, pair_excluded_clips=None,
             rated_clips=None, n_pref_cum=0, n_eval_cum=0,
             adaptive_state: Optional[A.AdaptiveState] = None,
-            method: Optional[C.MethodChoice] = None) -> AcquisitionResult:
+            method: Optional[Choice] = None,
+            allocation: Optional[Choice] = None) -> AcquisitionResult:
     """Choose this iteration's preference pairs and rating clips. Pure, fixed-shape.
 
     Args:
@@ -103,10 +127,12 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         The three exclusions apply only with ``config.exclude_labelled``.
       n_pref_cum, n_eval_cum: queries of each modality so far ("target-fraction").
       adaptive_state: carried :class:`AdaptiveState` ("reference-adaptive").
-      method: a :class:`MethodChoice` that replaces ``config.method`` (a sweep's cells
-        that differ only in their method share one program). Each cell's config is
-        validated on its own, so allocation information, which compares the scores of
-        pairs and clips, still sees BALD only.
+      method, allocation: a :class:`~active_rlhf_jax.acquisition.choice.Choice` that
+        replaces ``config.method`` / ``config.allocation`` (a sweep's cells that differ
+        only in them share one program). Each cell's config is validated on its own, so
+        allocation information, which compares the scores of pairs and clips, still sees
+        BALD only. ``config``'s traced fields (``pref_fraction``, ``cost_pref``,
+        ``cost_eval``, ``eval_percentile``) may be tracers.
 
     Returns:
       :class:`AcquisitionResult`.
@@ -151,23 +177,22 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         c_bald = jnp.zeros((n_clips,))
         bald_eval_mean = jnp.zeros(())
 
-    a_pref, a_eval = bald_pref_mean, bald_eval_mean
     if not has_eval:
         n_pref, n_eval = n, jnp.zeros((), jnp.int32)
+        a_pref, a_eval = bald_pref_mean, bald_eval_mean
     elif not config.pairs:  # ratings only: the pairs above are scored for logging only
         n_pref, n_eval = jnp.zeros((), jnp.int32), n
-    elif config.allocation == "fixed":
-        n_pref, n_eval = A.fixed_allocation(n, config.pref_fraction, config.min_pref)
-    elif config.allocation == "target-fraction":
-        n_pref, n_eval = A.target_fraction_allocation(n, config.pref_fraction, n_pref_cum, n_eval_cum)
-    elif config.allocation == "reference-adaptive":
-        if config.adaptive_normalisation == "reference":
-            a_pref, a_eval, state = A.reference_adaptive_means(
-                bald_pref_mean, c_bald, clip_valid, state, config.eval_percentile)
-        n_pref, n_eval = A.reference_adaptive_allocation(n, a_pref, a_eval)
-    else:  # information
-        n_pref, n_eval = SEL.merge_by_value(p_score / config.cost_pref, p_found,
-                                            c_score / config.cost_eval, c_found, n)
+        a_pref, a_eval = bald_pref_mean, bald_eval_mean
+    else:
+        def split(rule):
+            return _split(rule, config, n, bald_pref_mean, bald_eval_mean, c_bald, clip_valid,
+                          state, p_score, p_found, c_score, c_found, n_pref_cum, n_eval_cum)
+
+        rule = config.allocation if allocation is None else allocation
+        if isinstance(rule, Choice):
+            n_pref, n_eval, a_pref, a_eval, state = rule.pick([split(r) for r in rule.options])
+        else:
+            n_pref, n_eval, a_pref, a_eval, state = split(rule)
 
     slots = jnp.arange(k_max)
     pair_mask = p_found & (slots < n_pref)

@@ -58,13 +58,16 @@ def leaf_values(cfg) -> dict[str, Any]:
 
 
 def apply_hyper(section, hyper: dict | None, prefix: str):
-    """``section`` (a config dataclass) with its fields named ``prefix.*`` in ``hyper`` (a
-    run's traced hyperparameters, ``{dotted field: value}``) replaced by those values, which
-    may be tracers; ``section`` itself when ``hyper`` is None."""
+    """``section`` (a config dataclass) with its traced fields named ``prefix.*`` in
+    ``hyper`` (a run's traced hyperparameters, ``{dotted field: value}``) replaced by those
+    values, which may be tracers; ``section`` itself when ``hyper`` is None. Static
+    fields in ``hyper`` (a choice's index, e.g. ``acquisition.method``) are left alone:
+    the program reads those itself."""
     if hyper is None:
         return section
+    traced = {f.name for f in dataclasses.fields(section) if f.metadata.get("kind") == TRACED}
     changes = {name.split(".", 1)[1]: value for name, value in hyper.items()
-               if name.startswith(prefix + ".")}
+               if name.startswith(prefix + ".") and name.split(".", 1)[1] in traced}
     return dataclasses.replace(section, **changes)
 
 

@@ -18,10 +18,11 @@ import jax.numpy as jnp
 from active_rlhf_jax import teachers
 from active_rlhf_jax.acquisition import AdaptiveState
 from active_rlhf_jax.acquisition import acquire as acquire_queries
-from active_rlhf_jax.acquisition.candidates import MethodChoice
+from active_rlhf_jax.acquisition.choice import Choice
 from active_rlhf_jax.batches import Clips, PreferenceBatch, Queries, RatingBatch
 from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_buffers
 from active_rlhf_jax.config import apply_hyper, effective_acquisition
+from active_rlhf_jax.pipeline.hyper import CHOICES
 from active_rlhf_jax.pipeline.masked_stats import masked_spearman
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
@@ -140,10 +141,11 @@ class FeedbackStages(NamedTuple):
 
 
 def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackStages:
-    """The feedback stages of ``config``; ``choices`` (pipeline/hyper.py) names the fields
-    read from the hyper at run time (``acquisition.method``: a :class:`MethodChoice`)."""
+    """The feedback stages of ``config``; ``choices`` (pipeline/hyper.py's
+    ``program_choices``) names the fields chosen at run time from the hyper
+    (``acquisition.method``, ``acquisition.allocation``: a :class:`Choice` each)."""
     c, run, compat = config, config.run, config.compat
-    method_options = (choices or {}).get("acquisition.method")
+    choices = choices or {}
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
                               num_rounds=c.rating_rounds)
     relative = c.teacher.rating_scale == "pool"
@@ -208,15 +210,17 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
             model, reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples,
             rating_round=jnp.maximum(counters.iteration - 1, 0) if relative else None,
         )
+        acq = apply_hyper(acq_cfg, hyper, "acquisition")
+        picked = {field.split(".")[1]: Choice(options, hyper[field], CHOICES[field])
+                  for field, options in choices.items()}  # e.g. method=Choice(...)
         res = acquire_queries(
-            acq_cfg, key_select, post.returns, pool.valid, n, k_max,
+            acq, key_select, post.returns, pool.valid, n, k_max,
             bin_probs=post.bin_probs, rating_mean=post.rating_mean, rating_var=post.rating_var,
             true_returns=pool.true_returns if acq_cfg.pair_mode == "reference" else None,
             pair_excluded_clips=pool.in_pair, rated_clips=pool.rated,
             n_pref_cum=counters.queries_pref, n_eval_cum=counters.queries_eval,
             adaptive_state=acq_state,
-            method=(MethodChoice(method_options, hyper["acquisition.method"])
-                    if method_options else None),
+            **picked,
         )
         queries = Queries(pair_idx=res.pair_idx, pair_mask=res.pair_mask,
                           clip_idx=res.clip_idx, clip_mask=res.clip_mask)

@@ -3,13 +3,16 @@ them in, so runs that differ only in them share one compiled program (issue #15)
 
 ``PipelineState.hyper`` holds them as ``{dotted field: [] float32}`` per seed; a batch of
 runs (cells x seeds) is one ``vmap`` over ``(keys, hyper)``. So far the pipeline reads the
-simulated teacher's noise and the reward model's optimiser and loss weights from there
-(:data:`PIPELINE_TRACED`), and the acquisition method as a choice (:data:`CHOICES`):
-a program built with ``choices={"acquisition.method": ("random", "bald")}`` computes both
-methods' scores and keeps the one each run's index names (``acquisition.method`` in the
-hyper: its position in ``METHODS``, always present, read only by such a program). The
-other fields marked ``traced`` in the config (PPO's coefficients, the preference
-fraction) are still compiled in, so a grid over them still needs one program per value.
+simulated teacher's noise, the reward model's optimiser and loss weights and the
+acquisition's split and cost scalars from there (:data:`PIPELINE_TRACED`), and the
+acquisition method and allocation rule as choices (:data:`CHOICES`): a program built with
+``choices={"acquisition.method": ("bald", "random")}`` computes both methods' scores and
+keeps the one each run's index names (the hyper's ``acquisition.method``: its position in
+``METHODS``, always present, read only by such a program). PPO's step size, clip range
+and loss coefficients are traced too; its other scalars (gamma, GAE lambda, gradient
+clip, normaliser constants) are still compiled in, so a grid over them still needs one
+program per value; so do the feedback kind and the reward model's dropout (they change
+shapes or the network's code).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from active_rlhf_jax.config import ConfigError, apply_hyper, leaf_values, traced_fields  # noqa: F401
-from active_rlhf_jax.config.acquisition import METHODS
+from active_rlhf_jax.config.acquisition import ALLOCATIONS, METHODS
 
 #: Traced fields the pipeline reads from ``PipelineState.hyper``.
 PIPELINE_TRACED = (
@@ -32,12 +35,20 @@ PIPELINE_TRACED = (
     "reward.weight_decay",
     "reward.reg_weight",
     "reward.rating_weight",
+    "acquisition.pref_fraction",
+    "acquisition.cost_pref",
+    "acquisition.cost_eval",
+    "acquisition.eval_percentile",
+    "ppo.learning_rate",
+    "ppo.clip_eps",
+    "ppo.vf_coef",
+    "ppo.ent_coef",
 )
 
 
 #: Static alternatives of the same shapes that a program can choose among at run time:
 #: ``{field: every value}``; the hyper holds the value's index (int32).
-CHOICES = {"acquisition.method": METHODS}
+CHOICES = {"acquisition.method": METHODS, "acquisition.allocation": ALLOCATIONS}
 
 
 def hyper_values(config) -> dict[str, jax.Array]:
@@ -66,7 +77,11 @@ def program_key(config) -> tuple:
     pipeline reads from its state (and the name). Configs with equal keys can share a
     program (:func:`stack_hyper`)."""
     shared = set(PIPELINE_TRACED) | set(CHOICES) | {"name"}
-    return tuple((k, v) for k, v in sorted(leaf_values(config).items()) if k not in shared)
+    fields = tuple((k, v) for k, v in sorted(leaf_values(config).items()) if k not in shared)
+    # Sizes derived from several fields, a traced one among them (compat's budget charging
+    # reads the fixed split's pref_fraction to size the query slots).
+    return fields + (("<query slots>", config.max_queries),
+                     ("<initial labels>", config.initial_labels))
 
 
 def static_differences(configs) -> list[str]:
@@ -82,14 +97,14 @@ def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
     The configs must agree in every other field, since they share one compiled program:
     otherwise a ConfigError names the first field that differs.
     """
-    first = leaf_values(configs[0])
-    shared = set(PIPELINE_TRACED) | set(CHOICES) | {"name"}
+    first = dict(program_key(configs[0]))
     traced = set(traced_fields(type(configs[0])))
     for cfg in configs[1:]:
-        other = leaf_values(cfg)
+        other = dict(program_key(cfg))
         for name, value in first.items():
-            if name not in shared and other[name] != value:
-                kind = "traced, but not yet read from the state" if name in traced else "static"
+            if other[name] != value:
+                kind = ("traced, but not yet read from the state" if name in traced else
+                        "derived from traced fields" if name.startswith("<") else "static")
                 raise ConfigError(name, f"differs between the runs of one program "
                                         f"({value!r} vs {other[name]!r}); it is {kind}")
     rows = [hyper_values(c) for c in configs]

@@ -96,7 +96,7 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
             ppo_state = ppo.update_obs_norm(st.ppo, tr.raw_obs)
             m = {}
             if update:
-                ppo_state, m = ppo.update(ppo_state, tr, ppo_reward, key_upd)
+                ppo_state, m = ppo.update(ppo_state, tr, ppo_reward, key_upd, st.hyper)
             true_sum, n_done, ep_true = compute_episode_returns(tr.true_reward, tr.done, st.ep_true)
             learned_sum, _, ep_learned = compute_episode_returns(
                 raw_learned, tr.done, st.ep_learned)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from active_rlhf_jax.config import ConfigError, PPOConfig
+from active_rlhf_jax.config import ConfigError, PPOConfig, apply_hyper
 from active_rlhf_jax.ppo.losses import compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
 from active_rlhf_jax.ppo.normalizer import (
@@ -123,13 +123,19 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
     actor = Actor(act_size, tuple(c.actor_hidden), c.log_std_init, c.activation, c.weight_init)
     critic = Critic(tuple(c.critic_hidden), c.activation, c.weight_init)
 
-    if c.anneal_lr:
-        grad_steps = num_updates * c.update_epochs * c.num_minibatches
-        lr = optax.linear_schedule(c.learning_rate, 0.0, grad_steps)
-    else:
-        lr = c.learning_rate
-    # One optimiser over both networks, as SB3 (global-norm clipping couples them).
-    tx = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(lr, eps=c.adam_eps))
+    def make_tx(learning_rate):
+        """The optimiser at ``learning_rate`` (a float or a traced [] value: a sweep's
+        cells share the program); its state's structure does not depend on the value."""
+        if c.anneal_lr:
+            grad_steps = num_updates * c.update_epochs * c.num_minibatches
+            lr = optax.linear_schedule(learning_rate, 0.0, grad_steps)
+        else:
+            lr = learning_rate
+        # One optimiser over both networks, as SB3 (global-norm clipping couples them).
+        return optax.chain(optax.clip_by_global_norm(c.max_grad_norm),
+                           optax.adam(lr, eps=c.adam_eps))
+
+    tx = make_tx(c.learning_rate)
 
     def norm(state: PPOState, raw_obs):
         if not c.normalize_obs:
@@ -220,7 +226,7 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
             return state
         return state.replace(obs_norm=update_obs_norm_stats(state.obs_norm, raw_obs))
 
-    def loss_fn(params, mb):
+    def loss_fn(params, mb, cc):
         mean, log_std = actor.apply(params["actor"], mb["obs"])
         dist = make_distribution(mean, log_std)
         v = critic.apply(params["critic"], mb["obs"])
@@ -231,13 +237,14 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
             mb["log_prob"],
             mb["advantages"],
             mb["returns"],
-            c.clip_eps,
-            c.vf_coef,
-            c.ent_coef,
+            cc.clip_eps,
+            cc.vf_coef,
+            cc.ent_coef,
             c.normalize_advantage,
         )
 
-    def update(state: PPOState, tr: Transition, rewards: jax.Array, key: jax.Array):
+    def update(state: PPOState, tr: Transition, rewards: jax.Array, key: jax.Array,
+               hyper: dict | None = None):
         """``update_epochs`` passes of minibatch SGD over one rollout.
 
         Args:
@@ -247,10 +254,14 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
                 ``normalize_reward`` they are scaled here by the running std of the
                 discounted return (SB3 VecNormalize), and the statistics advance.
             key: PRNG key for the minibatch permutations.
+            hyper: traced values of ``ppo.learning_rate``, ``clip_eps``, ``vf_coef``,
+                ``ent_coef`` (pipeline/hyper.py; default the config's).
 
         Returns:
             (new state, metrics dict of scalars).
         """
+        cc = apply_hyper(c, hyper, "ppo")
+        step_tx = tx if hyper is None else make_tx(cc.learning_rate)
         rewards = rewards.astype(tr.value.dtype)
         reward_norm = state.reward_norm
         if c.normalize_reward:
@@ -279,9 +290,9 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
 
         def minibatch_step(carry, mb):
             params, opt_state = carry
-            grads, aux = jax.grad(loss_fn, has_aux=True)(params, mb)
+            grads, aux = jax.grad(loss_fn, has_aux=True)(params, mb, cc)
             aux["grad_norm"] = optax.global_norm(grads)
-            updates, opt_state = tx.update(grads, opt_state, params)
+            updates, opt_state = step_tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), aux
 
         def epoch(carry, key_epoch):
