@@ -96,6 +96,13 @@ def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue a stopped run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_process_flags(p)
+    p.set_defaults(func=_cmd_train)
+    if with_fields:
+        _add_field_flags(p, cfg, name)
+
+
+def _add_process_flags(p) -> None:
     mp = p.add_argument_group(
         "several processes (jax.distributed; start the same command once per process)")
     mp.add_argument("--coordinator", default=None, metavar="HOST:PORT",
@@ -104,9 +111,18 @@ def _add_train_parser(sub, preset: str | None = None, with_fields: bool = True):
                     help="processes in all")
     mp.add_argument("--process-id", type=int, default=None, metavar="I",
                     help="this process, 0..N-1")
-    p.set_defaults(func=_cmd_train)
-    if with_fields:
-        _add_field_flags(p, cfg, name)
+
+
+def _start_processes(args) -> None:
+    """``jax.distributed`` from ``--coordinator`` (nothing without it)."""
+    if args.coordinator is None:
+        return
+    from active_rlhf_jax.pipeline.distributed import initialize
+
+    for name in ("num_processes", "process_id"):
+        if getattr(args, name) is None:
+            raise ConfigError(name, "is required with --coordinator")
+    initialize(args.coordinator, args.num_processes, args.process_id)
 
 
 def _add_field_flags(p, cfg, name: str) -> None:
@@ -153,6 +169,7 @@ def _add_sweep_parser(sub, preset: str | None = None, with_fields: bool = True):
                    help="at most K cells in one compiled call (cells that differ only in "
                    "traced hyperparameters share one; 0: no limit) (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_process_flags(p)
     p.set_defaults(func=_cmd_sweep)
     if with_fields:
         from configs.presets import get_preset
@@ -176,12 +193,15 @@ def _cmd_sweep(args) -> int:
         raise ConfigError("cells_per_call", f"must be >= 0, got {args.cells_per_call}")
     changes = _flag_changes(args, arm_config(args.preset, arms[0], {}, None))
     changes.pop("seeds", None)  # passed on its own: sweep.json records it apart
+    _start_processes(args)
     interrupt.install("interrupted; run the same sweep command again to resume")
     run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
               gym_eval_episodes=args.gym_eval_episodes, cells_per_call=args.cells_per_call)
     from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
+    from active_rlhf_jax.pipeline.distributed import is_main_process
 
-    print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
+    if is_main_process():
+        print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
     return 0
 
 
@@ -189,13 +209,7 @@ def _cmd_train(args) -> int:
     from active_rlhf_jax.pipeline.runner import run
     from configs.presets import get_preset
 
-    if args.coordinator is not None:
-        from active_rlhf_jax.pipeline.distributed import initialize
-
-        for name in ("num_processes", "process_id"):
-            if getattr(args, name) is None:
-                raise ConfigError(name, "is required with --coordinator")
-        initialize(args.coordinator, args.num_processes, args.process_id)
+    _start_processes(args)
     from active_rlhf_jax.pipeline import interrupt
 
     def on_ctrl_c(run_dir):  # one line with the resume command, between writes, no traceback

@@ -35,6 +35,7 @@ its progress.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import sys
@@ -251,13 +252,20 @@ def run_sweep(
                     "arms", f"{arm_dir} holds a run with another config than arm {arm!r} "
                     "(the code's defaults or the preset changed?); use another --out"
                 )
-    out.mkdir(parents=True, exist_ok=True)
-    record["arms"] = previous + [a for a in arms if a not in previous]
-    tmp = out / (SWEEP_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out / SWEEP_FILE)
+    from active_rlhf_jax.pipeline import distributed as dist
 
+    main = dist.is_main_process()  # under jax.distributed, process 0 writes the files
+    record["arms"] = previous + [a for a in arms if a not in previous]
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / (SWEEP_FILE + ".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, out / SWEEP_FILE)
+    # Every process plans from the same directory state before any call writes to it.
     groups = plan_programs(out, configs, cells_per_call)
+    dist.barrier("sweep-planned")
+
+    log = log if main else io.StringIO()  # one process speaks
     _say_plan(groups, configs, log)
     results = {}
     for arm in configs:
@@ -280,7 +288,7 @@ def run_sweep(
                             "summary": summary}
     for arm, cfg in configs.items():
         arm_dir = out / arm
-        if (arm_status(arm_dir) == "done" and gym_eval_episodes > 0
+        if (main and arm_status(arm_dir) == "done" and gym_eval_episodes > 0
                 and not cfg.env.env_id.startswith("probe/")
                 and not (arm_dir / GYM_EVAL_FILE).is_file()):
             gs = gym_evaluate(arm_dir, gym_eval_episodes)

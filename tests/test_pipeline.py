@@ -235,6 +235,54 @@ def test_two_cells_sharded_over_two_devices_resume_and_match_one_device(tmp_path
 
 
 @pytest.mark.slow
+def test_a_sweep_of_two_cells_on_two_processes(tmp_path, smoke_run):
+    """``active-rlhf sweep --coordinator ...``: two processes (one CPU device each) run the
+    two cells of one program (smoke, and smoke with reward lr 3e-3, one seed each), one run
+    per process. Process 0 alone writes; each cell logs every iteration once and ends
+    with its final evaluation; the smoke cell's first chunk agrees with the one-process
+    run's seed 0 within the two-device tolerance."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    cfg, out, _ = smoke_run
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "active_rlhf_jax.cli", "sweep", "--preset", "smoke",
+             "--grid", "reward.lr=0.001,0.003", "--seeds", "1", "--out", str(tmp_path / "m"),
+             "--no-progress", "--coordinator", f"localhost:{port}", "--num-processes", "2",
+             "--process-id", str(i)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    assert "1 compiled program(s)" in results[0][1] and "program" not in results[1][1]
+    assert "reward.lr=0.001" in results[0][0] and results[1][0] == ""
+    cells = [tmp_path / "m" / f"reward.lr={v}" for v in ("0.001", "0.003")]
+    rows = [_strip(_rows(c)) for c in cells]
+    for r in rows:
+        assert [x["iteration"] for x in r] == list(range(1, cfg.num_iterations + 1))
+    assert rows[0][-1]["rm_train_loss"] != rows[1][-1]["rm_train_loss"]
+    ref = [r for r in _strip(_rows(out)) if r["seed"] == 0]
+    chunk = cfg.run.iterations_per_chunk
+    for a, b in zip(rows[0][:chunk], ref[:chunk], strict=True):
+        for k in a:
+            if isinstance(a[k], float) and isinstance(b[k], float):
+                assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), k
+            else:
+                assert a[k] == b[k], k
+    for c in cells:
+        assert (c / "final_eval.json").is_file() and (c / "policy" / "final").is_dir()
+
+
+@pytest.mark.slow
 def test_two_processes_with_jax_distributed_match_one(tmp_path, smoke_run):
     """``active-rlhf train --coordinator ...``: two processes on this machine (one CPU
     device each, gloo collectives) split the 2 seeds. Process 0 alone writes the run

@@ -116,7 +116,8 @@ def metrics_rows(config: Config, metrics: dict, sps: float, guarded_names=()) ->
     (:data:`COUNT_FIELDS`), the rest is None, so no number of a diverged model is read
     as a result (a NaN model's reward_corr once read 1.0).
     """
-    metrics = dist.fetch(metrics)
+    if any(isinstance(v, jax.Array) for v in metrics.values()):
+        metrics = dist.fetch(metrics)  # host arrays are fetched already (a program's cells)
     seeds, length = np.asarray(metrics["iteration"]).shape
     rows = []
     for i in range(length):
@@ -289,11 +290,32 @@ def run_cells(configs: list, out_dirs: list, resume: bool = False, progress: boo
             lock.release()
 
 
-def _cell_slices(tree, cells: int, seeds: int) -> list:
-    """``tree`` with leading axis ``cells * seeds`` -> one tree per cell (``[seeds, ...]``)."""
+def _cell_slices(tree, cells: int, seeds: int, mesh=None) -> list:
+    """``tree`` with leading axis ``cells * seeds`` -> one tree per cell (``[seeds, ...]``).
+
+    With a mesh the slices are taken inside jit and come back whole on every device
+    (replicated): a cell's seeds need not divide the devices, and under several processes
+    an array split over them cannot be sliced eagerly.
+    """
     if cells == 1:
         return [tree]
-    return [jax.tree_util.tree_map(lambda x, c=c: x[c * seeds:(c + 1) * seeds], tree)
+    if mesh is None:
+        return [_cut(tree, c, seeds) for c in range(cells)]
+    return [cut(tree) for cut in _jitted_cuts(cells, seeds, mesh)]
+
+
+def _cut(tree, c: int, seeds: int):
+    return jax.tree_util.tree_map(lambda x: x[c * seeds:(c + 1) * seeds], tree)
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_cuts(cells: int, seeds: int, mesh) -> list:
+    """One jitted slicer per cell, its output replicated over ``mesh`` (built once)."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    whole = NamedSharding(mesh, P())
+    return [jax.jit(functools.partial(_cut, c=c, seeds=seeds), out_shardings=whole)
             for c in range(cells)]
 
 
@@ -427,7 +449,7 @@ def _run_locked(configs, hyper, pipe, mesh, outs: list, resume: bool, progress: 
                         f"non-finite {first['nonfinite']} at iteration {first['iteration']} "
                         f"(seed {first['seed']}{_cell_name(outs, c)}); stopped after "
                         f"iteration {done_iters}, {kept} (in {outs[c] / 'checkpoints'})")
-                for m, cell_state in zip(managers, _cell_slices(state, cells, seeds)):
+                for m, cell_state in zip(managers, _cell_slices(state, cells, seeds, mesh)):
                     m.save(done_iters, args=ocp.args.StandardSave(cell_state))
                 for m in managers:
                     m.wait_until_finished()
@@ -492,14 +514,17 @@ def _cell_name(outs: list, c: int) -> str:
 
 def _join_cells(states: list, mesh):
     """Cells' restored states (``[seeds, ...]`` each) -> one batch ``[cells * seeds, ...]``,
-    split over ``mesh``'s devices when given."""
-    joined = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *states)
+    split over ``mesh``'s devices when given (joined inside jit: under several processes
+    the restored arrays are global ones)."""
+    def join(*parts):
+        return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
+
     if mesh is None:
-        return joined
+        return join(*states)
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    return jax.jit(lambda t: t, out_shardings=NamedSharding(mesh, P("seeds")))(joined)
+    return jax.jit(join, out_shardings=NamedSharding(mesh, P("seeds")))(*states)
 
 
 def _bar_return(rows: list[dict], seeds: int, previous: str) -> str:
