@@ -25,11 +25,11 @@ pytestmark = pytest.mark.fast_compile
 # smoke's teacher is exact and it acquires at random; the other cell's makes mistakes, has
 # an equal band and rates with Gaussian noise of one bin, its reward model learns at
 # another rate, decay and rating weight, and it acquires by BALD with the information split;
-# its PPO has another step size and an entropy bonus.
+# its PPO has another step size and an entropy bonus, and its reward model another dropout.
 NOISY = {"teacher.mistake_prob": 0.2, "teacher.rating_noise_std": 1.0, "ppo.ent_coef": 0.01,
          "ppo.learning_rate": 1e-3,
          "teacher.equal_threshold": 0.05, "reward.lr": 3e-3, "reward.weight_decay": 1e-4,
-         "reward.rating_weight": 0.5, "acquisition.method": "bald",
+         "reward.rating_weight": 0.5, "reward.dropout": 0.3, "acquisition.method": "bald",
          "acquisition.allocation": "information"}
 
 
@@ -43,11 +43,14 @@ def _cells():
 def test_stack_hyper_orders_cells_then_seeds_and_names_a_field_that_cannot_vary():
     a, b = _cells()
     h = stack_hyper([a, b], repeat=2)
-    assert set(h) == set(PIPELINE_TRACED) | {"acquisition.method", "acquisition.allocation"}
+    assert set(h) == set(PIPELINE_TRACED) | {"acquisition.method", "acquisition.allocation",
+                                             "reward.dropout"}
+    assert h["reward.dropout"].tolist() == pytest.approx([0.4, 0.4, 0.3, 0.3])
     assert h["acquisition.method"].tolist() == [METHODS.index(a.acquisition.method)] * 2 + [
         METHODS.index("bald")] * 2 and h["acquisition.method"].dtype == jnp.int32
     assert program_choices([a, b]) == {"acquisition.method": ("bald", "random"),
-                                       "acquisition.allocation": ("information", "fixed")}
+                                       "acquisition.allocation": ("information", "fixed"),
+                                       "reward.dropout": ()}
     assert program_choices([a, a]) == {} and program_key(a) == program_key(b)
     assert static_differences([a, replace(b, **{"run.budget": 50})]) == [
         "<initial labels>", "<query slots>", "run.budget"]
@@ -107,7 +110,7 @@ def test_two_cells_by_two_seeds_in_one_call_equal_each_cell_alone():
     """Cells ``smoke`` with random acquisition and a fixed split (exact teacher) and the same with a noisy teacher
     (mistakes 0.2, equal band 0.05, rating noise of one bin), another reward-model lr
     (3e-3), weight decay (1e-4) and rating weight (0.5), BALD and the information split,
-    PPO step size 1e-3 and entropy bonus 0.01, 2 seeds each, as one jit(vmap(train)) over 4 runs of one program (method and split
+    PPO step size 1e-3 and entropy bonus 0.01, reward-model dropout 0.3 (0.4), 2 seeds each, as one jit(vmap(train)) over 4 runs of one program (method and split
     chosen per run), against each
     cell's own program (its values compiled in) on the same keys."""
     from active_rlhf_jax.pipeline.train import make_train
@@ -185,3 +188,25 @@ def test_an_allocation_choice_gives_each_rules_split():
     # fixed 0.25 of 6 -> max(2, 1) = 2 pairs; target 0.25 * 10 - 3 -> 0 pairs (round half
     # even of -0.5); information: by BALD / cost
     assert (2, 4) in splits and (0, 6) in splits and len(splits) >= 2
+
+
+def test_dropout_with_a_float_rate_is_flax_dropout_and_a_traced_rate_matches_it():
+    """reward.model.Dropout: at a Python float rate, bitwise nn.Dropout (same rng stream,
+    broadcast masks too); at a traced rate (jit), the same masks and values within float32
+    rounding of 1 - rate."""
+    import flax.linen as nn
+
+    from active_rlhf_jax.reward.model import Dropout
+
+    x = jax.random.normal(jax.random.PRNGKey(5), (3, 4, 16))
+    rngs = {"dropout": jax.random.PRNGKey(6)}
+    for dims in ((), (0, 1)):
+        ref = nn.Dropout(0.4, broadcast_dims=dims).apply({}, x, deterministic=False, rngs=rngs)
+        mine = Dropout(0.4, broadcast_dims=dims).apply({}, x, deterministic=False, rngs=rngs)
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(ref))
+        traced = jax.jit(lambda r, dims=dims: Dropout(r, broadcast_dims=dims).apply(
+            {}, x, deterministic=False, rngs=rngs))(jnp.float32(0.4))
+        np.testing.assert_array_equal(np.asarray(traced) == 0, np.asarray(ref) == 0)
+        np.testing.assert_allclose(np.asarray(traced), np.asarray(ref), rtol=1e-6)
+        assert 0.2 < float(jnp.mean(ref == 0)) < 0.6
+    np.testing.assert_array_equal(Dropout(0.0).apply({}, x, deterministic=False, rngs=rngs), x)

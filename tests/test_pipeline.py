@@ -264,7 +264,7 @@ def test_a_sweep_of_two_cells_on_two_processes(tmp_path, smoke_run):
     for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err[-3000:]
     assert "1 compiled program(s)" in results[0][1] and "program" not in results[1][1]
-    assert "reward.lr=0.001" in results[0][0] and results[1][0] == ""
+    assert "| reward.lr=0.001 |" in results[0][0] and "| arm |" not in results[1][0]
     cells = [tmp_path / "m" / f"reward.lr={v}" for v in ("0.001", "0.003")]
     rows = [_strip(_rows(c)) for c in cells]
     for r in rows:

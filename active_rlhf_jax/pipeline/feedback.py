@@ -65,7 +65,7 @@ POSTERIOR_BLOCK = 2048
 
 
 def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
-                           block: int = POSTERIOR_BLOCK, rating_round=None):
+                           block: int = POSTERIOR_BLOCK, rating_round=None, dropout=None):
     """``model.clip_posterior`` over ``obs [N, L, o]`` in blocks of ``block`` clips.
 
     The same posterior: sample s uses the same key, hence the same coherent dropout masks,
@@ -75,7 +75,7 @@ def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
     """
     n = obs.shape[0]
     if n <= block:
-        return model.clip_posterior(params, key, obs, act, num_samples, rating_round)
+        return model.clip_posterior(params, key, obs, act, num_samples, rating_round, dropout)
     nb = -(-n // block)
     pad = nb * block - n
     padded = [jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((nb, block) + x.shape[1:])
@@ -85,7 +85,7 @@ def blocked_clip_posterior(model, params, key, obs, act, num_samples: int,
     def one(args):
         b, o, a = args
         k = jax.random.fold_in(key, b) if elementwise else key
-        return model.clip_posterior(params, k, o, a, num_samples, rating_round)
+        return model.clip_posterior(params, k, o, a, num_samples, rating_round, dropout)
 
     out = jax.lax.map(one, (jnp.arange(nb), *padded))  # fields [nb, S, block, ...]
 
@@ -149,7 +149,8 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
                               num_rounds=c.rating_rounds)
     relative = c.teacher.rating_scale == "pool"
-    trainer = make_reward_trainer(c.reward, model)
+    traced_dropout = "reward.dropout" in choices  # a sweep's cells differ in it
+    trainer = make_reward_trainer(c.reward, model, traced_dropout)
     acq_cfg = effective_acquisition(c)
     k_max = c.max_queries
     n_p0, n_e0 = c.initial_labels
@@ -209,10 +210,11 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
         post = blocked_clip_posterior(
             model, reward.params, key_post, pool.obs, pool.act, c.reward.num_posterior_samples,
             rating_round=jnp.maximum(counters.iteration - 1, 0) if relative else None,
+            dropout=hyper["reward.dropout"] if traced_dropout else None,
         )
         acq = apply_hyper(acq_cfg, hyper, "acquisition")
         picked = {field.split(".")[1]: Choice(options, hyper[field], CHOICES[field])
-                  for field, options in choices.items()}  # e.g. method=Choice(...)
+                  for field, options in choices.items() if field in CHOICES}  # method=...
         res = acquire_queries(
             acq, key_select, post.returns, pool.valid, n, k_max,
             bin_probs=post.bin_probs, rating_mean=post.rating_mean, rating_var=post.rating_var,

@@ -8,11 +8,11 @@ acquisition's split and cost scalars from there (:data:`PIPELINE_TRACED`), and t
 acquisition method and allocation rule as choices (:data:`CHOICES`): a program built with
 ``choices={"acquisition.method": ("bald", "random")}`` computes both methods' scores and
 keeps the one each run's index names (the hyper's ``acquisition.method``: its position in
-``METHODS``, always present, read only by such a program). PPO's step size, clip range
+``METHODS``, always present, read only by such a program); the reward model's dropout
+rate likewise (:data:`ON_DEMAND`). PPO's step size, clip range
 and loss coefficients are traced too; its other scalars (gamma, GAE lambda, gradient
 clip, normaliser constants) are still compiled in, so a grid over them still needs one
-program per value; so do the feedback kind and the reward model's dropout (they change
-shapes or the network's code).
+program per value; so does the feedback kind (it changes the buffers' shapes).
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ PIPELINE_TRACED = (
 #: ``{field: every value}``; the hyper holds the value's index (int32).
 CHOICES = {"acquisition.method": METHODS, "acquisition.allocation": ALLOCATIONS}
 
+#: Static scalars a program reads from the hyper only when its runs differ in them
+#: (``{field: ()}`` in ``program_choices``): the reward model's dropout rate, whose
+#: compiled-in value lets a single run skip the mask at rate 0 and keeps its arithmetic
+#: bitwise as before. Always in the hyper ([] float32).
+ON_DEMAND = ("reward.dropout",)
+
 
 def hyper_values(config) -> dict[str, jax.Array]:
     """``{field: [] float32}`` of :data:`PIPELINE_TRACED` for one config, and ``{field:
@@ -58,17 +64,23 @@ def hyper_values(config) -> dict[str, jax.Array]:
     out = {name: jnp.asarray(values[name], jnp.float32) for name in PIPELINE_TRACED}
     out.update({name: jnp.asarray(options.index(values[name]), jnp.int32)
                 for name, options in CHOICES.items()})
+    out.update({name: jnp.asarray(values[name], jnp.float32) for name in ON_DEMAND})
     return out
 
 
 def program_choices(configs) -> dict[str, tuple]:
-    """``{field: options}`` of the :data:`CHOICES` fields in which ``configs`` differ, the
-    options in :data:`CHOICES` order: what their shared program must choose among."""
+    """What the shared program of ``configs`` must read from the hyper: ``{field:
+    options}`` of the :data:`CHOICES` fields in which they differ (options in
+    :data:`CHOICES` order), and ``{field: ()}`` of the :data:`ON_DEMAND` ones."""
     choices = {}
+    values = [leaf_values(c) for c in configs]
     for name, every in CHOICES.items():
-        used = {leaf_values(c)[name] for c in configs}
+        used = {v[name] for v in values}
         if len(used) > 1:
             choices[name] = tuple(v for v in every if v in used)
+    for name in ON_DEMAND:
+        if len({v[name] for v in values}) > 1:
+            choices[name] = ()
     return choices
 
 
@@ -76,7 +88,7 @@ def program_key(config) -> tuple:
     """What one compiled program fixes of a config: every field but the traced ones the
     pipeline reads from its state (and the name). Configs with equal keys can share a
     program (:func:`stack_hyper`)."""
-    shared = set(PIPELINE_TRACED) | set(CHOICES) | {"name"}
+    shared = set(PIPELINE_TRACED) | set(CHOICES) | set(ON_DEMAND) | {"name"}
     fields = tuple((k, v) for k, v in sorted(leaf_values(config).items()) if k not in shared)
     # Sizes derived from several fields, a traced one among them (compat's budget charging
     # reads the fixed split's pref_fraction to size the query slots).

@@ -10,7 +10,7 @@ nothing: independent masks per clip, step and unit. Ensembles are a vmapped memb
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -36,6 +36,32 @@ def torch_linear_init(fan_in: int) -> Callable:
     return init
 
 
+class Dropout(nn.Module):
+    """``nn.Dropout`` whose rate may be traced: a sweep's cells that differ in
+    ``reward.dropout`` share one program. With a Python float it computes exactly what
+    ``nn.Dropout`` does (same rng stream: ``make_rng("dropout")`` at the same module path,
+    same mask draw and scaling)."""
+
+    rate: Any
+    broadcast_dims: tuple = ()
+
+    @nn.compact
+    def __call__(self, inputs, deterministic: bool = True):
+        fixed = isinstance(self.rate, (int, float))
+        if deterministic or (fixed and self.rate == 0.0):
+            return inputs
+        if fixed and self.rate == 1.0:  # no gradient NaNs at the edge, as nn.Dropout
+            return jnp.zeros_like(inputs)
+        keep_prob = 1.0 - self.rate
+        rng = self.make_rng("dropout")
+        shape = list(inputs.shape)
+        for dim in self.broadcast_dims:
+            shape[dim] = 1
+        mask = jnp.broadcast_to(jax.random.bernoulli(rng, p=keep_prob, shape=shape),
+                                inputs.shape)
+        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+
+
 class RewardNet(nn.Module):
     """One member: ``concat(obs, act)`` -> [Dense -> LeakyReLU -> Dropout] x len(hidden) ->
     mean head (and a softplus variance head), plus the ordinal link's parameters.
@@ -49,7 +75,7 @@ class RewardNet(nn.Module):
     Attributes:
         in_size: o + a.
         hidden: hidden widths.
-        dropout: dropout probability.
+        dropout: dropout probability (a float, or a traced [] value: see :class:`Dropout`).
         with_var_head: build the variance head (``RewardModelConfig.has_variance_head``).
         num_bins, ordinal_cuts: shape of the ordinal link's cut-point parameters.
         coherent: broadcast dropout masks over ``COHERENT_DIMS`` (inputs must then be
@@ -60,7 +86,7 @@ class RewardNet(nn.Module):
 
     in_size: int
     hidden: tuple[int, ...]
-    dropout: float
+    dropout: Any
     with_var_head: bool
     num_bins: int
     ordinal_cuts: str
@@ -74,7 +100,7 @@ class RewardNet(nn.Module):
             for f, h in zip(fans, self.hidden)
         ]
         dims = COHERENT_DIMS if self.coherent else ()
-        self.dropouts = [nn.Dropout(self.dropout, broadcast_dims=dims) for _ in self.hidden]
+        self.dropouts = [Dropout(self.dropout, broadcast_dims=dims) for _ in self.hidden]
         head_init = torch_linear_init(fans[-1])
         self.mean_head = nn.Dense(1, kernel_init=head_init, bias_init=head_init)
         if self.with_var_head:
@@ -118,13 +144,15 @@ class RewardModel(NamedTuple):
         step_reward: ``step_reward(params, obs [..., o], act [..., a]) -> [...]`` mean head,
             dropout off, ensemble mean over members (relabels PPO rollouts).
         clip_posterior: ``clip_posterior(params, key, obs [N, L, o], act [N, L, a],
-            num_samples, rating_round=None) -> ClipPosterior`` with S = num_samples (MC
-            dropout) or S = M (ensemble; num_samples is ignored). num_samples must be
-            static; ``rating_round`` ([] int32) picks the relative scale's calibration.
+            num_samples, rating_round=None, dropout=None) -> ClipPosterior`` with S =
+            num_samples (MC dropout) or S = M (ensemble; num_samples is ignored).
+            num_samples must be static; ``rating_round`` ([] int32) picks the relative
+            scale's calibration; ``dropout`` ([] traced) replaces the config's rate.
         init_member: ``init_member(key) -> member params`` (no member axis): the Flax
             variables ``{"params": ...}`` of :class:`RewardNet`.
-        apply: ``apply(member_params, obs [..., o], act [..., a], dropout_key=None)
-            -> (mu [...], var [...])``; elementwise training dropout when a key is given;
+        apply: ``apply(member_params, obs [..., o], act [..., a], dropout_key=None,
+            dropout=None) -> (mu [...], var [...])``; elementwise training dropout when a
+            key is given (at rate ``dropout`` when given, a traced [] value);
             ``var`` is zeros without a variance head (``config.has_variance_head``).
         config, compat: the configs it was built from.
         net: the training module (elementwise dropout).
@@ -174,11 +202,12 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
             return jax.vmap(init_member)(jax.random.split(key, cfg.ensemble_size))
         return init_member(key)
 
-    def apply(member_params, obs, act, dropout_key=None):
+    def apply(member_params, obs, act, dropout_key=None, dropout=None):
         if dropout_key is None:
             return net.apply(member_params, obs, act)
-        return net.apply(member_params, obs, act, deterministic=False,
-                         rngs={"dropout": dropout_key})
+        module = net if dropout is None else net.clone(dropout=dropout)
+        return module.apply(member_params, obs, act, deterministic=False,
+                            rngs={"dropout": dropout_key})
 
     def step_reward(params, obs, act):
         if ensemble:
@@ -186,7 +215,7 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
         return net.apply(params, obs, act)[0]
 
     def clip_posterior(params, key, obs, act, num_samples: int = cfg.num_posterior_samples,
-                       rating_round=None) -> ClipPosterior:
+                       rating_round=None, dropout=None) -> ClipPosterior:
         if obs.ndim != 3 or act.ndim != 3:
             raise ValueError(f"clip_posterior: obs and act must be [N, L, .], got {obs.shape}, {act.shape}")
         if ensemble:
@@ -199,9 +228,10 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
         # Sample s's dropout key is split(key, S)[s], whatever N: with coherent masks of
         # shape [1, 1, H] it gives the same masks for any batch of clips, which is what lets
         # pipeline/feedback.py split a large pool into blocks under one key.
+        module = posterior_net if dropout is None else posterior_net.clone(dropout=dropout)
+
         def sample(k):
-            mu, var = posterior_net.apply(params, obs, act, deterministic=False,
-                                          rngs={"dropout": k})
+            mu, var = module.apply(params, obs, act, deterministic=False, rngs={"dropout": k})
             return compute_clip_posterior(params, mu, var, cfg, compat, rating_round)
 
         return jax.vmap(sample)(jax.random.split(key, num_samples))

@@ -14,6 +14,8 @@ the first ``warmup_epochs`` epochs are not candidates and do not count towards p
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -60,12 +62,15 @@ def _mean_losses(stats: FitStats, rating_weight, per_item: bool):
     return pref + rating_weight * rating, acc
 
 
-def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
+def make_reward_trainer(config, model: RewardModel, traced_dropout: bool = False
+                        ) -> RewardTrainer:
     """Trainer for ``model`` (its config and compat flags are used; ``config`` must match).
 
     Args:
         config: RewardModelConfig (validated).
         model: from ``make_reward_model``.
+        traced_dropout: ``fit`` trains at the dropout rate ``hyper["reward.dropout"]``
+            instead of the config's (a sweep's cells that differ in it share the program).
     """
     config.validate()
     cfg = config
@@ -91,8 +96,9 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
     def loss(params, key, batch: Batch, train: bool = True, hp=None):
         hp = cfg if hp is None else hp
         keys = jax.random.split(key, 3) if key is not None else (None, None, None)
-        mu_a, _ = model.apply(params, batch.obs_a, batch.act_a, keys[0])
-        mu_b, _ = model.apply(params, batch.obs_b, batch.act_b, keys[1])
+        rate = hp.dropout if traced_dropout else None
+        mu_a, _ = model.apply(params, batch.obs_a, batch.act_a, keys[0], rate)
+        mu_b, _ = model.apply(params, batch.obs_b, batch.act_b, keys[1], rate)
         ra, rb = jnp.sum(mu_a, -1), jnp.sum(mu_b, -1)
         pm = batch.pref_mask.astype(bool)
         nll_p = jnp.where(pm, lik.compute_preference_nll(ra, rb, batch.label), 0.0)
@@ -102,7 +108,7 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
         if pref_only:
             r_sum = n_r = jnp.zeros((), jnp.float32)
         else:
-            mu, var = model.apply(params, batch.obs, batch.act, keys[2])
+            mu, var = model.apply(params, batch.obs, batch.act, keys[2], rate)
             rm = batch.rating_mask.astype(bool)
             nll_r = jnp.where(rm, compute_rating_nll(params, mu, var, batch.rating, cfg, compat,
                                                        batch.rating_round), 0.0)
@@ -242,6 +248,8 @@ def make_reward_trainer(config, model: RewardModel) -> RewardTrainer:
     def fit(state: RewardTrainState, buffers: FeedbackBuffers, key, max_epochs, patience,
             hyper=None):
         hp = apply_hyper(cfg, hyper, "reward")
+        if traced_dropout:
+            hp = dataclasses.replace(hp, dropout=hyper["reward.dropout"])
         p_train, r_train = buffers.pref_train_mask, buffers.rating_train_mask
         if not ensemble:
             cp, cr = p_train.shape[0], r_train.shape[0]
