@@ -198,10 +198,14 @@ def _cmd_sweep(args) -> int:
     run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
               gym_eval_episodes=args.gym_eval_episodes, cells_per_call=args.cells_per_call)
     from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
-    from active_rlhf_jax.pipeline.distributed import is_main_process
+    from active_rlhf_jax.pipeline.distributed import barrier, is_main_process
 
     if is_main_process():
         print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
+    # Under jax.distributed the other processes wait here while process 0 evaluates in
+    # Gymnasium and prints (minutes for MuJoCo tasks), not in JAX's shutdown barrier,
+    # which gives up after 300 s.
+    barrier("sweep-finished")
     return 0
 
 
