@@ -15,7 +15,14 @@ from active_rlhf_jax.analysis.matrix import (
 )
 from active_rlhf_jax.cli import main
 from active_rlhf_jax.config import ConfigError, replace
-from active_rlhf_jax.sweep import arm_config, expand_grid, parse_arms, parse_grid, run_sweep
+from active_rlhf_jax.sweep import (
+    arm_config,
+    expand_grid,
+    parse_arms,
+    parse_grid,
+    plan_programs,
+    run_sweep,
+)
 
 # Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
 pytestmark = pytest.mark.fast_compile
@@ -194,3 +201,29 @@ def test_rerun_with_other_seeds_is_refused(sweep_dir, capsys):
                  "--out", str(sweep_dir), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "seeds" in err[0]
+
+
+def test_plan_groups_cells_by_program_and_progress(tmp_path):
+    """Cells share a call when they differ only in what the program reads at run time and
+    are equally far; --cells-per-call splits a group; no compile."""
+    names = ["pref-random", "ground-truth", BALD, "pref-random+reward.lr=0.003",
+             "pref-random+run.budget=40"]
+    configs = {n: arm_config("smoke", n, {}, 2) for n in names}
+    assert plan_programs(tmp_path, configs) == [
+        ("new", ["pref-random", BALD, "pref-random+reward.lr=0.003"]),
+        ("new", ["ground-truth"]),
+        ("new", ["pref-random+run.budget=40"]),
+    ]
+    assert plan_programs(tmp_path, configs, cells_per_call=2)[:2] == [
+        ("new", ["pref-random", BALD]), ("new", ["pref-random+reward.lr=0.003"])]
+    # an interrupted cell resumes apart from new ones; a finished one is not planned
+    (tmp_path / BALD).mkdir()
+    (tmp_path / BALD / "config.json").write_text("{}")
+    (tmp_path / "ground-truth").mkdir()
+    (tmp_path / "ground-truth" / "config.json").write_text("{}")
+    (tmp_path / "ground-truth" / "final_eval.json").write_text("{}")
+    assert plan_programs(tmp_path, configs) == [
+        ("new", ["pref-random", "pref-random+reward.lr=0.003"]),
+        ("partial", [BALD]),
+        ("new", ["pref-random+run.budget=40"]),
+    ]
