@@ -181,6 +181,7 @@ def test_bad_grids_name_the_grid(specs, arms, message):
         (["--arms", "pref-bald", "--run.budget", "-1"], "run.budget"),
         (["--arms", "pref-bald", "--seeds", "0"], "seeds"),
         (["--arms", "pref-bald", "--gym-eval-episodes", "-1"], "gym_eval_episodes"),
+        (["--arms", "pref-bald", "--cells-per-call", "-1"], "cells_per_call"),
         (["--arms", "pref-bald+reward.nope=1"], "arms"),
         (["--arms", "pref-bald+reward.lr=abc"], "reward.lr"),
         (["--arms", "pref-bald", "--grid", "reward.lr="], "grid"),
