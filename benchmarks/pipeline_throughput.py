@@ -121,11 +121,10 @@ def measure_pipeline(config, chunks: int, length: int, label: str, cells=None) -
     runs in one call, ``config`` their first); default ``[config]``.
     """
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from active_rlhf_jax.pipeline import runner
-    from active_rlhf_jax.pipeline.hyper import program_choices, stack_hyper
+    from active_rlhf_jax.pipeline.hyper import program_choices
     from active_rlhf_jax.pipeline.train import make_train
     from benchmarks.env_throughput import _device_name, _load
 
@@ -134,8 +133,7 @@ def measure_pipeline(config, chunks: int, length: int, label: str, cells=None) -
     load_before = _load()
     pipe = make_train(config, program_choices(cells))
     mesh = runner._seed_mesh(runs)  # as `active-rlhf train` splits seeds
-    keys = jnp.concatenate([runner.seed_keys(c) for c in cells])
-    args = (keys,) if len(cells) == 1 else (keys, stack_hyper(cells, config.seeds))
+    args = runner.batch_inputs(cells)  # as runner.run_cells builds them
     init_fn = runner.seed_parallel(pipe.init, mesh)
     chunk_fn = runner.seed_parallel(functools.partial(pipe.run_chunk, length=length), mesh)
 

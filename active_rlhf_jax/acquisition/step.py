@@ -177,12 +177,11 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         c_bald = jnp.zeros((n_clips,))
         bald_eval_mean = jnp.zeros(())
 
+    a_pref, a_eval = bald_pref_mean, bald_eval_mean
     if not has_eval:
         n_pref, n_eval = n, jnp.zeros((), jnp.int32)
-        a_pref, a_eval = bald_pref_mean, bald_eval_mean
     elif not config.pairs:  # ratings only: the pairs above are scored for logging only
         n_pref, n_eval = jnp.zeros((), jnp.int32), n
-        a_pref, a_eval = bald_pref_mean, bald_eval_mean
     else:
         def split(rule):
             return _split(rule, config, n, bald_pref_mean, bald_eval_mean, c_bald, clip_valid,

@@ -85,9 +85,9 @@ def program_choices(configs) -> dict[str, tuple]:
 
 
 def program_key(config) -> tuple:
-    """What one compiled program fixes of a config: every field but the traced ones the
-    pipeline reads from its state (and the name). Configs with equal keys can share a
-    program (:func:`stack_hyper`)."""
+    """What one compiled program fixes of a config: every field but those the pipeline
+    can read from its state (:data:`PIPELINE_TRACED`, :data:`CHOICES`, :data:`ON_DEMAND`)
+    and the name. Configs with equal keys can share a program (:func:`stack_hyper`)."""
     shared = set(PIPELINE_TRACED) | set(CHOICES) | set(ON_DEMAND) | {"name"}
     fields = tuple((k, v) for k, v in sorted(leaf_values(config).items()) if k not in shared)
     # Sizes derived from several fields, a traced one among them (compat's budget charging
@@ -102,13 +102,9 @@ def static_differences(configs) -> list[str]:
     return sorted(k for k in keys[0] if any(other[k] != keys[0][k] for other in keys[1:]))
 
 
-def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
-    """The hyper of several configs as one batch: ``{field: [len(configs) * repeat]}``, each
-    config's values repeated ``repeat`` times (its seeds), configs outermost.
-
-    The configs must agree in every other field, since they share one compiled program:
-    otherwise a ConfigError names the first field that differs.
-    """
+def check_one_program(configs) -> None:
+    """ConfigError naming the first field that differs between ``configs`` and that one
+    shared program would compile in (:func:`program_key`)."""
     first = dict(program_key(configs[0]))
     traced = set(traced_fields(type(configs[0])))
     for cfg in configs[1:]:
@@ -119,5 +115,15 @@ def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
                         "derived from traced fields" if name.startswith("<") else "static")
                 raise ConfigError(name, f"differs between the runs of one program "
                                         f"({value!r} vs {other[name]!r}); it is {kind}")
+
+
+def stack_hyper(configs, repeat: int = 1) -> dict[str, jax.Array]:
+    """The hyper of several configs as one batch: ``{field: [len(configs) * repeat]}``, each
+    config's values repeated ``repeat`` times (its seeds), configs outermost.
+
+    The configs must agree in every other field, since they share one compiled program:
+    otherwise a ConfigError names the first field that differs (:func:`check_one_program`).
+    """
+    check_one_program(configs)
     rows = [hyper_values(c) for c in configs]
     return {k: jnp.repeat(jnp.stack([r[k] for r in rows]), repeat) for k in rows[0]}

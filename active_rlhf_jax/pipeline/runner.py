@@ -39,7 +39,7 @@ from active_rlhf_jax.config import Config, ConfigError, load_config_dict, to_dic
 from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
 from active_rlhf_jax.pipeline import interrupt, rundir
-from active_rlhf_jax.pipeline.hyper import program_choices, stack_hyper
+from active_rlhf_jax.pipeline.hyper import check_one_program, program_choices, stack_hyper
 from active_rlhf_jax.pipeline.train import make_train
 
 METRICS_FILE = "metrics.jsonl"
@@ -108,16 +108,25 @@ def seed_keys(config: Config) -> jax.Array:
     return jax.vmap(jax.random.PRNGKey)(jnp.arange(config.seed, config.seed + config.seeds))
 
 
+def batch_inputs(configs: list) -> tuple:
+    """The ``init`` arguments of one program's runs, cells outermost then seeds:
+    ``(keys [cells * seeds, 2],)`` for one cell (its values compiled in), else
+    ``(keys, hyper {field: [cells * seeds]})`` (pipeline/hyper.py)."""
+    keys = jnp.concatenate([seed_keys(c) for c in configs])
+    if len(configs) == 1:
+        return (keys,)
+    return keys, stack_hyper(configs, configs[0].seeds)
+
+
 def metrics_rows(config: Config, metrics: dict, sps: float, guarded_names=()) -> list[dict]:
-    """Chunk metrics ``{name: [seeds, chunk]}`` -> one dict per seed per iteration.
+    """Chunk metrics ``{name: [seeds, chunk]}`` (host arrays: the runner fetches a chunk's
+    metrics once, then splits them by cell) -> one dict per seed per iteration.
 
     Non-finite values become None. The guard's code becomes ``nonfinite``: None, or the
     name of the first non-finite quantity; such a row keeps only its counts
     (:data:`COUNT_FIELDS`), the rest is None, so no number of a diverged model is read
     as a result (a NaN model's reward_corr once read 1.0).
     """
-    if any(isinstance(v, jax.Array) for v in metrics.values()):
-        metrics = dist.fetch(metrics)  # host arrays are fetched already (a program's cells)
     seeds, length = np.asarray(metrics["iteration"]).shape
     rows = []
     for i in range(length):
@@ -213,9 +222,9 @@ def run_cells(configs: list, out_dirs: list, resume: bool = False, progress: boo
               max_chunks: int | None = None) -> list[dict]:
     """Run (or resume) several runs that share one compiled program; one summary each.
 
-    The runs (*cells* of a sweep) may differ only in the traced hyperparameters of
-    ``pipeline/hyper.py``, their acquisition method (a choice made per run) and their
-    names: their ``cells x seeds`` runs are one batch of one program, ``vmap``-ed over
+    The runs (*cells* of a sweep) may differ only in what ``pipeline/hyper.py`` lets a
+    program read from its state (traced scalars, choices such as the acquisition method,
+    the reward model's dropout) and in their names: their ``cells x seeds`` runs are one batch of one program, ``vmap``-ed over
     ``(keys, hyper)`` and split over devices like seeds.
     Each cell still gets a run directory of its own with its own config, metrics,
     checkpoints (its slice of the state), final evaluation and policies, so
@@ -257,9 +266,7 @@ def run_cells(configs: list, out_dirs: list, resume: bool = False, progress: boo
                 if main:
                     locks.append(rundir.RunLock(out, field).acquire())
             configs = [load_config(out) for out in outs]
-        # The cells' traced values, [cells * seeds] each; raises naming a field the
-        # program compiles in that differs. One cell compiles its own values in.
-        hyper = stack_hyper(configs, configs[0].seeds) if len(configs) > 1 else None
+        check_one_program(configs)  # before anything is written
         choices = program_choices(configs)  # e.g. the random and the BALD cells' methods
         config = configs[0]
         runs = config.seeds * len(configs)
@@ -283,8 +290,7 @@ def run_cells(configs: list, out_dirs: list, resume: bool = False, progress: boo
             for out in outs:
                 rundir.clean_checkpoints(out / "checkpoints", CHECKPOINTS_TO_KEEP)
         dist.barrier("run-dir-checked")  # no process writes before every process checked
-        return _run_locked(configs, hyper, pipe, mesh, outs, resume, progress, max_chunks,
-                           main)
+        return _run_locked(configs, pipe, mesh, outs, resume, progress, max_chunks, main)
     finally:
         for lock in locks:
             lock.release()
@@ -319,7 +325,7 @@ def _jitted_cuts(cells: int, seeds: int, mesh) -> list:
             for c in range(cells)]
 
 
-def _run_locked(configs, hyper, pipe, mesh, outs: list, resume: bool, progress: bool,
+def _run_locked(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
                 max_chunks: int | None, main: bool) -> list[dict]:
     """The body of :func:`run_cells`, with the directories locked and checked."""
     import orbax.checkpoint as ocp
@@ -353,8 +359,8 @@ def _run_locked(configs, hyper, pipe, mesh, outs: list, resume: bool, progress: 
             max_to_keep=CHECKPOINTS_TO_KEEP, create=True)) for out in outs]
 
     managers = make_managers()
-    keys = jnp.concatenate([seed_keys(c) for c in configs])  # [cells * seeds, 2]
-    init_args = (keys,) if hyper is None else (keys, hyper)
+    init_args = batch_inputs(configs)
+    keys = init_args[0]  # [cells * seeds, 2]
     if dist.is_multiprocess():
         init_args = jax.tree_util.tree_map(lambda x: dist.to_global(np.asarray(x), mesh),
                                            init_args)
@@ -482,7 +488,7 @@ def _run_locked(configs, hyper, pipe, mesh, outs: list, resume: bool, progress: 
     if dist.is_multiprocess():
         eval_keys = dist.to_global(np.asarray(eval_keys), mesh)
     returns, lengths = (np.asarray(x) for x in dist.fetch(eval_fn(state, eval_keys)))
-    ppo_state = dist.fetch(state.ppo)
+    cell_ppo = _cell_slices(dist.fetch(state.ppo), cells, seeds)  # host arrays
     summaries = []
     for c, (cfg, out) in enumerate(zip(configs, outs)):
         part = slice(c * seeds, (c + 1) * seeds)
@@ -494,7 +500,7 @@ def _run_locked(configs, hyper, pipe, mesh, outs: list, resume: bool, progress: 
                 tmp = out / (FINAL_EVAL_FILE + ".tmp")
                 tmp.write_text(strict_json.dumps(summary, indent=2))
                 os.replace(tmp, out / FINAL_EVAL_FILE)
-                _save_policy(out, cfg, _cell_slices(ppo_state, cells, seeds)[c], pipe.env)
+                _save_policy(out, cfg, cell_ppo[c], pipe.env)
         summaries.append(summary)
     dist.barrier("run-finished")
     for summary in summaries:
