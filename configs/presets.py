@@ -8,7 +8,8 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
 * Experiment types: ``ground-truth``, ``pref-random``, ``pref-bald``, ``rating-random``,
   ``rating-bald``, ``unified-random``, ``bald-fixed``, ``bald-adaptive`` (the reference's
   adaptive split), ``bald-info`` (information-per-cost allocation, our default method;
-  an environment preset alone runs it: ``hopper`` = ``hopper+bald-info``).
+  an environment preset alone runs it: ``hopper`` = ``hopper+bald-info``), ``bald-epig``
+  (BALD queries, the split by expected information about the pool's ranking).
 * Modifiers: ``noisy`` (Bradley–Terry preferences with beta 1, Gaussian rating noise of
   std 1 bin), ``ensemble`` (5-member bootstrap ensemble posterior instead of MC dropout),
   ``compat`` (every reference compatibility option on but the biased rating noise, and no
@@ -118,6 +119,7 @@ EXPERIMENTS = {
     },
     "bald-adaptive": {"run.feedback": "both", **_BALD, "acquisition.allocation": "reference-adaptive"},
     "bald-info": {"run.feedback": "both", **_BALD, "acquisition.allocation": "information"},
+    "bald-epig": {"run.feedback": "both", **_BALD, "acquisition.allocation": "epig"},
 }
 
 MODIFIERS = {

@@ -40,7 +40,7 @@ def _flat(d, prefix=""):
 #: Fields added after the files under tests/data and benchmarks/results were written, with
 #: the default that keeps the old behaviour: an old file loads with it, and the views
 #: below leave it out while it has that value.
-ADDED_SINCE = {"teacher.rating_scale": "fixed"}
+ADDED_SINCE = {"teacher.rating_scale": "fixed", "acquisition.epig_targets": 1024}
 
 
 def _with_added(saved: dict) -> dict:
@@ -58,15 +58,15 @@ def _old_view(cfg: Config) -> dict:
     concept is held now, and a rating-only run's split as the old glue wrote it (fixed,
     0, 0), which test_acquisition.py shows acquires the same as ``pairs=False``."""
     view = _flat(to_dict(cfg))
-    for dotted, value in ADDED_SINCE.items():
-        if view[dotted] == value:
-            del view[dotted]
     view["reward.rating_range"] = cfg.teacher.rating_range
     view["teacher.num_bins"] = cfg.reward.num_bins
     view["teacher.gamma"] = cfg.reward.gamma
     eff = effective_acquisition(cfg)
     for f in dataclasses.fields(eff):
         view["acquisition." + f.name] = getattr(eff, f.name)
+    for dotted, value in ADDED_SINCE.items():
+        if view[dotted] == value:
+            del view[dotted]
     if not view.pop("acquisition.pairs"):
         view.update({"acquisition.allocation": "fixed", "acquisition.pref_fraction": 0.0,
                      "acquisition.min_pref": 0})

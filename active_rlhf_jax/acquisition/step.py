@@ -13,11 +13,13 @@ import jax.numpy as jnp
 
 from active_rlhf_jax.acquisition import allocation as A
 from active_rlhf_jax.acquisition import candidates as C
+from active_rlhf_jax.acquisition import epig as E
 from active_rlhf_jax.acquisition import selection as SEL
 from active_rlhf_jax.acquisition.choice import Choice
 from active_rlhf_jax.config.acquisition import (
     AcquisitionConfig,
     EffectiveAcquisition,
+    check_epig_ratings,
     check_information_units,
 )
 
@@ -78,8 +80,9 @@ def _pair_slots(config, key, returns, valid, n, k_max, true_returns, lp, lpm, me
 
 
 def _split(rule: str, config, n, bald_pref_mean, bald_eval_mean, c_bald, clip_valid, state,
-           p_score, p_found, c_score, c_found, n_pref_cum, n_eval_cum):
+           p_score, p_found, c_score, c_found, n_pref_cum, n_eval_cum, slot_epig):
     """One allocation rule's split of ``n`` queries when both modalities are asked.
+    ``slot_epig`` is ``(pair_epig [k], clip_epig [k])`` when a rule needs it, else None.
     -> ``(n_pref, n_eval, a_pref, a_eval, adaptive state)``."""
     a_pref, a_eval = bald_pref_mean, bald_eval_mean
     if rule == "fixed":
@@ -92,6 +95,13 @@ def _split(rule: str, config, n, bald_pref_mean, bald_eval_mean, c_bald, clip_va
             a_pref, a_eval, state = A.reference_adaptive_means(
                 bald_pref_mean, c_bald, clip_valid, state, config.eval_percentile)
         n_pref, n_eval = A.reference_adaptive_allocation(n, a_pref, a_eval)
+    elif rule == "epig":
+        e_pair, e_clip = slot_epig
+        n_pref, n_eval = E.epig_split(n, e_pair / config.cost_pref, p_found,
+                                      e_clip / config.cost_eval, c_found)
+        # logged: mean EPIG (nats) of the slots each kind offered
+        a_pref = jnp.sum(e_pair) / jnp.maximum(jnp.sum(p_found), 1)
+        a_eval = jnp.sum(e_clip) / jnp.maximum(jnp.sum(c_found), 1)
     else:  # information
         n_pref, n_eval = SEL.merge_by_value(p_score / config.cost_pref, p_found,
                                             c_score / config.cost_eval, c_found, n)
@@ -131,7 +141,9 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         replaces ``config.method`` / ``config.allocation`` (a sweep's cells that differ
         only in them share one program). Each cell's config is validated on its own, so
         allocation information, which compares the scores of pairs and clips, still sees
-        BALD only. ``config``'s traced fields (``pref_fraction``, ``cost_pref``,
+        BALD only. Allocation epig values the selected slots by their EPIG about
+        ``config.epig_targets`` random pool pairs (``acquisition/epig.py``; ordinal
+        ratings only). ``config``'s traced fields (``pref_fraction``, ``cost_pref``,
         ``cost_eval``, ``eval_percentile``) may be tracers.
 
     Returns:
@@ -140,6 +152,7 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     config = EffectiveAcquisition.of(config)
     has_eval = config.rating_likelihood != "none"
     check_information_units(config.method, config.allocation, has_eval and config.pairs)
+    check_epig_ratings(config.allocation, config.rating_likelihood, has_eval and config.pairs)
     method = config.method if method is None else method
     n_clips = returns.shape[1]
     n = jnp.minimum(jnp.asarray(n, jnp.int32), k_max)
@@ -183,11 +196,18 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
     elif not config.pairs:  # ratings only: the pairs above are scored for logging only
         n_pref, n_eval = jnp.zeros((), jnp.int32), n
     else:
+        rule = config.allocation if allocation is None else allocation
+        rules = rule.options if isinstance(rule, Choice) else (rule,)
+        slot_epig = None
+        if "epig" in rules:
+            slot_epig = E.slot_epig(key, returns, bin_probs, pool_valid, p_idx, p_found,
+                                    c_idx, c_found, config.epig_targets)
+
         def split(rule):
             return _split(rule, config, n, bald_pref_mean, bald_eval_mean, c_bald, clip_valid,
-                          state, p_score, p_found, c_score, c_found, n_pref_cum, n_eval_cum)
+                          state, p_score, p_found, c_score, c_found, n_pref_cum, n_eval_cum,
+                          slot_epig)
 
-        rule = config.allocation if allocation is None else allocation
         if isinstance(rule, Choice):
             n_pref, n_eval, a_pref, a_eval, state = rule.pick([split(r) for r in rule.options])
         else:

@@ -26,6 +26,7 @@ module             holds                                            flags
 from active_rlhf_jax.config.acquisition import (
     AcquisitionConfig,
     EffectiveAcquisition,
+    check_epig_ratings,
     check_information_units,
 )
 from active_rlhf_jax.config.base import (
@@ -70,6 +71,7 @@ __all__ = [
     "TeacherConfig",
     "TrainConfig",
     "check_compat",
+    "check_epig_ratings",
     "check_information_units",
     "apply_hyper",
     "effective_acquisition",

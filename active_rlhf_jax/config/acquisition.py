@@ -24,7 +24,8 @@ from active_rlhf_jax.config.base import (
 )
 
 METHODS = ("bald", "random", "variance", "entropy")
-ALLOCATIONS = ("information", "fixed", "reference-adaptive", "target-fraction")
+# Appended, never reordered: a sweep's allocation choice is an index into this tuple.
+ALLOCATIONS = ("information", "fixed", "reference-adaptive", "target-fraction", "epig")
 SELECTIONS = ("disjoint", "topk")
 PAIR_MODES = ("all", "reference")
 RATING_LIKELIHOODS = ("ordinal", "gaussian", "none")
@@ -44,7 +45,9 @@ class AcquisitionConfig:
         "(run.feedback=both only; a single-modality run asks every query of its modality): "
         "information (rank pairs and clips together by score / cost, take the best n), "
         "fixed (pref_fraction with min_pref), reference-adaptive (the reference's BALD-mean "
-        "split), target-fraction (cumulative share of preferences -> pref_fraction).")
+        "split), target-fraction (cumulative share of preferences -> pref_fraction), epig "
+        "(buy the split of the selected pairs and clips with the most expected information "
+        "about the pool's pairwise ranking per cost; ordinal ratings).")
     pref_fraction: float = option(0.5, traced=True, help="preference share of the queries "
                                   "for allocation fixed and target-fraction.")
     min_pref: int = option(2, help="lower bound on pairs for allocation fixed (reference: "
@@ -53,6 +56,8 @@ class AcquisitionConfig:
                               "divides pair scores for allocation information.")
     cost_eval: float = option(1.0, traced=True, help="labelling cost of a rating; divides "
                               "clip scores for allocation information.")
+    epig_targets: int = option(1024, help="random pool pairs whose preferences allocation "
+                               "epig measures information about, drawn each iteration.")
     selection: str = option("disjoint", help="disjoint (greedy batch, no clip in two chosen "
                             "pairs) or topk.")
     pair_mode: str = option(
@@ -89,6 +94,7 @@ class AcquisitionConfig:
         check_nonnegative_int("min_pref", self.min_pref)
         check_positive("cost_pref", self.cost_pref)
         check_positive("cost_eval", self.cost_eval)
+        check_positive_int("epig_targets", self.epig_targets)
         check_choice("selection", self.selection, SELECTIONS)
         check_choice("pair_mode", self.pair_mode, PAIR_MODES)
         check_bool("exclude_labelled", self.exclude_labelled)
@@ -155,4 +161,21 @@ def check_information_units(method: str, allocation: str, both_modalities: bool)
             "method",
             f"{method!r} scores of pairs and clips are not in a common unit (nats); "
             "allocation='information' compares them, so use method='bald' or another allocation",
+        )
+
+
+def check_epig_ratings(allocation: str, rating_likelihood: str, both_modalities: bool) -> None:
+    """Allocation ``epig`` needs a rating's outcome distribution per posterior sample as
+    bin probabilities (ordinal ratings); the Gaussian likelihood's continuous rating
+    would need a quadrature of the mutual information that is not implemented.
+
+    Raises:
+        ConfigError naming ``allocation`` when both modalities are acquired under
+        ``epig`` with a rating likelihood other than "ordinal".
+    """
+    if both_modalities and allocation == "epig" and rating_likelihood != "ordinal":
+        raise ConfigError(
+            "allocation",
+            f"epig needs reward.rating_likelihood='ordinal' (got {rating_likelihood!r}): "
+            "it measures a rating's information from its bin probabilities",
         )

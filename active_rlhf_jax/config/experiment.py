@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from active_rlhf_jax.config.acquisition import (
     AcquisitionConfig,
     EffectiveAcquisition,
+    check_epig_ratings,
     check_information_units,
 )
 from active_rlhf_jax.config.base import (
@@ -164,6 +165,9 @@ class Config:
         check_compat(self.compat, self.reward.rating_likelihood, self.teacher.min_gap)
         prefix_errors("acquisition", lambda: check_information_units(
             self.acquisition.method, self.acquisition.allocation, self.run.feedback == "both"))
+        prefix_errors("acquisition", lambda: check_epig_ratings(
+            self.acquisition.allocation, self.reward.rating_likelihood,
+            self.run.feedback == "both"))
         horizon = _episode_length(self.env.env_id)
         if self.run.segment_length > horizon:
             raise ConfigError(
