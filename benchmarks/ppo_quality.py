@@ -105,8 +105,8 @@ def run_ours(env_id, backend, steps, seeds, preset, key=0, gym_episodes=0, num_e
     from configs.ppo_presets import PRESETS
 
     kw = {} if num_envs is None else {"num_envs": num_envs}
-    if kw and preset != "tuned":
-        raise SystemExit(f"--num-envs: only the tuned preset takes it, not {preset!r}")
+    if kw and preset not in ("tuned", "rl-zoo"):
+        raise SystemExit(f"--num-envs: only the tuned and rl-zoo presets take it, not {preset!r}")
     cfg = PRESETS[preset](env_id, steps, backend=backend, **kw)
     if ppo_set:
         cfg = dataclasses.replace(cfg, ppo=_with_ppo_changes(cfg.ppo, ppo_set))
@@ -224,7 +224,8 @@ def main(argv=None):
     )
     p.add_argument(
         "--num-envs", type=int, default=None,
-        help="tuned preset only: parallel envs per seed (a divisor of 512; default per task)",
+        help="tuned and rl-zoo presets only: parallel envs per seed (a divisor of the task's "
+        "transitions per update; default per task)",
     )
     p.add_argument(
         "--ppo-set", action="append", default=[], metavar="FIELD=VALUE",

@@ -15,8 +15,9 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
   ``compat`` (every reference compatibility option on but the biased rating noise, and no
   early-stopping warm-up),
   ``biased-noise`` (the reference's upward-biased noisy ratings, with ``noisy``).
-* PPO: ``tuned`` (the RL-Zoo's tuned PPO for the preceding environment on parallel envs,
-  and Gymnasium's default termination on Hopper/Walker2d; ``configs/ppo_presets.py``).
+* PPO: ``tuned`` (PPO tuned for the preceding environment: the RL-Zoo's settings on
+  HalfCheetah, the PPO paper's MuJoCo settings with normalisation on Hopper/Walker2d, and
+  Gymnasium's default termination there; ``configs/ppo_presets.py``).
 * Whole presets: ``results`` (the results protocol of docs/results.md after an environment
   preset: v5 task, tuned PPO, 1M PPO steps, 400 labels; e.g. ``cheetah+results+pref-bald``),
   ``reference`` (= cheetah+bald-fixed+compat with the original's episode
@@ -239,7 +240,8 @@ WHOLE = {
 
 
 def _tuned(cfg: Config) -> dict:
-    """``tuned``: the RL-Zoo's tuned PPO for the config's task (a function of the env so far).
+    """``tuned``: the tuned PPO for the config's task (``configs/ppo_presets.py``, a function
+    of the env so far).
 
     Hopper and Walker2d also get Gymnasium's default ``terminate_when_unhealthy=True``, with
     which those settings were tuned (the environment presets keep the reference's False).

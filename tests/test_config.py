@@ -94,11 +94,37 @@ def test_every_preset_resolves_as_before_the_move():
     """324 preset names and combinations: the same validation outcome, the same derived
     sizes, and every field the run reads equal to the base commit's (pinned data)."""
     assert _old_view(Config()) == BEFORE["default_view"]
+    changed = 0
     for name, want in BEFORE["presets"].items():
         got = _resolve(name)
         if "view" in want:
             want = dict(want, view={**BEFORE["default_view"], **want["view"]})
+        if _ppo_changed_since(name):
+            # Deliberate change of 2026-12-02: Hopper's and Walker2d's tuned PPO (the RL-Zoo's
+            # settings stood still there). Every other field must still be as pinned; the
+            # PPO fields are the new tuned ones, and the sizes derived from the rollout
+            # shape are not compared.
+            new = _ppo_view(name)
+            assert {k: v for k, v in got["view"].items() if not k.startswith("ppo.")} == {
+                k: v for k, v in want["view"].items() if not k.startswith("ppo.")}, name
+            assert {k: v for k, v in got["view"].items() if k.startswith("ppo.")} == new, name
+            assert got.get("error") == want.get("error"), name
+            changed += 1
+            continue
         assert got == want, name
+    assert changed == 22  # hopper and walker, each: tuned, results and 9 results+arm
+
+
+def _ppo_changed_since(name: str) -> bool:
+    parts = name.split("+")
+    return parts[0] in ("hopper", "walker") and ("tuned" in parts or "results" in parts)
+
+
+def _ppo_view(name: str) -> dict:
+    from configs.ppo_presets import tuned_ppo
+
+    env = {"hopper": "Hopper-v5", "walker": "Walker2d-v5"}[name.split("+")[0]]
+    return json.loads(json.dumps(_flat({"ppo": to_dict(tuned_ppo(env))})))
 
 
 def test_each_concept_is_held_once():

@@ -139,8 +139,21 @@ def test_tuned_presets():
     assert c.normalize_reward and c.normalize_obs and c.activation == "relu"
     assert tuned("Hopper-v5").env_options == (("terminate_when_unhealthy", True),)
     h = tuned("Hopper-v5").ppo
-    assert (h.num_envs, h.num_steps, h.minibatch_size, h.update_epochs) == (8, 64, 32, 5)
-    assert tuned_ppo_shape("Hopper-v5", 2) == (2, 256)
+    assert (h.num_envs, h.num_steps, h.minibatch_size, h.update_epochs) == (1, 2048, 64, 10)
+    assert (h.learning_rate, h.gamma, h.gae_lambda, h.clip_eps, h.log_std_init) == (
+        3e-4, 0.99, 0.95, 0.2, 0.0)
+    assert h.anneal_lr and h.normalize_reward and h.activation == "tanh"
+    assert h.actor_hidden == (64, 64) and h.weight_init == "orthogonal"
+    assert tuned_ppo_shape("Hopper-v5", 2) == (2, 1024)
+    # the RL-Zoo's settings, the tuned preset of Hopper and Walker2d before 2026-12-02
+    from configs.ppo_presets import rl_zoo
+
+    z = rl_zoo("Hopper-v5")
+    assert z.env_options == (("terminate_when_unhealthy", True),)
+    assert (z.ppo.num_envs, z.ppo.num_steps, z.ppo.minibatch_size, z.ppo.update_epochs) == (
+        8, 64, 32, 5)
+    assert (z.ppo.learning_rate, z.ppo.gamma, z.ppo.log_std_init) == (9.80828e-05, 0.999, -2.0)
+    assert rl_zoo("HalfCheetah-v5").ppo == c  # HalfCheetah's tuned preset is the RL-Zoo's
     assert tuned("HalfCheetah-v5").env_options == ()
     p = get_preset("hopper+results+bald-info").validate()
     assert p.env.env_id == "Hopper-v5" and p.env.terminate_when_unhealthy
@@ -148,12 +161,14 @@ def test_tuned_presets():
     assert (p.run.total_ppo_timesteps, p.run.budget) == (1_000_000, 400)
     assert p.teacher.rating_range == (-20.0, 200.0)
     w = get_preset("walker+tuned").validate()
-    assert w.env.env_id == "Walker2d-v5" and w.ppo.learning_rate == 5.05041e-05
+    assert w.env.env_id == "Walker2d-v5" and w.ppo == h
     assert w.run.total_ppo_timesteps == 5_000_000  # tuned alone changes only PPO
     with pytest.raises(ConfigError, match="preset"):
         get_preset("smoke+tuned")
     with pytest.raises(ConfigError, match="env_id"):
         tuned("Swimmer-v5")
+    with pytest.raises(ConfigError, match="num_envs"):
+        tuned("Hopper-v5", num_envs=3)
 
 
 def test_anneal_lr_builds_inside_the_pipeline():
