@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 
 def _rows(path: Path) -> list[dict]:
@@ -29,10 +28,13 @@ def _rows(path: Path) -> list[dict]:
 
 
 def paired_ci(diffs) -> tuple[float, float, float, int, int]:
-    """mean, CI low, CI high (Student-t 95%), seeds ahead (> 0), seeds."""
+    """mean, CI low, CI high (Student-t 95%, ``analysis.stats.compute_mean_ci``), seeds
+    ahead (> 0), seeds."""
+    from active_rlhf_jax.analysis.stats import compute_mean_ci
+
     x = np.asarray(diffs, float)
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half), int((x > 0).sum()), len(x)
+    mean, lo, hi, n = compute_mean_ci(x)
+    return float(mean), float(lo), float(hi), int((x > 0).sum()), int(n)
 
 
 def compare(rows_a, rows_b, iterations, keys=("reward_corr", "reward_corr_fresh")) -> list[dict]:

@@ -99,6 +99,10 @@ RL_ZOO_COMMON = dict(
     normalize_reward=True,
     anneal_lr=False,
 )
+#: The RL-Zoo's settings for every task on 8 x 64 steps: the ``tuned`` preset for Hopper
+#: and Walker2d until 2026-12-02 (the rows of docs/results.md's learner table that stand
+#: still or fall), kept for those comparisons.
+RL_ZOO = {task: ({**RL_ZOO_COMMON, **kw}, 512, 8) for task, kw in RL_ZOO_TASKS.items()}
 #: The PPO paper's MuJoCo settings (Schulman et al. 2017: 2,048 steps per update, 10
 #: epochs of minibatches of 64, Adam 3e-4 annealed linearly, gamma 0.99, GAE lambda 0.95,
 #: clip 0.2, 64-64 tanh networks) with orthogonal init, a state-independent log-std from 0,
@@ -130,7 +134,7 @@ MUJOCO_PPO = dict(
 #: 8 x 64 steps, the same 512 transitions and gradient steps per update as the single-env
 #: original; Hopper and Walker2d run ``MUJOCO_PPO`` on its own single-env shape, 1 x 2,048.
 TUNED_TASKS = {
-    "HalfCheetah": ({**RL_ZOO_COMMON, **RL_ZOO_TASKS["HalfCheetah"]}, 512, 8),
+    "HalfCheetah": RL_ZOO["HalfCheetah"],
     "Hopper": (MUJOCO_PPO, 2048, 1),
     "Walker2d": (MUJOCO_PPO, 2048, 1),
 }
@@ -159,12 +163,6 @@ def tuned_ppo(env_id: str, num_envs: int | None = None) -> PPOConfig:
     return _task_ppo(TUNED_TASKS, env_id, num_envs, "tuned")
 
 
-#: The RL-Zoo's settings for every task on 8 x 64 steps: the ``tuned`` preset for Hopper
-#: and Walker2d until 2026-12-02 (the rows of docs/results.md's learner table that stand
-#: still or fall), kept for those comparisons.
-RL_ZOO = {task: ({**RL_ZOO_COMMON, **kw}, 512, 8) for task, kw in RL_ZOO_TASKS.items()}
-
-
 def rl_zoo_ppo(env_id: str, num_envs: int | None = None) -> PPOConfig:
     """The RL-Zoo's tuned PPOConfig for ``env_id`` on ``num_envs`` (default 8) x 512/N."""
     return _task_ppo(RL_ZOO, env_id, num_envs, "rl-zoo")
@@ -182,32 +180,31 @@ def _with_termination(env_id: str, kw: dict) -> dict:
     return kw
 
 
-def tuned(
-    env_id: str = "HalfCheetah-v5",
-    total_timesteps: int = 1_000_000,
-    num_envs: int | None = None,
-    **kw,
-) -> TrainConfig:
-    """The tuned PPO on ``env_id`` (``TUNED_TASKS``); ``num_envs`` overrides the task's
-    parallel envs (a divisor of its transitions per update)."""
-    kw = _with_termination(env_id, kw)
-    return TrainConfig(
-        env_id=env_id, total_timesteps=total_timesteps, ppo=tuned_ppo(env_id, num_envs), **kw
-    )
+def _train_preset(ppo_of, doc: str):
+    """A ``(env_id, total_timesteps, num_envs, **kw) -> TrainConfig`` preset around the
+    PPOConfig builder ``ppo_of(env_id, num_envs)``."""
+
+    def preset(
+        env_id: str = "HalfCheetah-v5",
+        total_timesteps: int = 1_000_000,
+        num_envs: int | None = None,
+        **kw,
+    ) -> TrainConfig:
+        kw = _with_termination(env_id, kw)
+        return TrainConfig(
+            env_id=env_id, total_timesteps=total_timesteps, ppo=ppo_of(env_id, num_envs), **kw
+        )
+
+    preset.__doc__ = doc
+    return preset
 
 
-def rl_zoo(
-    env_id: str = "HalfCheetah-v5",
-    total_timesteps: int = 1_000_000,
-    num_envs: int | None = None,
-    **kw,
-) -> TrainConfig:
-    """The RL-Zoo's tuned PPO on ``env_id`` on 8 parallel envs (``num_envs``: a divisor of
-    512, e.g. 1 for the RL-Zoo's own single-env shape)."""
-    kw = _with_termination(env_id, kw)
-    return TrainConfig(
-        env_id=env_id, total_timesteps=total_timesteps, ppo=rl_zoo_ppo(env_id, num_envs), **kw
-    )
+tuned = _train_preset(
+    tuned_ppo, """The tuned PPO on ``env_id`` (``TUNED_TASKS``); ``num_envs`` overrides the
+    task's parallel envs (a divisor of its transitions per update).""")
+rl_zoo = _train_preset(
+    rl_zoo_ppo, """The RL-Zoo's tuned PPO on ``env_id`` on 8 parallel envs (``num_envs``: a
+    divisor of 512, e.g. 1 for the RL-Zoo's own single-env shape).""")
 
 
 PRESETS["tuned"] = tuned

@@ -198,8 +198,8 @@ def test_an_allocation_choice_with_epig_equals_epig_compiled_in():
 
 
 def test_epig_refuses_gaussian_ratings_naming_the_field():
-    from configs.presets import get_preset
     from active_rlhf_jax.config import replace
+    from configs.presets import get_preset
 
     with pytest.raises(ConfigError, match="allocation"):
         returns, bin_probs, valid = _posterior(0)
