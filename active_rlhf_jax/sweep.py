@@ -24,11 +24,11 @@ paired seed by seed like any arms.
 One program, many cells. Cells (and arms) that differ only in what the pipeline reads
 from its state (``pipeline/hyper.py``: teacher noise, the reward model's optimiser, loss
 weights and dropout, the acquisition's split and cost scalars, PPO's step size, clip
-range and loss coefficients, the acquisition method and allocation rule) run as one batch
-of ``cells x seeds`` runs of one compiled program
-(:func:`active_rlhf_jax.pipeline.runner.run_cells`), split over the devices like seeds.
-Cells that differ in a field the program compiles in (e.g. ``ppo.num_envs``, the feedback
-kind) fall back to one program per combination of those fields, and the sweep names the
+range and loss coefficients, the acquisition method and allocation rule, the feedback
+kind other than ground truth) run as one batch of ``cells x seeds`` runs of one compiled
+program (:func:`active_rlhf_jax.pipeline.runner.run_cells`), split over the devices like
+seeds. Cells that differ in a field the program compiles in (e.g. ``ppo.num_envs``, the
+teacher's rating scale) fall back to one program per combination of those fields, and the sweep names the
 fields on stderr. ``cells_per_call`` caps the cells of one call (memory); new and
 interrupted cells never share a call, so an interrupted cell keeps its progress.
 """

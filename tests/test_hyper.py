@@ -9,6 +9,7 @@ import pytest
 from active_rlhf_jax.batches import Queries
 from active_rlhf_jax.config import ConfigError, replace
 from active_rlhf_jax.config.acquisition import METHODS
+from active_rlhf_jax.config.run import FEEDBACK
 from active_rlhf_jax.pipeline.hyper import (
     PIPELINE_TRACED,
     apply_hyper,
@@ -44,7 +45,7 @@ def test_stack_hyper_orders_cells_then_seeds_and_names_a_field_that_cannot_vary(
     a, b = _cells()
     h = stack_hyper([a, b], repeat=2)
     assert set(h) == set(PIPELINE_TRACED) | {"acquisition.method", "acquisition.allocation",
-                                             "reward.dropout"}
+                                             "run.feedback", "reward.dropout"}
     assert h["reward.dropout"].tolist() == pytest.approx([0.4, 0.4, 0.3, 0.3])
     assert h["acquisition.method"].tolist() == [METHODS.index(a.acquisition.method)] * 2 + [
         METHODS.index("bald")] * 2 and h["acquisition.method"].dtype == jnp.int32
@@ -210,3 +211,118 @@ def test_dropout_with_a_float_rate_is_flax_dropout_and_a_traced_rate_matches_it(
         np.testing.assert_allclose(np.asarray(traced), np.asarray(ref), rtol=1e-6)
         assert 0.2 < float(jnp.mean(ref == 0)) < 0.6
     np.testing.assert_array_equal(Dropout(0.0).apply({}, x, deterministic=False, rngs=rngs), x)
+
+
+KINDS = ("preference", "rating", "both")
+
+
+def _kind_cells():
+    """smoke with random acquisition and a fixed 50/50 split, one cell per feedback kind."""
+    base = replace(get_preset("smoke"), **{"acquisition.method": "random",
+                                           "acquisition.allocation": "fixed"})
+    return [replace(base, **{"run.feedback": k}).validate() for k in KINDS]
+
+
+def test_the_feedback_kinds_share_a_program_and_ground_truth_does_not():
+    cells = _kind_cells()
+    assert len({program_key(c) for c in cells}) == 1
+    assert program_choices(cells) == {"run.feedback": KINDS}
+    assert program_choices(cells[:1] * 2) == {}
+    assert stack_hyper(cells, repeat=2)["run.feedback"].tolist() == [
+        FEEDBACK.index(k) for k in KINDS for _ in range(2)]
+    truth = replace(cells[0], **{"run.feedback": "none"}).validate()
+    with pytest.raises(ConfigError, match=r"^run.feedback: none \(ground truth"):
+        stack_hyper([cells[0], truth])
+    assert "run.feedback" in static_differences([cells[0], truth])
+
+
+def test_a_feedback_choice_asks_what_each_kind_asks_alone():
+    """acquire() with a Choice among the three kinds (a config asking both) equals
+    acquire() with each kind's own effective config (eager, small arrays): a preference
+    run n pairs, a rating run n clips, a run of both kinds the fixed rule's 3 + 3."""
+    from active_rlhf_jax.acquisition import acquire
+    from active_rlhf_jax.acquisition.choice import Choice
+    from active_rlhf_jax.config.acquisition import EffectiveAcquisition
+
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(4), 3)
+    returns = jax.random.normal(k1, (6, 16))
+    bin_probs = jax.nn.softmax(2 * jax.random.normal(k2, (6, 16, 5)), axis=-1)
+    valid = jnp.ones(16, bool)
+    want_split = {"preference": (6, 0), "rating": (0, 6), "both": (3, 3)}
+    for kind in KINDS:
+        alone = EffectiveAcquisition(
+            allocation="fixed", pref_fraction=0.5,
+            rating_likelihood="none" if kind == "preference" else "ordinal",
+            pairs=kind != "rating")
+        shared = EffectiveAcquisition(allocation="fixed", pref_fraction=0.5)
+        for kinds in (KINDS, tuple(k for k in KINDS if k != "both") if kind != "both" else KINDS):
+            choice = Choice(kinds, jnp.int32(FEEDBACK.index(kind)), FEEDBACK)
+            want = acquire(alone, k3, returns, valid, 6, 8, bin_probs=bin_probs)
+            got = acquire(shared, k3, returns, valid, 6, 8, bin_probs=bin_probs,
+                          feedback=choice)
+            for name in ("pair_idx", "pair_mask", "clip_idx", "clip_mask", "n_pref",
+                         "n_eval", "a_pref", "a_eval", "bald_pref_mean"):
+                np.testing.assert_array_equal(np.asarray(getattr(got, name)),
+                                              np.asarray(getattr(want, name)),
+                                              err_msg=f"{kind} {kinds} {name}")
+        assert (int(want.n_pref), int(want.n_eval)) == want_split[kind]
+    with pytest.raises(ValueError, match="both modalities"):
+        acquire(EffectiveAcquisition(pairs=False), k3, returns, valid, 6, 8,
+                bin_probs=bin_probs, feedback=choice)
+
+
+def test_a_feedback_choice_asks_each_kinds_initial_batch():
+    """The initial random batch of a program shared by the three kinds (eager, a filled
+    pool): each run's first slots equal its kind's own batch, the extra slots are masked."""
+    from active_rlhf_jax.envs import make
+    from active_rlhf_jax.pipeline.feedback import make_feedback_stages
+    from active_rlhf_jax.pipeline.pool import ClipPool
+
+    cells = _kind_cells()
+    env = make(cells[0].env.env_id)
+    L = cells[0].run.segment_length
+    pool = ClipPool.create(30, L, env.observation_size, env.action_size, jnp.float32)
+    pool = pool.replace(valid=jnp.arange(30) < 25)
+    shared = make_feedback_stages(cells[0], env, program_choices(cells))
+    keys = jax.random.split(jax.random.PRNGKey(8), 3)
+    for cfg in cells:
+        n_p0, n_e0 = cfg.initial_labels
+        want = make_feedback_stages(cfg, env).initial_queries(*keys, pool)
+        got = shared.initial_queries(*keys, pool, hyper_values(cfg))
+        k = want.pair_mask.shape[0]
+        assert int(jnp.sum(got.pair_mask)) == n_p0 and int(jnp.sum(got.clip_mask)) == n_e0
+        assert not bool(jnp.any(got.pair_mask[k:] | got.clip_mask[k:]))
+        for name in ("pair_idx", "pair_mask", "clip_idx", "clip_mask"):
+            np.testing.assert_array_equal(np.asarray(getattr(got, name))[:k],
+                                          np.asarray(getattr(want, name)),
+                                          err_msg=f"{cfg.run.feedback} {name}")
+
+
+@pytest.mark.slow
+def test_the_three_feedback_kinds_in_one_call_equal_each_kind_alone():
+    """smoke (random acquisition, fixed 50/50 split) with feedback preference, rating and
+    both, 2 seeds each, as one jit(vmap(train)) of one program (the kind chosen per run)
+    against each kind's own program on the same keys and as many runs: every logged
+    metric and the final evaluation bitwise (a preference run's empty rating buffer
+    trains as no rating buffer; the reward trainer is capacity-stable)."""
+    from active_rlhf_jax.pipeline.train import make_train
+
+    cells = _kind_cells()
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    grid = make_train(cells[0], program_choices(cells))
+    hyper = stack_hyper(cells, repeat=2)
+    _, m_grid, (ret_grid, _) = jax.jit(jax.vmap(grid.train))(jnp.concatenate([keys] * 3),
+                                                             hyper)
+    for c, cfg in enumerate(cells):
+        # Each kind's own program over as many runs (its 2 seeds three times): the vmap's
+        # width alone moves a program's float32 results (a preference run over 2 against
+        # 6 runs: reward parameters by 1.6e-6, learned return by 5e-5 after 8 iterations).
+        _, m, (ret, _) = jax.jit(jax.vmap(make_train(cfg).train))(jnp.concatenate([keys] * 3))
+        sl = slice(2 * c, 2 * c + 2)
+        for name in m:
+            np.testing.assert_array_equal(np.asarray(m_grid[name][sl]), np.asarray(m[name][:2]),
+                                          err_msg=f"{cfg.run.feedback}: {name}")
+        np.testing.assert_array_equal(np.asarray(ret_grid[sl]), np.asarray(ret[:2]))
+    q_pref, q_eval = np.asarray(m_grid["queries_pref"])[:, -1], np.asarray(m_grid["queries_eval"])[:, -1]
+    assert q_eval[:2].tolist() == [0, 0] and q_pref[2:4].tolist() == [0, 0]
+    assert (q_pref[4:] > 0).all() and (q_eval[4:] > 0).all()

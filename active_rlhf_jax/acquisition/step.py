@@ -115,7 +115,8 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
             rated_clips=None, n_pref_cum=0, n_eval_cum=0,
             adaptive_state: Optional[A.AdaptiveState] = None,
             method: Optional[Choice] = None,
-            allocation: Optional[Choice] = None) -> AcquisitionResult:
+            allocation: Optional[Choice] = None,
+            feedback: Optional[Choice] = None) -> AcquisitionResult:
     """Choose this iteration's preference pairs and rating clips. Pure, fixed-shape.
 
     Args:
@@ -145,14 +146,26 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         ``config.epig_targets`` random pool pairs (``acquisition/epig.py``; ordinal
         ratings only). ``config``'s traced fields (``pref_fraction``, ``cost_pref``,
         ``cost_eval``, ``eval_percentile``) may be tracers.
+      feedback: a Choice among ``"preference"``, ``"rating"`` and ``"both"`` (the
+        ``run.feedback`` of the cells sharing a program); ``config`` must then acquire
+        both modalities. A preference run gets ``n`` pairs and no clip, a rating run
+        ``n`` clips and no pair, as a run with that kind compiled in (the same slots,
+        split values and adaptive state); the allocation rule splits only the ``both``
+        runs' queries. The unit checks of ``config``'s method and allocation are skipped:
+        they belong to each cell, validated on its own.
 
     Returns:
       :class:`AcquisitionResult`.
     """
     config = EffectiveAcquisition.of(config)
     has_eval = config.rating_likelihood != "none"
-    check_information_units(config.method, config.allocation, has_eval and config.pairs)
-    check_epig_ratings(config.allocation, config.rating_likelihood, has_eval and config.pairs)
+    if feedback is not None:
+        if not (has_eval and config.pairs):
+            raise ValueError("a feedback Choice needs a config that acquires both modalities")
+    else:
+        check_information_units(config.method, config.allocation, has_eval and config.pairs)
+        check_epig_ratings(config.allocation, config.rating_likelihood,
+                           has_eval and config.pairs)
     method = config.method if method is None else method
     n_clips = returns.shape[1]
     n = jnp.minimum(jnp.asarray(n, jnp.int32), k_max)
@@ -191,10 +204,19 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
         bald_eval_mean = jnp.zeros(())
 
     a_pref, a_eval = bald_pref_mean, bald_eval_mean
+    zero = jnp.zeros((), jnp.int32)
+    # What a single-kind run's program computes: a preference run has no clip scores
+    # (a_eval 0); a rating run scores the pairs for logging only.
+    only_pairs = (n, zero, a_pref, jnp.zeros((), jnp.float32), state)
+    only_clips = (zero, n, a_pref, a_eval, state)
+    kinds = feedback.options if feedback is not None else ()
     if not has_eval:
-        n_pref, n_eval = n, jnp.zeros((), jnp.int32)
+        n_pref, n_eval, a_pref, a_eval, state = only_pairs
     elif not config.pairs:  # ratings only: the pairs above are scored for logging only
-        n_pref, n_eval = jnp.zeros((), jnp.int32), n
+        n_pref, n_eval, a_pref, a_eval, state = only_clips
+    elif feedback is not None and "both" not in kinds:
+        n_pref, n_eval, a_pref, a_eval, state = feedback.pick(
+            [only_pairs if k == "preference" else only_clips for k in kinds])
     else:
         rule = config.allocation if allocation is None else allocation
         rules = rule.options if isinstance(rule, Choice) else (rule,)
@@ -209,9 +231,13 @@ def acquire(config: AcquisitionConfig, key, returns, pool_valid, n, k_max: int, 
                           slot_epig)
 
         if isinstance(rule, Choice):
-            n_pref, n_eval, a_pref, a_eval, state = rule.pick([split(r) for r in rule.options])
+            both = rule.pick([split(r) for r in rule.options])
         else:
-            n_pref, n_eval, a_pref, a_eval, state = split(rule)
+            both = split(rule)
+        if feedback is not None:
+            both = feedback.pick([only_pairs if k == "preference" else
+                                  only_clips if k == "rating" else both for k in kinds])
+        n_pref, n_eval, a_pref, a_eval, state = both
 
     slots = jnp.arange(k_max)
     pair_mask = p_found & (slots < n_pref)

@@ -10,6 +10,7 @@ query slots per modality, with masks.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
@@ -24,6 +25,7 @@ from active_rlhf_jax.buffers import add_preferences, add_ratings, make_feedback_
 from active_rlhf_jax.config import apply_hyper, effective_acquisition
 from active_rlhf_jax.pipeline.hyper import CHOICES
 from active_rlhf_jax.pipeline.masked_stats import masked_spearman
+from active_rlhf_jax.pipeline.schedule import initial_label_counts
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 
 
@@ -109,7 +111,8 @@ class FeedbackStages(NamedTuple):
         init_buffers: ``() -> FeedbackBuffers`` (capacity: the budget per used modality).
         init_acquisition: ``() -> AdaptiveState``.
         step_reward: ``(reward, obs [..., o], act [..., a]) -> [...]`` learned reward.
-        initial_queries: ``(key_a, key_b, key_c, pool) -> Queries``, the random initial batch.
+        initial_queries: ``(key_a, key_b, key_c, pool, hyper=None) -> Queries``, the
+            random initial batch (``hyper`` names the kind under a feedback choice).
         acquire: ``(key_post, key_select, reward, pool, acq_state, counters, n,
             hyper=None) -> (Queries, acq_state, metrics)``.
         label: ``(key_pref, key_rating, pool, queries, round, hyper=None) ->
@@ -143,9 +146,13 @@ class FeedbackStages(NamedTuple):
 def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackStages:
     """The feedback stages of ``config``; ``choices`` (pipeline/hyper.py's
     ``program_choices``) names the fields chosen at run time from the hyper
-    (``acquisition.method``, ``acquisition.allocation``: a :class:`Choice` each)."""
+    (``acquisition.method``, ``acquisition.allocation``, ``run.feedback``: a
+    :class:`Choice` each). With a feedback choice the stages hold and ask both
+    modalities, and a run's kind (the hyper's ``run.feedback``) sets its initial batch's
+    split and every acquisition's (a preference run's rating buffer stays empty)."""
     c, run, compat = config, config.run, config.compat
     choices = choices or {}
+    kinds = choices.get("run.feedback")  # e.g. ("preference", "both"), or None
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
                               num_rounds=c.rating_rounds)
     relative = c.teacher.rating_scale == "pool"
@@ -153,11 +160,35 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
     trainer = make_reward_trainer(c.reward, model, traced_dropout)
     acq_cfg = effective_acquisition(c)
     k_max = c.max_queries
-    n_p0, n_e0 = c.initial_labels
-    k0 = max(n_p0, n_e0, 1)
     budget = run.budget
-    use_pref = run.feedback in ("preference", "both")
-    use_eval = run.feedback in ("rating", "both")
+    if kinds is None:
+        n_p0, n_e0 = c.initial_labels
+        k0 = max(n_p0, n_e0, 1)
+        use_pref = run.feedback in ("preference", "both")
+        use_eval = run.feedback in ("rating", "both")
+    else:
+        # Both modalities' stages; each run's kind masks one of them (see feedback_kind).
+        acq_cfg = dataclasses.replace(acq_cfg, rating_likelihood=c.reward.rating_likelihood,
+                                      pairs=True)
+        initial = [initial_label_counts(budget, run.initial_fraction, k) for k in kinds]
+        k0 = max(max(counts) for counts in initial + [(1,)])
+        use_pref = use_eval = True
+
+    def feedback_kind(hyper) -> Choice:
+        return Choice(kinds, hyper["run.feedback"], CHOICES["run.feedback"])
+
+    def initial_counts(hyper):
+        """(n_p0, n_e0): compiled in, or the hyper's kind's under a feedback choice."""
+        if kinds is None:
+            return n_p0, n_e0
+        return feedback_kind(hyper).pick([tuple(jnp.int32(v) for v in counts)
+                                          for counts in initial])
+
+    def uses(hyper, kind_uses: tuple) -> jax.Array:
+        """Whether the run's kind is one of ``kind_uses`` (traced bool under a choice)."""
+        if kinds is None:
+            return run.feedback in kind_uses
+        return feedback_kind(hyper).pick([jnp.bool_(k in kind_uses) for k in kinds])
 
     def init_reward(key):
         return trainer.init(model.init(key))
@@ -176,10 +207,12 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
             return jnp.sum(buffers.pref_train_mask) + jnp.sum(buffers.rating_train_mask)
         return counters.labels_used
 
-    def initial_queries(key_a, key_b, key_c, pool) -> Queries:
+    def initial_queries(key_a, key_b, key_c, pool, hyper=None) -> Queries:
         """The reference's initial random batch: ``n_p0`` pairs and ``n_e0`` clips of the
         pool (under ``compat.min_gap_filter`` pairs below the gap are redrawn, as the
-        reference does)."""
+        reference does). A slot's pair and clip do not depend on ``k0``, so a program
+        with more slots (a feedback choice) asks the same queries in its first ones."""
+        n_p0, n_e0 = initial_counts(hyper)
         valid = pool.valid
         n_valid = jnp.maximum(jnp.sum(valid), 2)
 
@@ -227,8 +260,10 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
         queries = Queries(pair_idx=res.pair_idx, pair_mask=res.pair_mask,
                           clip_idx=res.clip_idx, clip_mask=res.clip_mask)
         metrics = {
-            "bald_pref": res.bald_pref_mean if use_pref else jnp.nan,
-            "bald_eval": res.bald_eval_mean if use_eval else jnp.nan,
+            "bald_pref": jnp.where(uses(hyper, ("preference", "both")), res.bald_pref_mean,
+                                   jnp.nan),
+            "bald_eval": jnp.where(uses(hyper, ("rating", "both")), res.bald_eval_mean,
+                                   jnp.nan),
             "alloc_a_pref": res.a_pref,
             "alloc_a_eval": res.a_eval,
         }

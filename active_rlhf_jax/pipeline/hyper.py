@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from active_rlhf_jax.config import ConfigError, apply_hyper, leaf_values, traced_fields  # noqa: F401
 from active_rlhf_jax.config.acquisition import ALLOCATIONS, METHODS
+from active_rlhf_jax.config.run import FEEDBACK
 
 #: Traced fields the pipeline reads from ``PipelineState.hyper``.
 PIPELINE_TRACED = (
@@ -48,7 +49,8 @@ PIPELINE_TRACED = (
 
 #: Static alternatives of the same shapes that a program can choose among at run time:
 #: ``{field: every value}``; the hyper holds the value's index (int32).
-CHOICES = {"acquisition.method": METHODS, "acquisition.allocation": ALLOCATIONS}
+CHOICES = {"acquisition.method": METHODS, "acquisition.allocation": ALLOCATIONS,
+           "run.feedback": FEEDBACK}
 
 #: Static scalars a program reads from the hyper only when its runs differ in them
 #: (``{field: ()}`` in ``program_choices``): the reward model's dropout rate, whose
@@ -91,15 +93,19 @@ def program_key(config) -> tuple:
     shared = set(PIPELINE_TRACED) | set(CHOICES) | set(ON_DEMAND) | {"name"}
     fields = tuple((k, v) for k, v in sorted(leaf_values(config).items()) if k not in shared)
     # Sizes derived from several fields, a traced one among them (compat's budget charging
-    # reads the fixed split's pref_fraction to size the query slots).
+    # reads the fixed split's pref_fraction to size the query slots); the initial batch's
+    # size (its split follows the feedback kind); whether there is a reward model at all.
     return fields + (("<query slots>", config.max_queries),
-                     ("<initial labels>", config.initial_labels))
+                     ("<initial labels>", sum(config.initial_labels)),
+                     ("<ground truth>", config.run.feedback == "none"))
 
 
 def static_differences(configs) -> list[str]:
     """Fields (sorted) that differ among ``configs`` and that a program compiles in."""
     keys = [dict(program_key(c)) for c in configs]
-    return sorted(k for k in keys[0] if any(other[k] != keys[0][k] for other in keys[1:]))
+    names = {"<ground truth>": "run.feedback"}  # none against a learned reward
+    return sorted({names.get(k, k) for k in keys[0]
+                   if any(other[k] != keys[0][k] for other in keys[1:])})
 
 
 def check_one_program(configs) -> None:
@@ -109,6 +115,9 @@ def check_one_program(configs) -> None:
     traced = set(traced_fields(type(configs[0])))
     for cfg in configs[1:]:
         other = dict(program_key(cfg))
+        if other["<ground truth>"] != first["<ground truth>"]:
+            raise ConfigError("run.feedback", "none (ground truth, no reward model) cannot "
+                              "share a program with a learned reward")
         for name, value in first.items():
             if other[name] != value:
                 kind = ("traced, but not yet read from the state" if name in traced else

@@ -151,7 +151,8 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
         )
         # 3. Random initial labels, then the initial fit.
         key_a, key_b, key_c, key_label = jax.random.split(key_lab, 4)
-        state, _ = ask(state, key_label, fb.initial_queries(key_a, key_b, key_c, state.pool))
+        state, _ = ask(state, key_label, fb.initial_queries(key_a, key_b, key_c, state.pool,
+                                                           state.hyper))
         reward, _ = fb.fit(key_fit, state.reward, state.buffers, initial=True, hyper=state.hyper)
         return state.replace(reward=reward, ep_true=jnp.zeros_like(state.ep_true),
                              ep_learned=jnp.zeros_like(state.ep_learned))
