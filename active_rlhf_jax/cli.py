@@ -198,14 +198,14 @@ def _cmd_sweep(args) -> int:
     run_sweep(args.preset, arms, args.out, changes, args.seeds, progress=not args.no_progress,
               gym_eval_episodes=args.gym_eval_episodes, cells_per_call=args.cells_per_call)
     from active_rlhf_jax.analysis.matrix import compute_matrix, format_matrix, load_matrix
-    from active_rlhf_jax.pipeline.distributed import barrier, is_main_process
+    from active_rlhf_jax.pipeline.distributed import finish, is_main_process
 
     if is_main_process():
         print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
     # Under jax.distributed the other processes wait here while process 0 evaluates in
     # Gymnasium and prints (minutes for MuJoCo tasks), not in JAX's shutdown barrier,
-    # which gives up after 300 s.
-    barrier("sweep-finished")
+    # which gives up after 300 s; then all leave the runtime together.
+    finish("sweep-finished")
     return 0
 
 
@@ -215,6 +215,7 @@ def _cmd_train(args) -> int:
 
     _start_processes(args)
     from active_rlhf_jax.pipeline import interrupt
+    from active_rlhf_jax.pipeline.distributed import finish
 
     def on_ctrl_c(run_dir):  # one line with the resume command, between writes, no traceback
         interrupt.install(f"interrupted; resume with `active-rlhf train --resume {run_dir}`")
@@ -224,6 +225,7 @@ def _cmd_train(args) -> int:
         on_ctrl_c(args.resume)
         summary = run(None, args.resume, resume=True, progress=not args.no_progress)
         print(strict_json.dumps(summary))
+        finish("train-finished")
         return 0
     if not args.out:
         raise ConfigError("out", "a run directory is required (--out DIR)")
@@ -232,6 +234,7 @@ def _cmd_train(args) -> int:
     on_ctrl_c(args.out)
     summary = run(cfg, args.out, progress=not args.no_progress)
     print(strict_json.dumps({k: v for k, v in summary.items() if k != "seeds"}))
+    finish("train-finished")
     return 0
 
 
