@@ -307,7 +307,9 @@ def evaluate(
         raise ConfigError("episodes", f"must be positive, got {episodes}")
     policy = _load_policy(run_dir, step)
     if backend == "gymnasium":
-        make_gym_env(policy.env_id, {}, None).close()  # no such env: one line, before work
+        # No such env: one line, before any work. Silent: its note would describe this
+        # probe's options, not the run's (the evaluation's own env prints the run's).
+        make_gym_env(policy.env_id, policy.env_options, None, verbose=False).close()
         returns, lengths = evaluate_gymnasium(policy, episodes, max_steps, seed)
     else:
         returns, lengths = evaluate_ours(policy, episodes, backend, max_steps, seed)

@@ -262,6 +262,13 @@ def test_gymnasium_evaluation_uses_the_runs_task_options(tmp_path, capsys):
     assert summary["gymnasium_options"]["terminate_when_unhealthy"] is False
     diffs = " ".join(summary["differences_from_ours"])
     assert "fidelity='fast'" in diffs and "reset_noise_scale=0.005" in diffs
+    # A run with Gymnasium's termination gets one note, about its own options (the env
+    # check before the work once printed a second one with our defaults').
+    capsys.readouterr()
+    hopper_policy(tmp_path / "gym", {"terminate_when_unhealthy": True})
+    evaluate(tmp_path / "gym", episodes=1, backend="gymnasium", max_steps=5)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note: gymnasium" in line]
+    assert len(notes) == 1 and "(all equal to Gymnasium's defaults)" in notes[0], notes
 
 
 def test_video_writes_playable_mp4(run_dir, tmp_path, capsys, monkeypatch):
