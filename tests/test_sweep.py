@@ -102,6 +102,9 @@ def test_matrix_table_numbers(sweep_dir, capsys):
     assert by_arm["pref-random"]["pct_ground_truth"] == pytest.approx(
         100 * np.mean(list(rnd.values())) / np.mean(list(gt.values())))
     assert by_arm["ground-truth"]["pct_ground_truth"] == pytest.approx(100.0)
+    lengths = json.loads((sweep_dir / "pref-random" / "final_eval.json").read_text())["seeds"]
+    assert by_arm["pref-random"]["episode_length"] == pytest.approx(
+        np.mean([np.mean(s["lengths"]) for s in lengths]))
     (pair,) = pairs
     assert (pair["arm"], pair["baseline"]) == (BALD, "pref-random")
     d = np.array([bald[s] - rnd[s] for s in (0, 1)])

@@ -1,8 +1,9 @@
 """The experiment-matrix table of a sweep directory (``active-rlhf compare OUT``).
 
 One row per arm: seeds, final return (mean with Student-t 95% CI over seeds, IQM with a
-bootstrap CI), its percentage of the ground-truth arm's mean, and the last logged reward-model
-Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
+bootstrap CI), its percentage of the ground-truth arm's mean, the mean length of the
+evaluation episodes (where a task ends episodes early, e.g. a fallen Hopper, short
+episodes say the policy fell), and the last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
 its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
 CI over the paired seeds, for the final return and for ``reward_corr``.
 
@@ -95,6 +96,15 @@ def final_scores(run: RunData) -> tuple[dict[int, float], str]:
     return {s: float(v) for s, v in zip(seeds, scores)}, source
 
 
+def final_lengths(run: RunData) -> dict[int, float]:
+    """``{seed: mean length of its evaluation episodes}`` from the same evaluation as
+    :func:`final_scores` (seeds whose record has no lengths are left out)."""
+    gym = run.path / GYM_EVAL_FILE
+    data = json.loads(gym.read_text()) if gym.is_file() else (run.final_eval or {})
+    rows = data.get("seeds") or data.get("per_seed") or []
+    return {int(s["seed"]): float(np.mean(s["lengths"])) for s in rows if s.get("lengths")}
+
+
 def last_values(run: RunData, name: str) -> dict[int, float]:
     """``{seed: last finite value of the metric}`` (seeds with none are left out)."""
     out = {}
@@ -132,6 +142,7 @@ def compute_matrix(
         mean, lo, hi, n = compute_mean_ci(vals)
         iqm, iqm_lo, iqm_hi = compute_iqm_ci(vals, reps=reps, seed=seed)
         c = np.array(list(corr[r.label].values()))
+        lengths = np.array(list(final_lengths(r).values()))
         rows.append({
             "arm": r.label,
             "env_id": r.env_id,
@@ -141,6 +152,7 @@ def compute_matrix(
             "pct_ground_truth": 100.0 * float(mean) / gt_mean
             if math.isfinite(gt_mean) and gt_mean != 0 else math.nan,
             "reward_corr": float(np.mean(c)) if c.size else math.nan,
+            "episode_length": float(np.mean(lengths)) if lengths.size else math.nan,
             "queries": _last_mean(r, "queries_total"),
             "source": scores[r.label][1],
         })
@@ -172,15 +184,16 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
     """Markdown: the arm table, the paired-difference table and a note on the statistics."""
     lines = [
         "| arm | seeds | labels | final return [95% CI] | IQM [95% CI] | % of ground truth "
-        "| reward_corr |",
-        "|---|---:|---:|---|---|---:|---:|",
+        "| episode length | reward_corr |",
+        "|---|---:|---:|---|---|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['n_seeds']} | {_f(r['queries'], 0)} "
             f"| {_f(r['mean'])} [{_f(r['ci_lo'])}, {_f(r['ci_hi'])}] "
             f"| {_f(r['iqm'])} [{_f(r['iqm_ci_lo'])}, {_f(r['iqm_ci_hi'])}] "
-            f"| {_f(r['pct_ground_truth'])} | {_f(r['reward_corr'], 3)} |"
+            f"| {_f(r['pct_ground_truth'])} | {_f(r['episode_length'], 0)} "
+            f"| {_f(r['reward_corr'], 3)} |"
         )
     if pairs:
         lines += [
@@ -202,7 +215,8 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
         "Final return: deterministic evaluation per seed (source: " + ", ".join(sources)
         + "). Means with Student-t 95% CIs over seeds; IQM with a percentile stratified-"
         f"bootstrap 95% CI ({reps} resamples, rliable); % of ground truth = arm mean / "
-        "ground-truth mean; reward_corr = last logged Spearman of learned vs true clip "
+        "ground-truth mean; episode length = mean over seeds of the evaluation episodes' mean "
+        "length; reward_corr = last logged Spearman of learned vs true clip "
         "returns on the pool, mean over seeds; paired differences over the seeds both arms ran.",
     ]
     return "\n".join(lines) + "\n"
