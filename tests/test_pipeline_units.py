@@ -102,3 +102,47 @@ def test_eval_record_schema_and_ci():
     assert (rec["ci_over"], rec["num_seeds"], rec["episodes"]) == ("seeds", 2, 2)
     single = eval_record("probe/target", "jax", [0], returns[:1, :1], np.ones((1, 1)))
     assert single["ci95"] == [None, None] and single["ci_over"] == "episodes"
+
+
+def test_pool_min_step_reward_hand_case_ignores_empty_slots():
+    """Step reward = the observation's first entry. Valid clips hold steps [3, -2] and
+    [5, 1]; the empty third slot holds -100, which must not count: the minimum is -2. An
+    empty pool gives 0."""
+    from active_rlhf_jax.pipeline.pool import ClipPool
+    from active_rlhf_jax.pipeline.rollouts import pool_min_step_reward
+
+    pool = ClipPool.create(3, 2, 1, 1, jnp.float32)
+    obs = jnp.array([[[3.0], [-2.0]], [[5.0], [1.0]], [[-100.0], [-100.0]]])
+    pool = pool.replace(obs=obs, valid=jnp.array([True, True, False]))
+
+    def step_reward(_, o, a):
+        return o[..., 0] + 0.0 * a[..., 0]
+
+    assert float(pool_min_step_reward(step_reward, None, pool)) == -2.0
+    empty = pool.replace(valid=jnp.zeros(3, bool))
+    assert float(pool_min_step_reward(step_reward, None, empty)) == 0.0
+
+
+def test_learned_reward_shift_is_what_ppo_adds_and_is_refused_with_zscoring():
+    """smoke with run.learned_reward_shift=pool-min: the first iteration's logged shift is
+    minus the lowest per-step learned reward over the initial pool under the initial fit
+    (recomputed from the state after init); the option is refused, naming it, with
+    z-scoring or an unknown value."""
+    from active_rlhf_jax.config import ConfigError, replace
+    from active_rlhf_jax.pipeline.feedback import make_feedback_stages
+    from active_rlhf_jax.pipeline.rollouts import pool_min_step_reward
+    from active_rlhf_jax.pipeline.train import make_train
+    from configs.presets import get_preset
+
+    cfg = replace(get_preset("smoke"), **{"run.learned_reward_shift": "pool-min"}).validate()
+    pipe = make_train(cfg)
+    state = jax.jit(pipe.init)(jax.random.PRNGKey(0))
+    fb = make_feedback_stages(cfg, pipe.env)  # the same model; only its step reward is used
+    want = -float(pool_min_step_reward(fb.step_reward, state.reward, state.pool))
+    _, metrics = jax.jit(lambda s: pipe.run_chunk(s, 1))(state)
+    assert float(metrics["learned_reward_shift"][0]) == pytest.approx(want, rel=1e-6, abs=1e-7)
+    assert want != 0.0
+    with pytest.raises(ConfigError, match=r"^run.learned_reward_shift: pool-min has no effect"):
+        replace(cfg, **{"run.reward_norm_window": 100}).validate()
+    with pytest.raises(ConfigError, match=r"^run.learned_reward_shift"):
+        replace(cfg, **{"run.learned_reward_shift": "max"}).validate()

@@ -14,6 +14,7 @@ from active_rlhf_jax.config.base import (
 )
 
 FEEDBACK = ("none", "preference", "rating", "both")
+LEARNED_REWARD_SHIFTS = ("none", "pool-min")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,13 @@ class RunConfig:
     reward_norm_window: int = option(0, help="sliding-window z-scoring of the learned reward "
                                      "over this many steps (0 = off; the reference's option "
                                      "used 5000).")
+    learned_reward_shift: str = option(
+        "none", help="constant PPO adds to the learned reward: none, or pool-min (minus the "
+        "lowest per-step learned reward over the pool's clips, recomputed each iteration, "
+        "so no step the pool holds costs reward). Preferences and ratings of equal-length "
+        "clips that never cross an episode end cannot identify a constant per-step reward; "
+        "where episodes end when the robot falls (Hopper, Walker2d under Gymnasium's "
+        "termination) that constant decides whether staying alive pays.")
 
     def validate(self) -> RunConfig:
         check_choice("feedback", self.feedback, FEEDBACK)
@@ -79,6 +87,11 @@ class RunConfig:
             check_positive_int(name, getattr(self, name))
         check_nonnegative_int("budget", self.budget)
         check_nonnegative_int("reward_norm_window", self.reward_norm_window)
+        check_choice("learned_reward_shift", self.learned_reward_shift, LEARNED_REWARD_SHIFTS)
+        if self.learned_reward_shift != "none" and self.reward_norm_window > 0:
+            raise ConfigError("learned_reward_shift", f"{self.learned_reward_shift} has no "
+                              "effect with reward_norm_window > 0 (z-scoring removes a "
+                              "constant); use one of them")
         check_nonnegative_int("pool_capacity", self.pool_capacity)
         check_nonnegative_int("initial_collection_episodes", self.initial_collection_episodes)
         check_nonnegative_int(

@@ -42,13 +42,30 @@ def compute_zscore(zs: ZScoreState, raw: jax.Array) -> tuple[ZScoreState, jax.Ar
     return ZScoreState(window=win, ptr=(zs.ptr + n) % window, count=count), out
 
 
+def pool_min_step_reward(step_reward, reward, pool) -> jax.Array:
+    """Lowest per-step learned reward over the pool's valid clips (0 for an empty pool).
+
+    Args:
+        step_reward: ``(reward_state, obs [..., o], act [..., a]) -> [...]``.
+        pool: a ClipPool (``obs [P, L, o]``, ``act [P, L, a]``, ``valid [P]``).
+
+    Returns:
+        ``[]`` float.
+    """
+    r = step_reward(reward, pool.obs, pool.act)  # [P, L]
+    low = jnp.min(jnp.where(pool.valid[:, None], r, jnp.inf))
+    return jnp.where(jnp.any(pool.valid), low, 0.0)
+
+
 class Rollouts(NamedTuple):
     """``cycles(state, key, num_cycles, train_on_true, update) -> (state, Series, metrics)``
     runs PPO rollouts (and updates); ``collect(state, key, env) -> Series`` runs fresh
-    episodes of the current stochastic policy without touching PPO."""
+    episodes of the current stochastic policy without touching PPO; ``shift(state) -> []``
+    is the constant PPO adds to the learned reward (``run.learned_reward_shift``)."""
 
     cycles: Callable
     collect: Callable
+    shift: Callable
 
 
 def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates: int) -> Rollouts:
@@ -66,7 +83,13 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
     T, B = config.ppo.num_steps, config.ppo.num_envs
     ground_truth = step_reward is None
 
-    def relabel(state: PipelineState, tr):
+    def shift(state: PipelineState) -> jax.Array:
+        """``[]``: what PPO adds to every learned reward step this iteration."""
+        if ground_truth or run.learned_reward_shift == "none":
+            return jnp.zeros(())
+        return -pool_min_step_reward(step_reward, state.reward, state.pool)  # pool-min
+
+    def relabel(state: PipelineState, tr, offset):
         """-> (z-score window, raw learned reward [T, B], reward PPO trains on [T, B])."""
         if ground_truth:
             return state.reward_zscore, tr.true_reward, tr.true_reward
@@ -74,6 +97,8 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
         if run.reward_norm_window > 0:
             zs, used = compute_zscore(state.reward_zscore, raw)
             return zs, raw, used
+        if run.learned_reward_shift != "none":
+            return state.reward_zscore, raw, raw + offset
         return state.reward_zscore, raw, raw
 
     def cycles(state: PipelineState, key, num_cycles: int, train_on_true: bool, update: bool):
@@ -82,15 +107,17 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
         Updating cycles draw their key as ``ppo.make_ppo_train`` does:
         ``split(ppo_key, num_updates)[u]`` for the ``u``-th update of the run, so the
         ground-truth pipeline is exactly the PPO trainer; ``key`` is then unused.
-        Collection cycles (no update) split ``key`` instead.
+        Collection cycles (no update) split ``key`` instead. The learned reward's shift is
+        computed once, from the state's reward model and pool (fixed during the cycles).
         """
+        offset = jnp.zeros(()) if train_on_true else shift(state)
 
         def cycle(st, key_cycle):
             if update:
                 key_cycle = jax.random.split(st.ppo_key, num_updates)[st.ppo.update_step]
             key_roll, key_upd = jax.random.split(key_cycle)
             env_state, tr = ppo.rollout(st.ppo, st.env_state, key_roll)
-            zscore, raw_learned, ppo_reward = relabel(st, tr)
+            zscore, raw_learned, ppo_reward = relabel(st, tr, offset)
             if train_on_true:
                 ppo_reward = tr.true_reward
             ppo_state = ppo.update_obs_norm(st.ppo, tr.raw_obs)
@@ -119,6 +146,8 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
         for k, v in stats.items():
             if not k.startswith("ep_"):
                 metrics["ppo_" + k] = jnp.mean(v)
+        if not ground_truth and run.learned_reward_shift != "none":
+            metrics["learned_reward_shift"] = offset
         return state, series, metrics
 
     def collect(state: PipelineState, key: jax.Array, coll_env: TrainingEnv) -> Series:
@@ -142,4 +171,4 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
                               jax.random.split(key_act, env.episode_length))
         return jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), out)
 
-    return Rollouts(cycles=cycles, collect=collect)
+    return Rollouts(cycles=cycles, collect=collect, shift=shift)
