@@ -40,7 +40,8 @@ def _flat(d, prefix=""):
 #: Fields added after the files under tests/data and benchmarks/results were written, with
 #: the default that keeps the old behaviour: an old file loads with it, and the views
 #: below leave it out while it has that value.
-ADDED_SINCE = {"teacher.rating_scale": "fixed", "acquisition.epig_targets": 1024}
+ADDED_SINCE = {"teacher.rating_scale": "fixed", "acquisition.epig_targets": 1024,
+               "run.learned_reward_shift": "none"}
 
 
 def _with_added(saved: dict) -> dict:
