@@ -195,3 +195,28 @@ def test_blocked_clip_posterior_is_the_same_posterior(elementwise):
     else:  # ten copies of one clip: clip 0 and clip 4 (blocks 0 and 1) get different masks
         r = np.asarray(blocked.returns)
         assert not np.allclose(r[:, 0], r[:, 4])
+
+
+def test_learned_reward_shift_is_what_ppo_adds_and_is_refused_with_zscoring():
+    """smoke with run.learned_reward_shift=pool-min: the first iteration's logged shift is
+    minus the lowest per-step learned reward over the initial pool under the initial fit
+    (recomputed from the state after init); the option is refused, naming it, with
+    z-scoring or an unknown value."""
+    from active_rlhf_jax.config import ConfigError, replace
+    from active_rlhf_jax.pipeline.feedback import make_feedback_stages
+    from active_rlhf_jax.pipeline.rollouts import pool_min_step_reward
+    from active_rlhf_jax.pipeline.train import make_train
+    from configs.presets import get_preset
+
+    cfg = replace(get_preset("smoke"), **{"run.learned_reward_shift": "pool-min"}).validate()
+    pipe = make_train(cfg)
+    state = jax.jit(pipe.init)(jax.random.PRNGKey(0))
+    fb = make_feedback_stages(cfg, pipe.env)  # the same model; only its step reward is used
+    want = -float(pool_min_step_reward(fb.step_reward, state.reward, state.pool))
+    _, metrics = jax.jit(lambda s: pipe.run_chunk(s, 1))(state)
+    assert float(metrics["learned_reward_shift"][0]) == pytest.approx(want, rel=1e-6, abs=1e-7)
+    assert want != 0.0
+    with pytest.raises(ConfigError, match=r"^run.learned_reward_shift: pool-min has no effect"):
+        replace(cfg, **{"run.reward_norm_window": 100}).validate()
+    with pytest.raises(ConfigError, match=r"^run.learned_reward_shift"):
+        replace(cfg, **{"run.learned_reward_shift": "max"}).validate()
