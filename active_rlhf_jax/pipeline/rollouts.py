@@ -60,12 +60,10 @@ def pool_min_step_reward(step_reward, reward, pool) -> jax.Array:
 class Rollouts(NamedTuple):
     """``cycles(state, key, num_cycles, train_on_true, update) -> (state, Series, metrics)``
     runs PPO rollouts (and updates); ``collect(state, key, env) -> Series`` runs fresh
-    episodes of the current stochastic policy without touching PPO; ``shift(state) -> []``
-    is the constant PPO adds to the learned reward (``run.learned_reward_shift``)."""
+    episodes of the current stochastic policy without touching PPO."""
 
     cycles: Callable
     collect: Callable
-    shift: Callable
 
 
 def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates: int) -> Rollouts:
@@ -84,7 +82,8 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
     ground_truth = step_reward is None
 
     def shift(state: PipelineState) -> jax.Array:
-        """``[]``: what PPO adds to every learned reward step this iteration."""
+        """``[]``: what PPO adds to every learned reward step this iteration
+        (``run.learned_reward_shift``)."""
         if ground_truth or run.learned_reward_shift == "none":
             return jnp.zeros(())
         return -pool_min_step_reward(step_reward, state.reward, state.pool)  # pool-min
@@ -171,4 +170,4 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
                               jax.random.split(key_act, env.episode_length))
         return jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), out)
 
-    return Rollouts(cycles=cycles, collect=collect, shift=shift)
+    return Rollouts(cycles=cycles, collect=collect)
