@@ -262,3 +262,13 @@ def test_static_and_traced_split():
         assert name in static_fields(Config), name
     assert traced_fields(AcquisitionConfig) == (
         "pref_fraction", "cost_pref", "cost_eval", "eval_percentile")
+
+
+def test_learned_reward_shift_refused_with_zscoring_or_an_unknown_value():
+    """pool-min is an absolute shift; z-scoring the learned reward would undo it."""
+    cfg = replace(get_preset("smoke"), **{"run.learned_reward_shift": "pool-min"}).validate()
+    assert cfg.run.learned_reward_shift == "pool-min"
+    with pytest.raises(ConfigError, match=r"^run.learned_reward_shift: pool-min has no effect"):
+        replace(cfg, **{"run.reward_norm_window": 100}).validate()
+    with pytest.raises(ConfigError, match=r"^run.learned_reward_shift"):
+        replace(cfg, **{"run.learned_reward_shift": "max"}).validate()

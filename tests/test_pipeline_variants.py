@@ -197,6 +197,8 @@ def test_blocked_clip_posterior_is_the_same_posterior(elementwise):
         assert not np.allclose(r[:, 0], r[:, 4])
 
 
+@pytest.mark.slow  # a program of its own (28 s under load); pool_min_step_reward's hand case
+# and the config refusals stay in the default suite (test_pipeline_units, test_config)
 def test_learned_reward_shift_is_what_ppo_adds_and_is_refused_with_zscoring():
     """smoke with run.learned_reward_shift=pool-min: the first iteration's logged shift is
     minus the lowest per-step learned reward over the initial pool under the initial fit
