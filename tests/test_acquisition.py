@@ -13,6 +13,7 @@ from scipy.stats import norm
 
 from active_rlhf_jax import acquisition as acq
 from active_rlhf_jax.acquisition import scores as sc
+from active_rlhf_jax.acquisition.selection import _select_disjoint_lazy
 from active_rlhf_jax.config import AcquisitionConfig, ConfigError, EffectiveAcquisition
 
 # Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
@@ -288,6 +289,38 @@ def test_disjoint_selection_matches_bruteforce_and_never_reuses(rng):
     assert len(np.unique(chosen)) == chosen.size  # never reuses a clip
     assert np.all(np.asarray(valid)[chosen])
     assert tuple(chosen[0]) == want[0]  # first pick is the global best
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "dominating"])
+def test_disjoint_partner_lists_equal_the_exact_greedy(kind):
+    """select_disjoint_matrix keeps each row's best 2 k_max - 1 partners; it must take
+    the same pairs, scores and slots as the exact greedy (ties: lowest row, then lowest
+    column) and as the lazy greedy it replaced, also when a few clips top every row (the
+    case that made the lazy greedy slow) and with many equal scores."""
+    rng = np.random.default_rng({"normal": 0, "ties": 1, "dominating": 2}[kind])
+    n_clips, k_max = 48, 8
+    f = jax.jit(acq.select_disjoint_matrix, static_argnums=2)
+    lazy = jax.jit(_select_disjoint_lazy, static_argnums=2)
+    for trial in range(4):
+        if kind == "normal":
+            m = rng.normal(size=(n_clips, n_clips))
+        elif kind == "ties":
+            m = rng.integers(0, 3, size=(n_clips, n_clips)).astype(float)
+        else:
+            u = np.exp(2.0 * rng.normal(size=n_clips))
+            m = u[:, None] + u[None, :] + 0.01 * rng.normal(size=(n_clips, n_clips))
+        m = np.where(np.triu(np.ones((n_clips, n_clips)), 1) > 0, m, -np.inf)
+        m[rng.random(m.shape) < 0.3] = -np.inf
+        m = m.astype(np.float32)
+        for n in (0, 3, 8, 11):
+            pairs, scores, found = f(jnp.asarray(m), n, k_max)
+            want = _np_greedy_disjoint(m, min(n, k_max))
+            got = [tuple(p) for p in np.asarray(pairs)[np.asarray(found)]]
+            assert got == want, (trial, n)
+            np.testing.assert_array_equal(np.asarray(scores)[: len(want)],
+                                          [m[i, j] for i, j in want])
+            for x, y in zip((pairs, scores, found), lazy(jnp.asarray(m), n, k_max)):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 # ---------------------------------------------------------------- allocation

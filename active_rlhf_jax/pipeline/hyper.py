@@ -5,14 +5,16 @@ them in, so runs that differ only in them share one compiled program (issue #15)
 runs (cells x seeds) is one ``vmap`` over ``(keys, hyper)``. So far the pipeline reads the
 simulated teacher's noise, the reward model's optimiser and loss weights and the
 acquisition's split and cost scalars from there (:data:`PIPELINE_TRACED`), and the
-acquisition method and allocation rule as choices (:data:`CHOICES`): a program built with
+acquisition method, the allocation rule and the feedback kind (``run.feedback``:
+preference / rating / both; ground truth always apart) as choices (:data:`CHOICES`): a
+program built with
 ``choices={"acquisition.method": ("bald", "random")}`` computes both methods' scores and
 keeps the one each run's index names (the hyper's ``acquisition.method``: its position in
 ``METHODS``, always present, read only by such a program); the reward model's dropout
 rate likewise (:data:`ON_DEMAND`). PPO's step size, clip range
 and loss coefficients are traced too; its other scalars (gamma, GAE lambda, gradient
 clip, normaliser constants) are still compiled in, so a grid over them still needs one
-program per value; so does the feedback kind (it changes the buffers' shapes).
+program per value.
 """
 
 from __future__ import annotations
