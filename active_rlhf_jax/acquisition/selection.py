@@ -110,11 +110,11 @@ def select_disjoint_matrix(score_matrix, n, k_max: int):
     Returns:
       ``(pairs [k_max, 2], scores [k_max], found [k_max])``.
     """
-    n_clips, n_cols = score_matrix.shape
+    n_clips = score_matrix.shape[0]
     m = 2 * k_max - 1
     if m > MAX_PARTNER_LIST:
         return _select_disjoint_lazy(score_matrix, n, k_max)
-    m = min(m, n_cols)
+    m = min(m, n_clips)
     top_s, top_j = jax.lax.top_k(score_matrix, m)  # [N, m], descending
     top_j = top_j.astype(jnp.int32)
     target = jnp.minimum(n, k_max)
@@ -124,7 +124,7 @@ def select_disjoint_matrix(score_matrix, n, k_max: int):
         used, out_p, out_s, found = c
         avail = ~used[top_j] & (top_s > NEG_INF)  # [N, m]
         first = jnp.argmax(avail, axis=1)
-        best = jnp.where(avail.any(axis=1) & ~used[:n_clips], top_s[rows, first], NEG_INF)
+        best = jnp.where(avail.any(axis=1) & ~used, top_s[rows, first], NEG_INF)
         r = jnp.argmax(best).astype(jnp.int32)
         col = top_j[r, first[r]]
         v = best[r]
@@ -134,7 +134,7 @@ def select_disjoint_matrix(score_matrix, n, k_max: int):
         out_s = out_s.at[t].set(jnp.where(take, v, NEG_INF))
         return used, out_p, out_s, found.at[t].set(take)
 
-    init = (jnp.zeros((max(n_clips, n_cols),), bool), jnp.zeros((k_max, 2), jnp.int32),
+    init = (jnp.zeros((n_clips,), bool), jnp.zeros((k_max, 2), jnp.int32),
             jnp.full((k_max,), NEG_INF), jnp.zeros((k_max,), bool))
     _, out_p, out_s, found = jax.lax.fori_loop(0, k_max, step, init)
     return out_p, out_s, found

@@ -80,11 +80,12 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
     run = config.run
     T, B = config.ppo.num_steps, config.ppo.num_envs
     ground_truth = step_reward is None
+    shifted = not ground_truth and run.learned_reward_shift != "none"
 
     def shift(state: PipelineState) -> jax.Array:
         """``[]``: what PPO adds to every learned reward step this iteration
         (``run.learned_reward_shift``)."""
-        if ground_truth or run.learned_reward_shift == "none":
+        if not shifted:
             return jnp.zeros(())
         return -pool_min_step_reward(step_reward, state.reward, state.pool)  # pool-min
 
@@ -96,7 +97,7 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
         if run.reward_norm_window > 0:
             zs, used = compute_zscore(state.reward_zscore, raw)
             return zs, raw, used
-        if run.learned_reward_shift != "none":
+        if shifted:
             return state.reward_zscore, raw, raw + offset
         return state.reward_zscore, raw, raw
 
@@ -145,7 +146,7 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
         for k, v in stats.items():
             if not k.startswith("ep_"):
                 metrics["ppo_" + k] = jnp.mean(v)
-        if not ground_truth and run.learned_reward_shift != "none":
+        if shifted:
             metrics["learned_reward_shift"] = offset
         return state, series, metrics
 
