@@ -14,6 +14,7 @@ steps, ``M`` clips of length ``L``, ``k`` query slots, ``o``/``a`` observation/a
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 
@@ -26,12 +27,28 @@ class Series:
         act: ``[B, N, a]`` env actions (clipped to the bounds).
         rew: ``[B, N]`` true rewards (read only by the teacher and by metrics).
         done: ``[B, N]`` 1.0 where step ``t`` ended an episode (the next obs is a reset).
+        trunc: ``[B, N]`` 1.0 where that end was the time limit, not a termination (None:
+            unknown; only ``run.absorbing_clips`` reads it).
     """
 
     obs: jax.Array
     act: jax.Array
     rew: jax.Array
     done: jax.Array
+    trunc: jax.Array | None = None
+
+
+def absorbing_steps(obs: jax.Array) -> jax.Array:
+    """``[...]`` bool: the steps of clips ``obs [..., o]`` that lie past a termination.
+
+    With ``run.absorbing_clips`` a clip may run past the step where its episode terminated;
+    its later steps are the absorbing state, stored with NaN observations, zero actions and
+    zero true reward, and the reward model gives them reward exactly 0 (reward/model.py),
+    the value PPO assumes after a termination. A NaN is no observation a working
+    simulation produces, so the marker needs no field of its own in the pool, the
+    buffers or the reward model's batches.
+    """
+    return jnp.isnan(obs[..., 0])
 
 
 @struct.dataclass
@@ -39,7 +56,8 @@ class Clips:
     """Fixed-length segments cut from a :class:`Series`.
 
     Attributes:
-        obs: ``[M, L, o]``; act: ``[M, L, a]``; rew: ``[M, L]`` true rewards.
+        obs: ``[M, L, o]``; act: ``[M, L, a]``; rew: ``[M, L]`` true rewards; steps past a
+            termination are absorbing (:func:`absorbing_steps`).
         mask: ``[M]`` bool, the segment holds data.
     """
 

@@ -122,3 +122,19 @@ def test_pool_min_step_reward_hand_case_ignores_empty_slots():
     empty = pool.replace(valid=jnp.zeros(3, bool))
     assert float(pool_min_step_reward(step_reward, None, empty)) == 0.0
 
+
+
+def test_pool_min_step_reward_leaves_out_absorbing_steps():
+    """An absorbing step (NaN observation; the model gives it 0) is not a step of the
+    pool: with valid clips [3, absorbing] and [5, 1] the minimum is 1, not 0."""
+    from active_rlhf_jax.pipeline.pool import ClipPool
+    from active_rlhf_jax.pipeline.rollouts import pool_min_step_reward
+
+    pool = ClipPool.create(2, 2, 1, 1, jnp.float32)
+    obs = jnp.array([[[3.0], [jnp.nan]], [[5.0], [1.0]]])
+    pool = pool.replace(obs=obs, valid=jnp.array([True, True]))
+
+    def step_reward(_, o, a):
+        return jnp.where(jnp.isnan(o[..., 0]), 0.0, o[..., 0]) + 0.0 * a[..., 0]
+
+    assert float(pool_min_step_reward(step_reward, None, pool)) == 1.0

@@ -48,3 +48,34 @@ def test_fewer_distinct_windows_than_wanted_are_masked():
     o, mask = clips.obs, clips.mask
     wins, _ = _windows(o, mask)
     assert len(wins) == len(set(wins)) and 24 <= len(wins) <= 27
+
+
+def test_absorbing_clips_run_past_a_termination_but_not_past_the_time_limit():
+    """run.absorbing_clips: env 0 terminates at step 5, env 1 hits the time limit at step
+    5, env 2 never ends. Every window of env 0 is valid; the steps after its step 5 are
+    absorbing (NaN obs, zero action and true reward) and step 5 itself is kept. Env 1's
+    windows that hold step 5 before their last step are refused, as without the option.
+    All 27 distinct windows minus env 1's 3 crossing ones are found."""
+    series = _series(ended_at=[(0, 5), (1, 5)])
+    trunc = np.zeros((B, N), np.float32)
+    trunc[1, 5] = 1.0
+    series = series.replace(trunc=jnp.asarray(trunc), act=jnp.ones((B, N, 1)))
+    f = jax.jit(harvest_segments, static_argnums=(2, 3, 4, 5))
+    clips = f(jax.random.PRNGKey(3), series, 40, L, 8, True)
+    mask = np.asarray(clips.mask)
+    obs, act, rew = (np.asarray(x)[mask] for x in (clips.obs, clips.act, clips.rew))
+    wins = [(int(o[0, 0]), int(o[0, 1])) for o in obs]
+    assert len(wins) == len(set(wins)) == 24
+    crossing = [(b, s) for b, s in wins if b == 0 and s <= 5 < s + L - 1]
+    assert sorted(crossing) == [(0, 3), (0, 4), (0, 5)]
+    for (b, s), o, a, r in zip(wins, obs, act, rew):
+        assert not (b == 1 and s <= 5 < s + L - 1)
+        live = (np.arange(s, s + L) <= 5) | (s > 5) if b == 0 else np.ones(L, bool)
+        np.testing.assert_array_equal(np.isnan(o[:, 0]), ~live)
+        np.testing.assert_array_equal(o[live, 1], np.arange(s, s + L)[live])
+        np.testing.assert_array_equal(a[:, 0], live.astype(np.float32))
+        np.testing.assert_array_equal(r, np.where(live, np.arange(s, s + L), 0.0))
+    # Without the option the same series gives no absorbing step and no crossing window.
+    plain = f(jax.random.PRNGKey(3), series, 40, L, 8, False)
+    assert not np.isnan(np.asarray(plain.obs)[np.asarray(plain.mask)]).any()
+    assert int(plain.mask.sum()) == 21

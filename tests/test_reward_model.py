@@ -226,3 +226,35 @@ def test_non_probabilistic_rating_loss_is_the_reference_mse():
     assert post.variances is None
     m = make_reward_model(cfg, O, A)
     assert "var_head" not in m.init(KEY)["params"]
+
+
+def test_absorbing_steps_give_exactly_zero_and_no_nan_gradient():
+    """absorbing=True: steps with NaN observations get mu = var = 0; the live steps get
+    what the plain net gives them, so a clip's return is the sum over its live steps, and
+    the gradient of a loss on clip returns is finite and equals the one computed on the
+    live steps alone (Gaussian head, so the variance head is checked too)."""
+    cfg = dataclasses.replace(CFG, rating_likelihood="gaussian", dropout=0.0)
+    plain = make_reward_model(cfg, O, A)
+    absorb = make_reward_model(cfg, O, A, absorbing=True)
+    p = plain.init(KEY)
+    obs, act = _clips()
+    gone = jnp.arange(L)[None, :] >= jnp.array([L, 2, 5, 1])[:, None]  # [N, L]
+    obs_a = jnp.where(gone[..., None], jnp.nan, obs)
+    act_a = jnp.where(gone[..., None], 0.0, act)
+    mu_p, var_p = plain.apply(p, obs, act)
+    mu_a, var_a = absorb.apply(p, obs_a, act_a)
+    np.testing.assert_array_equal(mu_a, jnp.where(gone, 0.0, mu_p))
+    np.testing.assert_array_equal(var_a, jnp.where(gone, 0.0, var_p))
+
+    def loss(params, model, o, a, mask):
+        mu, var = model.apply(params, o, a)
+        return jnp.sum(jnp.sum(jnp.where(mask, mu, 0.0), -1) ** 2 + jnp.sum(jnp.where(mask, var, 0.0), -1))
+
+    g_a = jax.grad(loss)(p, absorb, obs_a, act_a, ~gone)
+    g_p = jax.grad(loss)(p, plain, obs, act, ~gone)
+    for x, y in zip(jax.tree_util.tree_leaves(g_a), jax.tree_util.tree_leaves(g_p)):
+        assert bool(jnp.all(jnp.isfinite(x)))
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    post = absorb.clip_posterior(p, KEY, obs_a, act_a, 3)
+    np.testing.assert_allclose(post.returns[0], jnp.sum(jnp.where(gone, 0.0, mu_p), -1),
+                               rtol=1e-5, atol=1e-6)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from active_rlhf_jax.config.base import (
     ConfigError,
+    check_bool,
     check_choice,
     check_in_range,
     check_nonnegative_int,
@@ -70,6 +71,13 @@ class RunConfig:
         "clips that never cross an episode end cannot identify a constant per-step reward; "
         "where episodes end when the robot falls (Hopper, Walker2d under Gymnasium's "
         "termination) that constant decides whether staying alive pays.")
+    absorbing_clips: bool = option(
+        False, help="let clips run past the step where their episode terminated: the steps "
+        "after it are the absorbing state, true and learned reward exactly 0 (the value PPO "
+        "gives after a termination), so a clip in which the robot falls is worth less than "
+        "one in which it stays up, and labels on such clips teach the reward model what a "
+        "step alive is worth. Off: a clip never crosses an episode end (the reference). "
+        "Clips never cross a time-limit end either way.")
 
     def validate(self) -> RunConfig:
         check_choice("feedback", self.feedback, FEEDBACK)
@@ -88,6 +96,7 @@ class RunConfig:
         check_nonnegative_int("budget", self.budget)
         check_nonnegative_int("reward_norm_window", self.reward_norm_window)
         check_choice("learned_reward_shift", self.learned_reward_shift, LEARNED_REWARD_SHIFTS)
+        check_bool("absorbing_clips", self.absorbing_clips)
         if self.learned_reward_shift != "none" and self.reward_norm_window > 0:
             raise ConfigError("learned_reward_shift", f"{self.learned_reward_shift} has no "
                               "effect with reward_norm_window > 0 (z-scoring removes a "

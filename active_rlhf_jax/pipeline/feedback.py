@@ -162,7 +162,7 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
     choices = choices or {}
     kinds = choices.get("run.feedback")  # e.g. ("preference", "both"), or None
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
-                              num_rounds=c.rating_rounds)
+                              num_rounds=c.rating_rounds, absorbing=run.absorbing_clips)
     relative = c.teacher.rating_scale == "pool"
     traced_dropout = "reward.dropout" in choices  # a sweep's cells differ in it
     trainer = make_reward_trainer(c.reward, model, traced_dropout)

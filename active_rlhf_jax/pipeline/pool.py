@@ -1,9 +1,10 @@
 """The clip pool: a fixed-capacity FIFO ring buffer of segments, and segment harvesting.
 
 A segment is ``L`` consecutive transitions of one environment that never crosses an
-episode reset; it carries the raw (un-normalised) pre-step observations, the env actions
-and the true rewards (the true rewards are read only by the simulated teacher and by
-evaluation metrics).
+episode reset (with ``run.absorbing_clips``, one that runs past a termination continues
+in the absorbing state instead); it carries the raw (un-normalised) pre-step
+observations, the env actions and the true rewards (the true rewards are read only by the
+simulated teacher and by evaluation metrics).
 """
 
 from __future__ import annotations
@@ -90,23 +91,29 @@ class ClipPool:
         return jnp.sum(self.rew, axis=-1)
 
 
-def harvest_segments(key, series: Series, num_segments: int, length: int, tries: int = 8) -> Clips:
+def harvest_segments(key, series: Series, num_segments: int, length: int, tries: int = 8,
+                     absorbing: bool = False) -> Clips:
     """Sample segments at random offsets from per-env time series.
 
     Args:
         series: :class:`Series` of ``B`` envs over ``N`` steps (``done`` marks the step
-            that ended an episode: the next obs is a reset).
+            that ended an episode: the next obs is a reset; ``trunc`` the ends that were
+            the time limit, needed when ``absorbing``).
         num_segments: static number of segments wanted.
         length: static segment length ``L`` (``L <= N``).
         tries: candidates drawn per wanted segment; the first valid ones are kept.
+        absorbing: static; ``run.absorbing_clips``.
 
     Returns:
         :class:`Clips` with ``M = num_segments`` slots.
         A candidate is valid when no episode ends inside it before its last step, so a
-        segment never crosses a reset; no window (env, start) is returned twice. ``mask``
-        is False only if too few distinct valid candidates were drawn (when the rollout
-        holds fewer distinct windows than ``num_segments``, or by chance when it holds
-        barely more).
+        segment never crosses a reset; with ``absorbing``, an end by termination may lie
+        inside, and the steps after it become the absorbing state (NaN observations, zero
+        actions and true rewards: :func:`~active_rlhf_jax.batches.absorbing_steps`) in
+        place of the next episode's; an end by the time limit still may not. No window
+        (env, start) is returned twice. ``mask`` is False only if too few distinct valid
+        candidates were drawn (when the rollout holds fewer distinct windows than
+        ``num_segments``, or by chance when it holds barely more).
     """
     raw_obs, act, rew, ended = series.obs, series.act, series.rew, series.done
     num_envs, n_steps = rew.shape
@@ -121,7 +128,16 @@ def harvest_segments(key, series: Series, num_segments: int, length: int, tries:
         [jnp.zeros((num_envs, 1), jnp.int32), jnp.cumsum(ended.astype(jnp.int32), axis=1)], axis=1
     )  # [B, N+1]: number of ends in steps [0, t)
     inner_ends = ends_before[env_idx, start + length - 1] - ends_before[env_idx, start]
-    valid = inner_ends == 0
+    if absorbing:
+        if series.trunc is None:
+            raise ValueError("harvest_segments: absorbing clips need the series' trunc")
+        # Only the first end inside a window matters (what follows it is absorbing): the
+        # window is valid unless that end, before its last step, was the time limit.
+        first_end = _first_end(ended, env_idx, start, length)  # [C] offset, L if none
+        at = jnp.minimum(start + first_end, n_steps - 1)
+        valid = ~((first_end < length - 1) & (series.trunc[env_idx, at] > 0))
+    else:
+        valid = inner_ends == 0
     # Keep the first ``num_segments`` valid candidates in a random order, each window
     # (env, start) once: candidates are drawn with replacement, and a copy of a clip in
     # the pool would waste acquisition's choices (small rollouts repeated windows often).
@@ -134,4 +150,20 @@ def harvest_segments(key, series: Series, num_segments: int, length: int, tries:
     mask = keep[chosen]
     t_idx = start[chosen][:, None] + jnp.arange(length)[None, :]  # [M, L]
     e_idx = env_idx[chosen][:, None]
-    return Clips(obs=raw_obs[e_idx, t_idx], act=act[e_idx, t_idx], rew=rew[e_idx, t_idx], mask=mask)
+    obs_c, act_c, rew_c = raw_obs[e_idx, t_idx], act[e_idx, t_idx], rew[e_idx, t_idx]
+    if absorbing:
+        # Steps after the window's first end (not the end step itself) are absorbing.
+        first_end = _first_end(ended, env_idx[chosen], start[chosen], length)  # [M]
+        gone = jnp.arange(length)[None, :] > first_end[:, None]  # [M, L]
+        obs_c = jnp.where(gone[..., None], jnp.nan, obs_c)
+        act_c = jnp.where(gone[..., None], 0.0, act_c)
+        rew_c = jnp.where(gone, 0.0, rew_c)
+    return Clips(obs=obs_c, act=act_c, rew=rew_c, mask=mask)
+
+
+def _first_end(ended, env_idx, start, length: int) -> jax.Array:
+    """``[C]`` int32 offset of the first episode end inside each window ``(env_idx [C],
+    start [C])`` of ``length`` steps of ``ended [B, N]``, ``length`` where there is none."""
+    steps = start[:, None] + jnp.arange(length)[None, :]  # [C, L]
+    hit = ended[env_idx[:, None], steps] > 0
+    return jnp.where(jnp.any(hit, axis=1), jnp.argmax(hit, axis=1), length).astype(jnp.int32)

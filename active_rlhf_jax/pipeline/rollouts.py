@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from active_rlhf_jax.batches import Series
+from active_rlhf_jax.batches import Series, absorbing_steps
 from active_rlhf_jax.envs import TrainingEnv
 from active_rlhf_jax.pipeline.state import PipelineState, ZScoreState
 from active_rlhf_jax.ppo.episodes import compute_episode_returns
@@ -43,7 +43,8 @@ def compute_zscore(zs: ZScoreState, raw: jax.Array) -> tuple[ZScoreState, jax.Ar
 
 
 def pool_min_step_reward(step_reward, reward, pool) -> jax.Array:
-    """Lowest per-step learned reward over the pool's valid clips (0 for an empty pool).
+    """Lowest per-step learned reward over the pool's valid clips (0 for an empty pool),
+    absorbing steps (``run.absorbing_clips``) left out.
 
     Args:
         step_reward: ``(reward_state, obs [..., o], act [..., a]) -> [...]``.
@@ -53,7 +54,8 @@ def pool_min_step_reward(step_reward, reward, pool) -> jax.Array:
         ``[]`` float.
     """
     r = step_reward(reward, pool.obs, pool.act)  # [P, L]
-    low = jnp.min(jnp.where(pool.valid[:, None], r, jnp.inf))
+    live = pool.valid[:, None] & ~absorbing_steps(pool.obs)
+    low = jnp.min(jnp.where(live, r, jnp.inf))
     return jnp.where(jnp.any(pool.valid), low, 0.0)
 
 
@@ -129,7 +131,8 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
                 raw_learned, tr.done, st.ep_learned)
             st = st.replace(env_state=env_state, ppo=ppo_state, reward_zscore=zscore,
                             ep_true=ep_true, ep_learned=ep_learned)
-            out = Series(obs=tr.raw_obs, act=tr.env_action, rew=tr.true_reward, done=tr.done)
+            out = Series(obs=tr.raw_obs, act=tr.env_action, rew=tr.true_reward, done=tr.done,
+                         trunc=tr.truncation)
             stats = dict(m, ep_true_sum=true_sum, ep_learned_sum=learned_sum, ep_count=n_done)
             return st, (out, stats)
 
@@ -165,7 +168,8 @@ def make_rollouts(config, env, tenv: TrainingEnv, ppo, step_reward, num_updates:
         def step(env_state, k):
             action = ppo.act(state.ppo, env_state.obs, k)
             nxt = coll_env.step(env_state, action)
-            return nxt, Series(obs=env_state.obs, act=action, rew=nxt.reward, done=nxt.done)
+            return nxt, Series(obs=env_state.obs, act=action, rew=nxt.reward, done=nxt.done,
+                               trunc=nxt.info["truncation"])
 
         _, out = jax.lax.scan(step, coll_env.reset(key_reset),
                               jax.random.split(key_act, env.episode_length))

@@ -146,7 +146,8 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
             state, series, _ = rollouts.cycles(state, key_coll, c.collection_cycles, True, False)
             coll_steps = c.collection_cycles * T * B
         state = state.replace(
-            pool=state.pool.add(harvest_segments(key_harv, series, run.initial_segments, L)),
+            pool=state.pool.add(harvest_segments(key_harv, series, run.initial_segments, L,
+                                                 absorbing=run.absorbing_clips)),
             counters=state.counters.replace(collection_steps=jnp.int32(coll_steps)),
         )
         # 3. Random initial labels, then the initial fit.
@@ -176,7 +177,8 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
                 ctr = state.counters
                 state = state.replace(counters=ctr.replace(
                     collection_steps=ctr.collection_steps + coll_env.num_envs * env.episode_length))
-            clips = harvest_segments(key_harv, series, run.segments_per_iteration, L)
+            clips = harvest_segments(key_harv, series, run.segments_per_iteration, L,
+                                     absorbing=run.absorbing_clips)
             state = state.replace(pool=state.pool.add(clips))
             # How well the reward PPO just optimised ranks the policy's own new clips
             # (before any of them is labelled or fitted), next to reward_corr on the pool.

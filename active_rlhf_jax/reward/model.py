@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from active_rlhf_jax.batches import absorbing_steps
 from active_rlhf_jax.config import CompatConfig, RewardModelConfig
 from active_rlhf_jax.reward import likelihoods as lik
 from active_rlhf_jax.reward.posterior import ClipPosterior, compute_clip_posterior
@@ -82,6 +83,9 @@ class RewardNet(nn.Module):
             [N, L, ...]); False: elementwise masks.
         num_rounds: R > 0 adds the relative rating scale's per-round calibration,
             ``round_shift`` and ``round_log_gain`` [R] (reward/posterior.py).
+        absorbing: steps marked absorbing (NaN observations:
+            :func:`~active_rlhf_jax.batches.absorbing_steps`) get ``mu = var = 0`` exactly
+            and pass no NaN into the network or its gradients (``run.absorbing_clips``).
     """
 
     in_size: int
@@ -92,6 +96,7 @@ class RewardNet(nn.Module):
     ordinal_cuts: str
     coherent: bool = False
     num_rounds: int = 0
+    absorbing: bool = False
 
     def setup(self):
         fans = (self.in_size,) + tuple(self.hidden)
@@ -120,12 +125,17 @@ class RewardNet(nn.Module):
     def __call__(self, obs, act, deterministic: bool = True):
         """Per-step ``(mu [...], var [...])`` of ``obs [..., o], act [..., a]``; ``var`` is
         zeros without the variance head. Dropout is on unless ``deterministic``."""
+        if self.absorbing:
+            gone = absorbing_steps(obs)
+            obs = jnp.where(gone[..., None], 0.0, obs)
         h = jnp.concatenate([obs, act], axis=-1).astype(jnp.float32)
         for dense, drop in zip(self.hidden_layers, self.dropouts):
             h = drop(nn.leaky_relu(dense(h), LEAKY_SLOPE), deterministic=deterministic)
         mu = self.mean_head(h)[..., 0]
         var = (jax.nn.softplus(self.var_head(h)[..., 0]) if self.with_var_head
                else jnp.zeros_like(mu))
+        if self.absorbing:
+            mu, var = jnp.where(gone, 0.0, mu), jnp.where(gone, 0.0, var)
         return mu, var
 
     def dropout_masks(self, lead_shape: tuple[int, ...]):
@@ -172,8 +182,8 @@ class RewardModel(NamedTuple):
 
 
 def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
-                      compat: CompatConfig = CompatConfig(), num_rounds: int = 0
-                      ) -> RewardModel:
+                      compat: CompatConfig = CompatConfig(), num_rounds: int = 0,
+                      absorbing: bool = False) -> RewardModel:
     """Build the reward model's pure functions.
 
     Args:
@@ -182,6 +192,7 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
         compat: reference switches (``elementwise_dropout``, ``undiscounted_rating_target``).
         num_rounds: labelling rounds of a relative rating scale (``Config.rating_rounds``;
             0: a fixed scale, no calibration parameters).
+        absorbing: reward exactly 0 on absorbing steps (``run.absorbing_clips``).
     """
     config.validate()
     compat.validate()
@@ -190,7 +201,7 @@ def make_reward_model(config: RewardModelConfig, obs_size: int, act_size: int,
     net = RewardNet(in_size=obs_size + act_size, hidden=tuple(cfg.hidden),
                     dropout=float(cfg.dropout), with_var_head=cfg.has_variance_head,
                     num_bins=cfg.num_bins, ordinal_cuts=cfg.ordinal_cuts,
-                    num_rounds=num_rounds)
+                    num_rounds=num_rounds, absorbing=absorbing)
     posterior_net = net.clone(coherent=not compat.elementwise_dropout)
 
     def init_member(key: jax.Array) -> dict:
