@@ -222,3 +222,34 @@ def test_learned_reward_shift_is_what_ppo_adds_and_is_refused_with_zscoring():
         replace(cfg, **{"run.reward_norm_window": 100}).validate()
     with pytest.raises(ConfigError, match=r"^run.learned_reward_shift"):
         replace(cfg, **{"run.learned_reward_shift": "max"}).validate()
+
+
+@pytest.mark.slow  # a Hopper program of its own (about 40 s); the harvest, the model's zero
+# and the shift's exclusion have fast unit tests (test_pool, test_reward_model, test_pipeline_units)
+def test_absorbing_clips_wire_through_the_pipeline_on_hopper():
+    """smoke's sizes on Hopper-v5 with Gymnasium's termination and run.absorbing_clips:
+    the initial pool holds clips that run past a fall, each with an absorbing suffix (NaN
+    observations, zero true reward) that the learned reward scores exactly 0; a chunk then
+    trains with finite losses and correlations."""
+    from active_rlhf_jax.config import replace
+    from active_rlhf_jax.pipeline.feedback import make_feedback_stages
+    from active_rlhf_jax.pipeline.train import make_train
+
+    cfg = replace(get_preset("smoke"), **{
+        "env.env_id": "Hopper-v5", "env.backend": "mujoco", "env.terminate_when_unhealthy": True,
+        "run.absorbing_clips": True, "run.segment_length": 20,
+    }).validate()
+    pipe = make_train(cfg)
+    state = jax.jit(pipe.init)(jax.random.PRNGKey(0))
+    pool = state.pool
+    gone = np.isnan(np.asarray(pool.obs)[..., 0]) & np.asarray(pool.valid)[:, None]
+    assert gone.any(axis=1).sum() >= 5  # random hoppers fall within ~20 steps
+    # Absorbing steps are a suffix: once gone, a clip stays gone; step 0 is never gone.
+    assert not gone[:, 0].any() and (np.diff(gone.astype(int), axis=1) >= 0).all()
+    assert (np.asarray(pool.rew)[gone] == 0).all() and (np.asarray(pool.act)[gone] == 0).all()
+    fb = make_feedback_stages(cfg, pipe.env)
+    r = np.asarray(fb.step_reward(state.reward, pool.obs, pool.act))
+    assert (r[gone] == 0).all() and np.isfinite(r).all() and (r[~gone] != 0).any()
+    _, metrics = jax.jit(lambda s: pipe.run_chunk(s, 1))(state)
+    for name in ("rm_train_loss", "reward_corr", "reward_corr_fresh"):
+        assert np.isfinite(np.asarray(metrics[name])).all(), name
