@@ -120,6 +120,69 @@ def test_matrix_table_numbers(sweep_dir, capsys):
     assert capsys.readouterr().out == format_matrix(rows, pairs, reps=200)
 
 
+def _shift_seeds(src, dst, by, **config_changes):
+    """A copy of the sweep directory ``src`` whose runs claim seeds ``seed + by``."""
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    for arm in ARMS:
+        d = dst / arm
+        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x]
+        (d / "metrics.jsonl").write_text(
+            "".join(json.dumps(dict(r, seed=r["seed"] + by)) + "\n" for r in rows))
+        ev = json.loads((d / "final_eval.json").read_text())
+        for row in ev["seeds"]:
+            row["seed"] += by
+        (d / "final_eval.json").write_text(json.dumps(ev))
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["seed"] += by
+        for dotted, value in config_changes.get(arm, {}).items():
+            section, name = dotted.split(".")
+            cfg[section][name] = value
+        (d / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_matrices_on_other_seeds_pool_into_one_table(sweep_dir, tmp_path, capsys):
+    """``compare M1 M2``: an arm's seeds are pooled over the directories (here 0-1 and a
+    copy claiming 2-3), and the paired difference runs over all four; a seed in two
+    directories, or an arm whose configs differ in more than the seeds, is refused with
+    one line naming the directory."""
+    from active_rlhf_jax.analysis.matrix import load_matrices
+
+    more = _shift_seeds(sweep_dir, tmp_path / "more", 2)
+    rows, pairs = compute_matrix(load_matrices([sweep_dir, more]), reps=200)
+
+    def finals(d, arm):
+        data = json.loads((d / arm / "final_eval.json").read_text())
+        return {s["seed"]: s["mean"] for s in data["seeds"]}
+
+    bald = {**finals(sweep_dir, BALD), **finals(more, BALD)}
+    rnd = {**finals(sweep_dir, "pref-random"), **finals(more, "pref-random")}
+    assert sorted(bald) == [0, 1, 2, 3]
+    by_arm = {r["arm"]: r for r in rows}
+    assert [r["arm"] for r in rows] == ARMS and by_arm[BALD]["n_seeds"] == 4
+    assert by_arm[BALD]["mean"] == pytest.approx(np.mean(list(bald.values())))
+    (pair,) = pairs
+    d = np.array([bald[s] - rnd[s] for s in range(4)])
+    half = 3.182446 * d.std(ddof=1) / 2.0  # t_{0.975, 3} * sd / sqrt(4)
+    assert pair["return"]["n"] == 4 and pair["return"]["mean"] == pytest.approx(d.mean())
+    assert pair["return"]["ci_hi"] - pair["return"]["mean"] == pytest.approx(half, rel=1e-5)
+    assert main(["compare", str(sweep_dir), str(more), "--bootstrap-reps", "200"]) == 0
+    assert capsys.readouterr().out == format_matrix(rows, pairs, reps=200)
+
+    same = _shift_seeds(sweep_dir, tmp_path / "same", 0)
+    assert main(["compare", str(sweep_dir), str(same)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "seed 0 of arm ground-truth is also in" in err and len(err.splitlines()) == 1
+    other = _shift_seeds(sweep_dir, tmp_path / "other", 2,
+                         **{"pref-random": {"reward.lr": 0.5}})
+    assert main(["compare", str(sweep_dir), str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"active-rlhf: error: {other / 'pref-random'}: differs from")
+    assert "in reward.lr (" in err and len(err.splitlines()) == 1
+
+
 def test_random_counterparts():
     assert random_counterpart("pref-bald") == "pref-random"
     assert random_counterpart("bald-info+noisy") == "unified-random+noisy"

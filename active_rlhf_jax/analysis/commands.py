@@ -106,11 +106,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from active_rlhf_jax.analysis.loading import load_runs
     from active_rlhf_jax.analysis.summary import compute_summary, format_markdown
 
-    if len(args.run_dirs) == 1 and matrix.is_matrix_dir(args.run_dirs[0]):
-        # A sweep directory: the matrix table (every arm, % of ground truth, paired diffs).
-        rows, pairs = matrix.compute_matrix(
-            matrix.load_matrix(args.run_dirs[0]), reps=args.bootstrap_reps,
-            seed=args.bootstrap_seed)
+    if all(matrix.is_matrix_dir(d) for d in args.run_dirs):
+        # Sweep directories: the matrix table (every arm, % of ground truth, paired diffs),
+        # an arm's seeds pooled over the directories.
+        rows, pairs = matrix.compute_matrix(matrix.load_matrices(args.run_dirs),
+                                            reps=args.bootstrap_reps, seed=args.bootstrap_seed)
         if args.json:
             for r in rows + pairs:
                 print(_dumps(r))

@@ -7,6 +7,11 @@ episodes say the policy fell), and the last logged reward-model Spearman (``rewa
 its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
 CI over the paired seeds, for the final return and for ``reward_corr``.
 
+Several sweep directories of the same arms on other seeds (``active-rlhf compare M1 M2``,
+e.g. a matrix extended later with ``--seed 105``) form one table: an arm's seeds are the
+union of its directories' seeds, which must not overlap, and its configs must agree in
+everything but the seeds (:func:`load_matrices`).
+
 The final return of an arm is its Gymnasium evaluation (``final_eval_gymnasium.json``,
 deterministic episodes in Gymnasium's own env) when the sweep wrote one, else the run's own
 ``final_eval.json`` (our backend); the table says which.
@@ -22,7 +27,7 @@ import numpy as np
 
 from active_rlhf_jax.analysis.loading import METRICS_FILE, RunData, load_run
 from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS, compute_iqm_ci, compute_mean_ci
-from active_rlhf_jax.analysis.summary import _last_mean
+from active_rlhf_jax.config import ConfigError
 
 #: Written by :mod:`active_rlhf_jax.sweep`: the sweep's record and each arm's Gymnasium evaluation.
 SWEEP_FILE = "sweep.json"
@@ -66,6 +71,68 @@ def load_matrix(path) -> list[RunData]:
     if not names:
         raise FileNotFoundError(f"{p}: no arm with a {METRICS_FILE} (is this a sweep directory?)")
     return [load_run(p / n, n) for n in names]
+
+
+def load_matrices(paths) -> list[list[RunData]]:
+    """The arms of one or more sweep directories, each arm with its directories.
+
+    Arms are in the order of their first appearance. Refused (ConfigError, one line naming
+    the directories and the field): two directories of one arm whose configs differ in
+    anything but ``seed``, ``seeds`` and ``name``; a seed twice (:func:`compute_matrix`).
+    """
+    groups: dict[str, list[RunData]] = {}
+    for path in paths:
+        for run in load_matrix(path):
+            groups.setdefault(run.label, []).append(run)
+    for runs in groups.values():
+        first = _comparable_config(runs[0])
+        for other in runs[1:]:
+            diff = _first_difference(first, _comparable_config(other))
+            if diff is not None:
+                raise ConfigError(str(other.path), f"differs from {runs[0].path} in {diff}; "
+                                  "only the seeds of an arm may differ between the "
+                                  "directories of one table")
+    return list(groups.values())
+
+
+def _comparable_config(run: RunData) -> dict:
+    """The run's config in this version's fields (older files upgraded), seeds left out."""
+    from active_rlhf_jax.config import load_config_dict, to_dict
+
+    flat = _flatten(to_dict(load_config_dict(run.config)))
+    for key in ("seed", "seeds", "name"):
+        flat.pop(key, None)
+    return flat
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _first_difference(a: dict, b: dict) -> str | None:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{key} ({a.get(key)!r} against {b.get(key)!r})"
+    return None
+
+
+def _merge_seeds(arm: str, dicts: list[tuple[pathlib.Path, dict[int, float]]]) -> dict[int, float]:
+    """Union of per-seed dicts of one arm's directories; a seed in two is an error."""
+    out: dict[int, float] = {}
+    where: dict[int, pathlib.Path] = {}
+    for path, d in dicts:
+        for seed, v in d.items():
+            if seed in out:
+                raise ConfigError(str(path), f"seed {seed} of arm {arm} is also in "
+                                  f"{where[seed]}; one table takes each seed once")
+            out[seed], where[seed] = v, path
+    return out
 
 
 def random_counterpart(arm: str) -> str | None:
@@ -125,24 +192,39 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
 
 
 def compute_matrix(
-    runs: list[RunData], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
+    runs: list[RunData] | list[list[RunData]], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
 ) -> tuple[list[dict], list[dict]]:
-    """(one row per arm, one row per BALD-vs-random pair); see the module docstring."""
-    by_name = {r.label: r for r in runs}
-    scores = {r.label: final_scores(r) for r in runs}
-    corr = {r.label: last_values(r, "reward_corr") for r in runs}
+    """(one row per arm, one row per BALD-vs-random pair); see the module docstring.
+
+    ``runs``: one RunData per arm (:func:`load_matrix`), or per arm the list of its
+    directories (:func:`load_matrices`), whose seeds are pooled.
+    """
+    groups = [g if isinstance(g, list) else [g] for g in runs]
+    by_name = {g[0].label: g[0] for g in groups}
+
+    def merged(fn) -> dict[str, dict[int, float]]:
+        return {g[0].label: _merge_seeds(g[0].label, [(r.path, fn(r)) for r in g])
+                for g in groups}
+
+    sources = {g[0].label: ", ".join(sorted({final_scores(r)[1] for r in g})) for g in groups}
+    scores = merged(lambda r: final_scores(r)[0])
+    corr = merged(lambda r: last_values(r, "reward_corr"))
+    lengths_of = merged(final_lengths)
+    queries = merged(lambda r: last_values(r, "queries_total"))
     gt_mean = math.nan
     if GROUND_TRUTH in scores:
-        gt_vals = np.array(list(scores[GROUND_TRUTH][0].values()))
+        gt_vals = np.array(list(scores[GROUND_TRUTH].values()))
         gt_mean = float(np.nanmean(gt_vals)) if gt_vals.size else math.nan
     rows = []
-    for r in runs:
-        vals = np.array(list(scores[r.label][0].values()), np.float64)
+    for g in groups:
+        r = g[0]
+        vals = np.array(list(scores[r.label].values()), np.float64)
         vals = vals[np.isfinite(vals)]
         mean, lo, hi, n = compute_mean_ci(vals)
         iqm, iqm_lo, iqm_hi = compute_iqm_ci(vals, reps=reps, seed=seed)
         c = np.array(list(corr[r.label].values()))
-        lengths = np.array(list(final_lengths(r).values()))
+        lengths = np.array(list(lengths_of[r.label].values()))
+        q = np.array(list(queries[r.label].values()))
         rows.append({
             "arm": r.label,
             "env_id": r.env_id,
@@ -153,11 +235,11 @@ def compute_matrix(
             if math.isfinite(gt_mean) and gt_mean != 0 else math.nan,
             "reward_corr": float(np.mean(c)) if c.size else math.nan,
             "episode_length": float(np.mean(lengths)) if lengths.size else math.nan,
-            "queries": _last_mean(r, "queries_total"),
-            "source": scores[r.label][1],
+            "queries": float(np.mean(q)) if q.size else math.nan,
+            "source": sources[r.label],
         })
     pairs = []
-    for r in runs:
+    for r in by_name.values():
         other = random_counterpart(r.label)
         if other is not None and other not in by_name:
             # "a+acquisition.method=bald" pairs with "a" itself when "a" acquires at random
@@ -170,7 +252,7 @@ def compute_matrix(
         pairs.append({
             "arm": r.label,
             "baseline": other,
-            "return": paired_difference(scores[r.label][0], scores[other][0]),
+            "return": paired_difference(scores[r.label], scores[other]),
             "reward_corr": paired_difference(corr[r.label], corr[other]),
         })
     return rows, pairs
