@@ -123,11 +123,6 @@ def harvest_segments(key, series: Series, num_segments: int, length: int, tries:
     key_env, key_start, key_order = jax.random.split(key, 3)
     env_idx = jax.random.randint(key_env, (num_cand,), 0, num_envs)
     start = jax.random.randint(key_start, (num_cand,), 0, n_steps - length + 1)
-    # An end at step t < start + L - 1 inside the window makes the candidate cross a reset.
-    ends_before = jnp.concatenate(
-        [jnp.zeros((num_envs, 1), jnp.int32), jnp.cumsum(ended.astype(jnp.int32), axis=1)], axis=1
-    )  # [B, N+1]: number of ends in steps [0, t)
-    inner_ends = ends_before[env_idx, start + length - 1] - ends_before[env_idx, start]
     if absorbing:
         if series.trunc is None:
             raise ValueError("harvest_segments: absorbing clips need the series' trunc")
@@ -137,7 +132,11 @@ def harvest_segments(key, series: Series, num_segments: int, length: int, tries:
         at = jnp.minimum(start + first_end, n_steps - 1)
         valid = ~((first_end < length - 1) & (series.trunc[env_idx, at] > 0))
     else:
-        valid = inner_ends == 0
+        # An end at step t < start + L - 1 inside the window makes it cross a reset.
+        ends_before = jnp.concatenate(
+            [jnp.zeros((num_envs, 1), jnp.int32), jnp.cumsum(ended.astype(jnp.int32), axis=1)],
+            axis=1)  # [B, N+1]: number of ends in steps [0, t)
+        valid = ends_before[env_idx, start + length - 1] - ends_before[env_idx, start] == 0
     # Keep the first ``num_segments`` valid candidates in a random order, each window
     # (env, start) once: candidates are drawn with replacement, and a copy of a clip in
     # the pool would waste acquisition's choices (small rollouts repeated windows often).
@@ -153,8 +152,7 @@ def harvest_segments(key, series: Series, num_segments: int, length: int, tries:
     obs_c, act_c, rew_c = raw_obs[e_idx, t_idx], act[e_idx, t_idx], rew[e_idx, t_idx]
     if absorbing:
         # Steps after the window's first end (not the end step itself) are absorbing.
-        first_end = _first_end(ended, env_idx[chosen], start[chosen], length)  # [M]
-        gone = jnp.arange(length)[None, :] > first_end[:, None]  # [M, L]
+        gone = jnp.arange(length)[None, :] > first_end[chosen][:, None]  # [M, L]
         obs_c = jnp.where(gone[..., None], jnp.nan, obs_c)
         act_c = jnp.where(gone[..., None], 0.0, act_c)
         rew_c = jnp.where(gone, 0.0, rew_c)
