@@ -19,6 +19,10 @@ from active_rlhf_jax.config import AcquisitionConfig, ConfigError, EffectiveAcqu
 # Compiling is most of these tests' time (tests/conftest.py::_compile_mode).
 pytestmark = pytest.mark.fast_compile
 
+#: acquire as the pipeline runs it, compiled: op by op, each call ran hundreds of small
+#: programs (13 s for one reference-mode call on the 2-core machine, 3 s compiled).
+_acquire = jax.jit(acq.acquire, static_argnums=(0, 5))
+
 LN2 = math.log(2.0)
 
 
@@ -99,27 +103,29 @@ def test_random_scores_are_keyed():
 
 def test_bald_properties():
     s = 20
+    # compiled: op by op these few calls took 14 s on the 2-core machine
+    pref_bald, cat_bald = jax.jit(sc.preference_bald), jax.jit(sc.categorical_bald)
     # all samples agree -> 0
     same = jnp.tile(jnp.array([[0.3, -2.0, 5.0]]), (s, 1))
-    np.testing.assert_allclose(sc.preference_bald(same, jnp.zeros_like(same)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(pref_bald(same, jnp.zeros_like(same)), 0.0, atol=1e-6)
     probs = jnp.tile(jax.nn.softmax(jnp.arange(10.0))[None, None], (s, 4, 1))
-    np.testing.assert_allclose(sc.categorical_bald(probs), 0.0, atol=1e-6)
+    np.testing.assert_allclose(cat_bald(probs), 0.0, atol=1e-6)
     mean = jnp.tile(jnp.array([[1.0, -3.0]]), (s, 1))
-    np.testing.assert_allclose(sc.gaussian_rating_bald(mean, jnp.ones_like(mean) * 0.7), 0.0, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(sc.gaussian_rating_bald)(mean, jnp.ones_like(mean) * 0.7), 0.0, atol=1e-6)
     # half the samples say +big, half -big -> ln 2, exactly and without NaN
     for big in (50.0, 1e6, 1e30):
         ra = jnp.concatenate([jnp.full((s // 2, 1), big), jnp.full((s // 2, 1), -big)])
-        got = sc.preference_bald(ra, jnp.zeros_like(ra))
+        got = pref_bald(ra, jnp.zeros_like(ra))
         np.testing.assert_allclose(got, LN2, rtol=1e-6)
         # all agreeing at a huge gap -> 0, finite
-        np.testing.assert_allclose(sc.preference_bald(jnp.abs(ra), -jnp.abs(ra)), 0.0, atol=1e-7)
+        np.testing.assert_allclose(pref_bald(jnp.abs(ra), -jnp.abs(ra)), 0.0, atol=1e-7)
     # >= 0 everywhere
     key = jax.random.PRNGKey(0)
     r = jax.random.normal(key, (s, 500)) * 10
-    assert float(jnp.min(sc.preference_bald(r, jnp.roll(r, 1, axis=1)))) >= 0.0
+    assert float(jnp.min(pref_bald(r, jnp.roll(r, 1, axis=1)))) >= 0.0
     p = jax.nn.softmax(jax.random.normal(key, (s, 500, 10)), -1)
-    assert float(jnp.min(sc.categorical_bald(p))) >= 0.0
-    assert float(jnp.max(sc.categorical_bald(p))) <= math.log(10) + 1e-6
+    assert float(jnp.min(cat_bald(p))) >= 0.0
+    assert float(jnp.max(cat_bald(p))) <= math.log(10) + 1e-6
 
 
 def test_gaussian_rating_bald_matches_quadrature(rng):
@@ -453,10 +459,10 @@ def test_acquire_bald_picks_top_pairs_and_excludes_labelled(rng):
     cfg = AcquisitionConfig(selection="topk", allocation="fixed", pref_fraction=1.0)
     mat, _, _ = acq.dense_pair_scores(r, valid, jax.random.PRNGKey(0))
     best = np.unravel_index(np.argsort(np.asarray(mat).ravel())[::-1][:2], mat.shape)
-    out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp)
+    out = _acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp)
     assert tuple(np.asarray(out.pair_idx)[0]) == (best[0][0], best[1][0])
     lp = jnp.array([[best[1][0], best[0][0]]])  # reversed order is the same pair
-    out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp, labelled_pairs=lp)
+    out = _acquire(cfg, jax.random.PRNGKey(0), r, valid, 1, 4, bin_probs=bp, labelled_pairs=lp)
     assert tuple(np.asarray(out.pair_idx)[0]) == (best[0][1], best[1][1])
 
 
@@ -467,11 +473,11 @@ def test_information_allocation_refuses_scores_not_in_nats(rng):
     for method in ("variance", "entropy", "random"):
         cfg = EffectiveAcquisition(method=method).validate()  # allocation="information"
         with pytest.raises(ConfigError) as e:
-            acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 4, bin_probs=bp)
+            _acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 4, bin_probs=bp)
         assert e.value.field == "method" and "\n" not in str(e.value)
         # one modality, or another allocation: nothing is compared across units
-        acq.acquire(dataclasses.replace(cfg, rating_likelihood="none"), jax.random.PRNGKey(0), r, valid, 4, 4)
-        acq.acquire(dataclasses.replace(cfg, allocation="fixed"), jax.random.PRNGKey(0), r, valid, 4, 4,
+        _acquire(dataclasses.replace(cfg, rating_likelihood="none"), jax.random.PRNGKey(0), r, valid, 4, 4)
+        _acquire(dataclasses.replace(cfg, allocation="fixed"), jax.random.PRNGKey(0), r, valid, 4, 4,
                     bin_probs=bp)
     from configs.presets import get_preset
     with pytest.raises(ConfigError) as e:
@@ -486,16 +492,19 @@ def test_reference_pool_holds_factor_times_n_pairs(rng):
     (the reference's 100 * n), in factor * k_max static slots."""
     r, valid = _pool(rng, n=150)
     true_r = jnp.asarray(rng.normal(size=150).astype(np.float32) * 5)
+    # jitted: op by op, each new shape compiled dozens of small programs (28 s under load).
+    ref = jax.jit(acq.reference_pair_candidates,
+                  static_argnames=("pool_slots", "attempts", "min_gap", "pool_factor"))
     for factor, n in ((3, 4), (7, 2), (100, 1)):
-        cands, stats = acq.reference_pair_candidates(
-            jax.random.PRNGKey(factor), r, true_r, valid, n, factor * 10, attempts=40 * factor * 10,
-            min_gap=0.25, pool_factor=factor)
+        cands, stats = ref(
+            jax.random.PRNGKey(factor), r, true_r, valid, n, pool_slots=factor * 10,
+            attempts=40 * factor * 10, min_gap=0.25, pool_factor=factor)
         assert int(stats.count) == factor * n
         live = np.isfinite(np.asarray(cands.scores))
         assert live.sum() == factor * n and live[: factor * n].all()
     cfg = EffectiveAcquisition(pair_mode="reference", reference_pool_factor=3, allocation="fixed",
                                selection="topk", min_gap=0.25)
-    out = acq.acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 8, bin_probs=_posterior(rng)[2][:, :150],
+    out = _acquire(cfg, jax.random.PRNGKey(0), r, valid, 4, 8, bin_probs=_posterior(rng)[2][:, :150],
                       true_returns=true_r)
     # mean pair BALD is over the 12 candidates: recompute it from the same pool
     key_pairs = jax.random.split(jax.random.PRNGKey(0))[0]  # acquire's first split
@@ -525,8 +534,8 @@ def test_ratings_only_asks_every_query_of_clips_as_the_old_override_did(rng, all
     new = EffectiveAcquisition(allocation=allocation, pref_fraction=0.7, min_pref=3, pairs=False)
     old = EffectiveAcquisition(allocation="fixed", pref_fraction=0.0, min_pref=0)
     for n in (0, 1, 5, 12):
-        a = acq.acquire(new, jax.random.PRNGKey(n), r, valid, n, 12, bin_probs=bp)
-        b = acq.acquire(old, jax.random.PRNGKey(n), r, valid, n, 12, bin_probs=bp)
+        a = _acquire(new, jax.random.PRNGKey(n), r, valid, n, 12, bin_probs=bp)
+        b = _acquire(old, jax.random.PRNGKey(n), r, valid, n, 12, bin_probs=bp)
         assert int(a.n_pref) == 0 and int(a.n_eval) == n
         for name in ("pair_mask", "clip_idx", "clip_mask", "clip_score", "n_pref", "n_eval",
                      "bald_pref_mean", "bald_eval_mean", "a_pref", "a_eval"):
