@@ -264,6 +264,18 @@ def test_static_and_traced_split():
         "pref_fraction", "cost_pref", "cost_eval", "eval_percentile")
 
 
+def test_absorbing_clips_refused_with_a_shift_or_zscoring():
+    cfg = replace(get_preset("smoke"), **{"run.absorbing_clips": True}).validate()
+    assert cfg.run.absorbing_clips is True
+    for field, value, other in (("run.learned_reward_shift", "pool-min", "learned_reward_shift"),
+                                ("run.reward_norm_window", 100, "reward_norm_window")):
+        with pytest.raises(ConfigError, match=rf"^run.absorbing_clips: cannot be combined "
+                                              rf"with {other} "):
+            replace(cfg, **{field: value}).validate()
+    with pytest.raises(ConfigError, match=r"^run.absorbing_clips: must be a bool"):
+        replace(cfg, **{"run.absorbing_clips": "yes"}).validate()
+
+
 def test_learned_reward_shift_refused_with_zscoring_or_an_unknown_value():
     """pool-min is an absolute shift; z-scoring the learned reward would undo it."""
     cfg = replace(get_preset("smoke"), **{"run.learned_reward_shift": "pool-min"}).validate()

@@ -97,6 +97,15 @@ class RunConfig:
         check_nonnegative_int("reward_norm_window", self.reward_norm_window)
         check_choice("learned_reward_shift", self.learned_reward_shift, LEARNED_REWARD_SHIFTS)
         check_bool("absorbing_clips", self.absorbing_clips)
+        if self.absorbing_clips and (self.learned_reward_shift != "none"
+                                     or self.reward_norm_window > 0):
+            # Both move every live step's reward against the absorbing state's 0, which is
+            # the one thing absorbing clips teach.
+            other = ("learned_reward_shift" if self.learned_reward_shift != "none"
+                     else "reward_norm_window")
+            raise ConfigError("absorbing_clips", f"cannot be combined with {other} (it moves "
+                              "the reward of every step alive against the absorbing state's "
+                              "0, which is what absorbing clips teach); use one of them")
         if self.learned_reward_shift != "none" and self.reward_norm_window > 0:
             raise ConfigError("learned_reward_shift", f"{self.learned_reward_shift} has no "
                               "effect with reward_norm_window > 0 (z-scoring removes a "
