@@ -97,22 +97,12 @@ def load_matrices(paths) -> list[list[RunData]]:
 
 def _comparable_config(run: RunData) -> dict:
     """The run's config in this version's fields (older files upgraded), seeds left out."""
-    from active_rlhf_jax.config import load_config_dict, to_dict
+    from active_rlhf_jax.config import leaf_values, load_config_dict
 
-    flat = _flatten(to_dict(load_config_dict(run.config)))
+    flat = leaf_values(load_config_dict(run.config))
     for key in ("seed", "seeds", "name"):
         flat.pop(key, None)
     return flat
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, prefix + k + "."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def _first_difference(a: dict, b: dict) -> str | None:
