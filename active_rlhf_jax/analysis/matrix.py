@@ -196,8 +196,9 @@ def compute_matrix(
         return {g[0].label: _merge_seeds(g[0].label, [(r.path, fn(r)) for r in g])
                 for g in groups}
 
-    sources = {g[0].label: ", ".join(sorted({final_scores(r)[1] for r in g})) for g in groups}
-    scores = merged(lambda r: final_scores(r)[0])
+    final = {r.path: final_scores(r) for g in groups for r in g}  # each file read once
+    sources = {g[0].label: ", ".join(sorted({final[r.path][1] for r in g})) for g in groups}
+    scores = merged(lambda r: final[r.path][0])
     corr = merged(lambda r: last_values(r, "reward_corr"))
     lengths_of = merged(final_lengths)
     queries = merged(lambda r: last_values(r, "queries_total"))
