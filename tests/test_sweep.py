@@ -294,3 +294,29 @@ def test_plan_groups_cells_by_program_and_progress(tmp_path):
         ("partial", [BALD]),
         ("new", ["pref-random+run.budget=40"]),
     ]
+
+
+def test_compare_pair_adds_any_paired_difference(sweep_dir, capsys):
+    """``--pair ARM BASELINE`` adds that paired difference after the automatic ones (a pair
+    already there is not repeated); an arm not in the table exits 2 naming ``pair``."""
+    runs = load_matrix(sweep_dir)
+    rows, pairs = compute_matrix(runs, reps=200, extra_pairs=[
+        ("pref-random", "ground-truth"), (BALD, "pref-random")])
+    assert [(p["arm"], p["baseline"]) for p in pairs] == [
+        (BALD, "pref-random"), ("pref-random", "ground-truth")]
+
+    def finals(arm):
+        data = json.loads((sweep_dir / arm / "final_eval.json").read_text())
+        return {s["seed"]: s["mean"] for s in data["seeds"]}
+
+    rnd, gt = finals("pref-random"), finals("ground-truth")
+    d = np.array([rnd[s] - gt[s] for s in (0, 1)])
+    assert pairs[1]["return"]["mean"] == pytest.approx(d.mean())
+    assert pairs[1]["return"]["ci_hi"] - pairs[1]["return"]["mean"] == pytest.approx(
+        12.706205 * d.std(ddof=1) / np.sqrt(2), rel=1e-5)
+    assert main(["compare", str(sweep_dir), "--bootstrap-reps", "200",
+                 "--pair", "pref-random", "ground-truth"]) == 0
+    assert capsys.readouterr().out == format_matrix(rows, pairs, reps=200)
+    assert main(["compare", str(sweep_dir), "--pair", "pref-bald", "pref-random"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pair" in err and "'pref-bald'" in err

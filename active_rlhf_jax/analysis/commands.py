@@ -110,13 +110,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         # Sweep directories: the matrix table (every arm, % of ground truth, paired diffs),
         # an arm's seeds pooled over the directories.
         rows, pairs = matrix.compute_matrix(matrix.load_matrices(args.run_dirs),
-                                            reps=args.bootstrap_reps, seed=args.bootstrap_seed)
+                                            reps=args.bootstrap_reps, seed=args.bootstrap_seed,
+                                            extra_pairs=args.pair or ())
         if args.json:
             for r in rows + pairs:
                 print(_dumps(r))
         else:
             print(matrix.format_matrix(rows, pairs, reps=args.bootstrap_reps), end="")
         return 0
+    if args.pair:
+        raise ConfigError("pair", "pairs arms of sweep directories (active-rlhf sweep --out "
+                          "DIR); these are run directories")
     runs = load_runs(args.run_dirs, args.labels)
     rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     if args.json:
@@ -207,6 +211,11 @@ def add_subparsers(subparsers) -> None:
     _add_common_runs(p)
     p.add_argument(
         "--json", action="store_true", help="one JSON object per run instead of markdown"
+    )
+    p.add_argument(
+        "--pair", nargs=2, action="append", metavar=("ARM", "BASELINE"),
+        help="sweep directories: also the paired difference ARM - BASELINE (repeatable; "
+        "each BALD arm is paired with its random arm without it)",
     )
     p.set_defaults(func=cmd_compare)
 

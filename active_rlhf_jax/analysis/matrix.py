@@ -5,7 +5,9 @@ bootstrap CI), its percentage of the ground-truth arm's mean, the mean length of
 evaluation episodes (where a task ends episodes early, e.g. a fallen Hopper, short
 episodes say the policy fell), and the last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
 its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
-CI over the paired seeds, for the final return and for ``reward_corr``.
+CI over the paired seeds, for the final return and for ``reward_corr``; any other pair of
+arms on request (``--pair ARM BASELINE``, e.g. a BALD arm against a random arm with BALD's
+reward-model dropout).
 
 Several sweep directories of the same arms on other seeds (``active-rlhf compare M1 M2``,
 e.g. a matrix extended later with ``--seed 105``) form one table: an arm's seeds are the
@@ -182,15 +184,27 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
 
 
 def compute_matrix(
-    runs: list[RunData] | list[list[RunData]], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0
+    runs: list[RunData] | list[list[RunData]], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0,
+    extra_pairs: list[tuple[str, str]] = (),
 ) -> tuple[list[dict], list[dict]]:
     """(one row per arm, one row per BALD-vs-random pair); see the module docstring.
 
     ``runs``: one RunData per arm (:func:`load_matrix`), or per arm the list of its
     directories (:func:`load_matrices`), whose seeds are pooled.
+    ``extra_pairs``: more ``(arm, baseline)`` paired differences, after the automatic ones
+    (e.g. a BALD arm against a control random arm that differs from its own counterpart
+    in one setting); a pair already listed is not repeated.
+
+    Raises:
+        ConfigError: an arm of ``extra_pairs`` is not in the table (field ``pair``).
     """
     groups = [g if isinstance(g, list) else [g] for g in runs]
     by_name = {g[0].label: g[0] for g in groups}
+    for pair in extra_pairs:
+        for name in pair:
+            if name not in by_name:
+                raise ConfigError("pair", f"no arm named {name!r} in the table (arms: "
+                                  + ", ".join(by_name) + ")")
 
     def merged(fn) -> dict[str, dict[int, float]]:
         return {g[0].label: _merge_seeds(g[0].label, [(r.path, fn(r)) for r in g])
@@ -229,7 +243,7 @@ def compute_matrix(
             "queries": float(np.mean(q)) if q.size else math.nan,
             "source": sources[r.label],
         })
-    pairs = []
+    wanted = []
     for r in by_name.values():
         other = random_counterpart(r.label)
         if other is not None and other not in by_name:
@@ -240,12 +254,14 @@ def compute_matrix(
                 other = plain
         if other is None or other not in by_name:
             continue
-        pairs.append({
-            "arm": r.label,
-            "baseline": other,
-            "return": paired_difference(scores[r.label], scores[other]),
-            "reward_corr": paired_difference(corr[r.label], corr[other]),
-        })
+        wanted.append((r.label, other))
+    wanted += [tuple(p) for p in extra_pairs if tuple(p) not in wanted]
+    pairs = [{
+        "arm": arm,
+        "baseline": other,
+        "return": paired_difference(scores[arm], scores[other]),
+        "reward_corr": paired_difference(corr[arm], corr[other]),
+    } for arm, other in wanted]
     return rows, pairs
 
 
