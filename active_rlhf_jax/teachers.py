@@ -7,6 +7,8 @@ caller counts queries, the buffers store only valid labels.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,6 +114,42 @@ def pool_rating_range(rew: jax.Array, valid: jax.Array, gamma: float):
     return jnp.where(any_valid, lo, 0.0), jnp.where(any_valid, hi, 0.0)
 
 
+class PoolRanks(NamedTuple):
+    """The relative scale of ``rating_scale="pool-rank"``: the pool's discounted true
+    clip returns ``[P]`` and which clips are valid ``[P]`` bool."""
+
+    returns: jax.Array
+    valid: jax.Array
+
+
+def pool_rank_scale(rew: jax.Array, valid: jax.Array, gamma: float) -> PoolRanks:
+    """``rating_scale="pool-rank"``: the pool's ``gamma``-discounted true returns.
+
+    Args:
+        rew: [P, L] true per-step rewards; valid: [P] bool.
+    """
+    return PoolRanks(compute_discounted_return(rew, gamma), valid)
+
+
+def compute_rank_bins(ret: jax.Array, ranks: PoolRanks, num_bins: int) -> jax.Array:
+    """K equal bins of the pool's empirical CDF: ``min(K c // n, K-1)`` with ``c`` the
+    number of valid pool clips whose return is strictly below ``ret`` and ``n`` the number
+    of valid clips (integer arithmetic, so exact). A clip of the pool is in bin
+    ``floor(K rank / n)``: with ``n >= K`` each bin holds ``n / K`` of the pool's clips
+    (tied returns share the lowest of their bins). Every return is in bin 0 when the pool
+    is empty.
+
+    Args:
+        ret: [N] returns to rate; ranks: the pool (:func:`pool_rank_scale`).
+
+    Returns:
+        [N] int32 in 0..K-1.
+    """
+    below = jnp.sum(ranks.valid[None, :] & (ranks.returns[None, :] < ret[:, None]), axis=1)
+    n = jnp.maximum(jnp.sum(ranks.valid), 1)
+    return jnp.minimum((num_bins * below) // n, num_bins - 1).astype(jnp.int32)
+
+
 def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
                   compat: CompatConfig = CompatConfig(), *, num_bins: int,
                   gamma: float, scale=None) -> tuple[jax.Array, jax.Array]:
@@ -119,7 +157,9 @@ def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
 
     The ``gamma``-discounted true return is clipped to ``cfg.rating_range`` and binned
     into 0..K-1 (``num_bins`` = K); with ``scale = (lo, hi)`` (``rating_scale="pool"``) the
-    K equal bins span that range instead (:func:`compute_relative_bins`). K and gamma are the reward model's
+    K equal bins span that range instead (:func:`compute_relative_bins`); with ``scale`` a
+    :class:`PoolRanks` (``rating_scale="pool-rank"``) the bins are the pool's K quantile
+    ranges (:func:`compute_rank_bins`). K and gamma are the reward model's
     (``reward.num_bins``, ``reward.gamma``): the model explains what the teacher rates.
     Default noise: ``round(clip(bin + N(0, sigma^2), 0, K-1))``. Under
     ``compat.biased_rating_noise`` (reference bug): ``bin + eps`` with ``eps ~ N(0, (10
@@ -129,7 +169,7 @@ def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
         key: teacher key.
         rew: [N, L] true per-step rewards.
         num_bins, gamma: the rating scale's bins K and discount.
-        scale: None (``cfg.rating_range``) or traced ``(lo [], hi [])``.
+        scale: None (``cfg.rating_range``), traced ``(lo [], hi [])`` or :class:`PoolRanks`.
 
     Returns:
         (rating [N] float, valid [N] bool (all True)).
@@ -137,6 +177,8 @@ def label_ratings(key: jax.Array, rew: jax.Array, cfg: TeacherConfig,
     g = compute_discounted_return(rew, gamma)
     if scale is None:
         bins = compute_rating_bins(g, cfg.rating_range, num_bins)
+    elif isinstance(scale, PoolRanks):
+        bins = compute_rank_bins(g, scale, num_bins)
     else:
         bins = compute_relative_bins(g, scale[0], scale[1], num_bins)
     bins = bins.astype(jnp.float32)

@@ -15,6 +15,10 @@ the model little. This reads a run's newest checkpoint and prints, per seed:
 Nothing is trained; only the checkpoint (``<run>/checkpoints/<step>/default``) and
 ``config.json`` are read, so the run must still have its checkpoints.
 
+(``teacher.rating_scale="pool-rank"`` bins by the pool's quantiles instead, so its pool
+bins hold a K-th of the clips each by construction; the ratings' histogram still shows
+which clips were asked.)
+
 Usage::
 
     python -m benchmarks.rating_resolution runs/coldstart/unified-random+teacher.rating_scale=pool \\
@@ -31,38 +35,46 @@ from pathlib import Path
 import numpy as np
 
 
-def pool_bins(rew: np.ndarray, valid: np.ndarray, gamma: float, num_bins: int) -> np.ndarray:
+def pool_bins(rew: np.ndarray, valid: np.ndarray, gamma: float, num_bins: int,
+              scale: str = "pool") -> np.ndarray:
     """The teacher's relative bin of every valid clip, in numpy.
 
     Args:
         rew: [P, L] true per-step rewards (0 on absorbing steps).
         valid: [P] bool.
+        scale: ``teacher.rating_scale``, "pool" or "pool-rank".
 
     Returns:
-        [V] int bins in 0..K-1 of the valid clips, in pool order: ``floor(K (g - lo) / (hi -
-        lo))`` clipped to K-1, with g the gamma-discounted return and lo/hi its extremes
-        over the valid clips (``teachers.compute_relative_bins``; all 0 when hi == lo).
+        [V] int bins in 0..K-1 of the valid clips, in pool order. "pool": ``floor(K (g -
+        lo) / (hi - lo))`` clipped to K-1, with g the gamma-discounted return and lo/hi its
+        extremes over the valid clips (``teachers.compute_relative_bins``; all 0 when hi
+        == lo). "pool-rank": ``min(K c // V, K-1)`` with c the number of valid clips whose
+        return is strictly lower (``teachers.compute_rank_bins``).
     """
     g = (rew[valid].astype(np.float64) * gamma ** np.arange(rew.shape[-1])).sum(-1)
     if g.size == 0:
         return np.zeros(0, int)
+    if scale == "pool-rank":
+        below = (g[None, :] < g[:, None]).sum(1)
+        return np.minimum(num_bins * below // g.size, num_bins - 1)
     lo, hi = g.min(), g.max()
     if hi <= lo:
         return np.zeros(g.shape, int)
     return np.clip(np.floor(num_bins * (g - lo) / (hi - lo)), 0, num_bins - 1).astype(int)
 
 
-def pool_summary(rew, obs, valid, gamma: float, num_bins: int) -> dict:
+def pool_summary(rew, obs, valid, gamma: float, num_bins: int, scale: str = "pool") -> dict:
     """One seed's pool: ``{"clips", "lo", "hi", "bins" [K], "absorbing_share",
     "live_steps_by_bin" [K] (None for an empty bin)}``.
 
     Args:
         rew: [P, L]; obs: [P, L, o] (NaN rows are absorbing steps); valid: [P] bool.
+        scale: the teacher's relative scale (:func:`pool_bins`).
     """
     valid = np.asarray(valid, bool)
     rew = np.asarray(rew)
     g = (rew[valid].astype(np.float64) * gamma ** np.arange(rew.shape[-1])).sum(-1)
-    bins = pool_bins(rew, valid, gamma, num_bins)
+    bins = pool_bins(rew, valid, gamma, num_bins, scale)
     absorbing = np.isnan(np.asarray(obs)[valid]).any(-1)  # [V, L]
     live = (~absorbing).sum(-1)
     return {
@@ -133,7 +145,7 @@ def summarize_run(run_dir: Path) -> dict:
            "absorbing_clips": cfg["run"].get("absorbing_clips", False), "seeds": []}
     for s in range(seeds):
         rec = {"pool": pool_summary(st["/pool/rew"][s], st["/pool/obs"][s], st["/pool/valid"][s],
-                                    gamma, k)}
+                                    gamma, k, out["rating_scale"])}
         if "/buffers/rating_value" in st:
             rec["ratings"] = rating_summary(st["/buffers/rating_value"][s],
                                             st["/buffers/rating_valid"][s],

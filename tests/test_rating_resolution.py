@@ -21,6 +21,8 @@ def test_pool_bins_match_the_teachers_formula_by_hand():
     np.testing.assert_array_equal(rr.pool_bins(rew, valid, 0.5, 4), [2, 0, 3])
     # One distinct return: every clip in bin 0 (the teacher's hi <= lo case).
     np.testing.assert_array_equal(rr.pool_bins(rew[:2] * 0, valid[:2], 0.5, 4), [0, 0])
+    # pool-rank, K 4, V 3: ranks 1, 0, 2 -> floor(4 r / 3) = 1, 0, 2.
+    np.testing.assert_array_equal(rr.pool_bins(rew, valid, 0.5, 4, "pool-rank"), [1, 0, 2])
 
 
 def test_pool_summary_by_hand():

@@ -1,5 +1,6 @@
-"""The relative rating scale (``teacher.rating_scale="pool"``): the teacher's bins over the
-pool's range, rounds stored with the ratings, and the reward model's per-round calibration."""
+"""The relative rating scales (``teacher.rating_scale="pool"`` and ``"pool-rank"``): the
+teacher's bins over the pool's range or its quantiles, rounds stored with the ratings, and
+the reward model's per-round calibration."""
 
 import dataclasses
 
@@ -14,7 +15,14 @@ from active_rlhf_jax.config import ConfigError, RewardModelConfig, TeacherConfig
 from active_rlhf_jax.reward import likelihoods as lik
 from active_rlhf_jax.reward import make_reward_model, make_reward_trainer
 from active_rlhf_jax.reward.posterior import compute_rating_nll, ordinal_link
-from active_rlhf_jax.teachers import compute_relative_bins, label_ratings, pool_rating_range
+from active_rlhf_jax.teachers import (
+    PoolRanks,
+    compute_rank_bins,
+    compute_relative_bins,
+    label_ratings,
+    pool_rank_scale,
+    pool_rating_range,
+)
 from configs.presets import get_preset
 
 # The trainer fits below are compile-bound (tests/conftest.py::_compile_mode).
@@ -52,6 +60,37 @@ def test_teacher_rates_on_the_given_scale():
     # The fixed scale puts all four in the lowest of 3 bins over (-30, 300).
     fixed, _ = label_ratings(KEY, rew, cfg, num_bins=3, gamma=0.99)
     assert fixed.tolist() == [0.0] * 4
+
+
+def test_rank_bins_hand_values():
+    # Valid pool returns 5, 1, 3, 9, 7 (n 5; the 100 is invalid), K 5: clip of rank r is in
+    # bin r; a return above the pool (100) or below it (-4) clips to the end bins.
+    ranks = PoolRanks(jnp.asarray([5.0, 1.0, 3.0, 9.0, 7.0, 100.0]),
+                      jnp.asarray([True] * 5 + [False]))
+    ret = jnp.asarray([1.0, 3.0, 5.0, 7.0, 9.0, 100.0, -4.0, 6.0])
+    assert compute_rank_bins(ret, ranks, 5).tolist() == [0, 1, 2, 3, 4, 4, 0, 3]
+    # Ties share the lowest of their bins: pool 2, 2, 2, 8 in K 2 -> 2s in bin 0, 8 in
+    # bin floor(2 * 3 / 4) = 1.
+    tied = PoolRanks(jnp.asarray([2.0, 2.0, 2.0, 8.0]), jnp.ones(4, bool))
+    assert compute_rank_bins(jnp.asarray([2.0, 8.0]), tied, 2).tolist() == [0, 1]
+    # An empty pool: every return in bin 0.
+    empty = PoolRanks(jnp.zeros(3), jnp.zeros(3, bool))
+    assert compute_rank_bins(jnp.asarray([-1.0, 5.0]), empty, 4).tolist() == [0, 0]
+
+
+def test_rank_scale_resolves_a_skewed_pool():
+    """Nine clips with returns 0..8 and one at 1,000 (L 1): equal-width bins over the
+    pool's range put all nine in bin 0 of 5; rank bins put them floor(5 i / 10) = two a
+    bin, the outlier in the top one."""
+    rew = jnp.concatenate([jnp.arange(9.0), jnp.asarray([1000.0])])[:, None]
+    valid = jnp.ones(10, bool)
+    cfg = TeacherConfig(rating_noise_std=0.0)
+    lo, hi = pool_rating_range(rew, valid, 0.99)
+    by_range, _ = label_ratings(KEY, rew, cfg, num_bins=5, gamma=0.99, scale=(lo, hi))
+    by_rank, _ = label_ratings(KEY, rew, cfg, num_bins=5, gamma=0.99,
+                               scale=pool_rank_scale(rew, valid, 0.99))
+    assert by_range.tolist() == [0.0] * 9 + [4.0]
+    assert by_rank.tolist() == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]
 
 
 def test_buffers_keep_each_ratings_round():
@@ -157,6 +196,11 @@ def test_pipeline_teacher_uses_the_pool_range_and_tags_the_round():
     # discounted returns are i * sum(gamma^t): clip 3 sits at 3/7 of the range.
     assert ratings.rating.tolist() == [0.0, k - 1.0, float(np.floor(3 / 7 * k))]
     assert ratings.round.tolist() == [5, 5, 5]
+    # pool-rank: clip i has i clips below it of 8, so its bin is floor(K i / 8).
+    rank_cfg = replace(cfg, **{"teacher.rating_scale": "pool-rank"}).validate()
+    assert rank_cfg.rating_rounds == cfg.rating_rounds
+    _, ranked = make_feedback_stages(rank_cfg, env).label(KEY, KEY, pool, q, jnp.int32(5))
+    assert ranked.rating.tolist() == [0.0, float(7 * k // 8), float(3 * k // 8)]
 
 
 def test_pool_scale_needs_the_ordinal_likelihood():
@@ -164,5 +208,7 @@ def test_pool_scale_needs_the_ordinal_likelihood():
         "teacher.rating_scale": "pool", "reward.rating_likelihood": "gaussian"})
     with pytest.raises(ConfigError, match=r"^teacher.rating_scale: pool needs"):
         cfg.validate()
+    with pytest.raises(ConfigError, match=r"^teacher.rating_scale: pool-rank needs"):
+        replace(cfg, **{"teacher.rating_scale": "pool-rank"}).validate()
     with pytest.raises(ConfigError, match=r"rating_scale"):
         dataclasses.replace(TeacherConfig(), rating_scale="relative").validate()

@@ -153,8 +153,9 @@ class Config:
     @property
     def rating_rounds(self) -> int:
         """Labelling rounds with their own rating calibration: the initial batch and one
-        per iteration under ``teacher.rating_scale="pool"``; 0 (none) on a fixed scale."""
-        return self.num_iterations + 1 if self.teacher.rating_scale == "pool" else 0
+        per iteration on a relative scale (``teacher.rating_scale="pool"`` or
+        ``"pool-rank"``); 0 (none) on the fixed scale."""
+        return self.num_iterations + 1 if self.teacher.rating_scale != "fixed" else 0
 
     def validate(self) -> Config:
         """Check every field; raises ConfigError naming it. Returns self."""
@@ -186,9 +187,9 @@ class Config:
             raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
         if self.run.feedback != "none" and self.num_iterations < 2:
             raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")
-        if self.teacher.rating_scale == "pool" and self.reward.rating_likelihood != "ordinal":
-            raise ConfigError("teacher.rating_scale", "pool needs reward.rating_likelihood="
-                              "ordinal (its per-round calibration shifts and scales the "
+        if self.teacher.rating_scale != "fixed" and self.reward.rating_likelihood != "ordinal":
+            raise ConfigError("teacher.rating_scale", f"{self.teacher.rating_scale} needs "
+                              "reward.rating_likelihood=ordinal (its per-round calibration shifts and scales the "
                               "ordinal link's input)")
         _check_posterior_spread(self)
         self._check_budget_supply()

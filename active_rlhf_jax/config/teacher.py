@@ -58,7 +58,10 @@ class TeacherConfig:
         "fixed", help="fixed (the clip's discounted return on rating_range's bins) or pool "
         "(a relative scale: each labelling round's bins span the lowest to the highest "
         "discounted true return of the clips in the pool then, and the reward model learns "
-        "one affine calibration of its rating target per round; ordinal likelihood only).")
+        "one affine calibration of its rating target per round; ordinal likelihood only) "
+        "or pool-rank (relative too, but each round's bins are the pool's K quantile "
+        "ranges, so every bin holds a K-th of the pool's clips however skewed their "
+        "returns are).")
 
     def validate(self) -> TeacherConfig:
         check_choice("pref_model", self.pref_model, {"deterministic", "bradley_terry"})
@@ -73,5 +76,5 @@ class TeacherConfig:
         check_nonnegative("rating_noise_std", self.rating_noise_std)
         check_positive("rating_beta", self.rating_beta)
         check_range_pair("rating_range", self.rating_range)
-        check_choice("rating_scale", self.rating_scale, {"fixed", "pool"})
+        check_choice("rating_scale", self.rating_scale, {"fixed", "pool", "pool-rank"})
         return self

@@ -163,7 +163,7 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
     kinds = choices.get("run.feedback")  # e.g. ("preference", "both"), or None
     model = make_reward_model(c.reward, env.observation_size, env.action_size, compat,
                               num_rounds=c.rating_rounds, absorbing=run.absorbing_clips)
-    relative = c.teacher.rating_scale == "pool"
+    relative = c.teacher.rating_scale != "fixed"  # "pool" or "pool-rank": one round each
     traced_dropout = "reward.dropout" in choices  # a sweep's cells differ in it
     trainer = make_reward_trainer(c.reward, model, traced_dropout)
     acq_cfg = effective_acquisition(c)
@@ -280,7 +280,8 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
     def label(key_pref, key_rating, pool, queries: Queries, round_idx, hyper=None):
         """The simulated teacher labels the asked queries from the true rewards. A label
         the teacher drops (a tie under ``min_gap``, say) leaves its slot masked. On a
-        relative rating scale the bins span the pool's discounted true returns now."""
+        relative rating scale the bins span the pool's discounted true returns now (their
+        range, or their quantiles under ``pool-rank``)."""
         prefs = ratings = None
         teacher = apply_hyper(c.teacher, hyper, "teacher")
         if use_pref:
@@ -290,8 +291,12 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
                                     act_b=pool.act[b], label=lab, mask=queries.pair_mask & ok)
         if use_eval:
             i = queries.clip_idx
-            scale = (teachers.pool_rating_range(pool.rew, pool.valid, c.reward.gamma)
-                     if relative else None)
+            scale = {"fixed": lambda: None,
+                     "pool": lambda: teachers.pool_rating_range(pool.rew, pool.valid,
+                                                               c.reward.gamma),
+                     "pool-rank": lambda: teachers.pool_rank_scale(pool.rew, pool.valid,
+                                                                   c.reward.gamma),
+                     }[c.teacher.rating_scale]()
             rating, ok = teachers.label_ratings(key_rating, pool.rew[i], teacher, compat,
                                                 num_bins=c.reward.num_bins, gamma=c.reward.gamma,
                                                 scale=scale)

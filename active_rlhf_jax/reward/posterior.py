@@ -97,9 +97,12 @@ def ordinal_link(params: dict, cfg: RewardModelConfig) -> tuple[jax.Array, jax.A
 def calibrate_rounds(params: dict, z: jax.Array, rounds) -> jax.Array:
     """Per-round affine calibration of the ordinal link's input (relative rating scale).
 
-    Under ``teacher.rating_scale="pool"`` each labelling round r rates on its own bins, so
-    the model learns ``z_r = exp(s g_r) z + s b_r`` (``g = round_log_gain``, ``b =
-    round_shift``, both [R] and 0 at init, ``s = LINK_PARAM_SCALE``) with shared cut points.
+    Under a relative ``teacher.rating_scale`` ("pool", "pool-rank") each labelling round r
+    rates on its own bins, so the model learns ``z_r = exp(s g_r) z + s b_r`` (``g =
+    round_log_gain``, ``b = round_shift``, both [R] and 0 at init, ``s =
+    LINK_PARAM_SCALE``) with shared cut points. On "pool" a round's bins are an affine map
+    of another's, so this calibration is exact; on "pool-rank" they follow the pool's
+    quantiles, which an affine map only approximates from round to round.
 
     Args:
         params: one member's variables; without ``round_shift`` (a fixed scale) ``z`` is
