@@ -1,0 +1,119 @@
+"""What a step alive is worth under a run's final learned reward, in true-reward units.
+
+On Hopper-v5 and Walker2d-v5 the true reward pays 1 per healthy step (plus forward speed,
+minus control cost) and an episode ends on a fall, after which nothing is paid: whether
+staying alive pays is set by the reward's offset, which preference labels between clips of
+equal length cannot identify. ``run.absorbing_clips`` pins the offset (absorbing steps are
+worth exactly 0); ``run.learned_reward_shift=pool-min`` sets it by adding minus the pool's
+lowest per-step learned reward. This script reads a run's newest checkpoint and measures
+what each did, per seed:
+
+- fit ``r_hat = a r + b`` by least squares over the pool's live steps (``r``: the true
+  per-step reward, ``r_hat``: the learned one, as PPO reads it: ``step_reward`` of the
+  fitted model, the pool-min shift added where the run used it);
+- the alive value ``1 + b / a``: what the learned reward pays a live step beyond what its
+  true reward explains, in units of the true reward (the true reward's own is 1.0; 0 means
+  a fall costs nothing);
+- the per-step Pearson correlation of ``r_hat`` with ``r`` (the clip-level ranking that
+  ``reward_corr`` logs is coarser).
+
+Nothing is trained; only ``config.json`` and ``checkpoints/<newest>/default`` are read, so
+the run must still have its checkpoints (they are not committed).
+
+Usage::
+
+    python -m benchmarks.alive_value runs/walker_abs/pref-random+run.absorbing_clips=true \\
+        [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.rating_resolution import newest_checkpoint
+
+
+def alive_fit(r_true: np.ndarray, r_hat: np.ndarray) -> dict:
+    """Least-squares ``r_hat = a r + b`` over live steps.
+
+    Args:
+        r_true, r_hat: [n] true and learned per-step rewards of the same live steps.
+
+    Returns:
+        ``{"slope": a, "intercept": b, "alive_value": 1 + b / a, "step_corr": Pearson}``.
+    """
+    x, y = np.asarray(r_true, np.float64), np.asarray(r_hat, np.float64)
+    a, b = np.polyfit(x, y, 1)
+    return {"slope": float(a), "intercept": float(b), "alive_value": float(1.0 + b / a),
+            "step_corr": float(np.corrcoef(x, y)[0, 1])}
+
+
+def measure_run(run_dir: Path) -> dict:
+    """Per-seed :func:`alive_fit` of a run directory's newest checkpoint."""
+    import warnings
+
+    import jax
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+
+    from active_rlhf_jax.batches import absorbing_steps
+    from active_rlhf_jax.pipeline.runner import load_config
+    from active_rlhf_jax.reward.model import make_reward_model
+
+    cfg = load_config(run_dir)
+    path = newest_checkpoint(run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = ocp.PyTreeCheckpointer().restore(path.resolve())
+    pool, params = state["pool"], state["reward"]["params"]
+    obs_size, act_size = np.asarray(pool["obs"]).shape[-1], np.asarray(pool["act"]).shape[-1]
+    model = make_reward_model(cfg.reward, obs_size, act_size, cfg.compat,
+                              num_rounds=cfg.rating_rounds, absorbing=cfg.run.absorbing_clips)
+    shifted = cfg.run.learned_reward_shift != "none"
+    seeds = []
+    for s in range(np.asarray(pool["valid"]).shape[0]):
+        member = jax.tree_util.tree_map(lambda x, s=s: jnp.asarray(x[s]), params)
+        obs, act = jnp.asarray(pool["obs"][s]), jnp.asarray(pool["act"][s])
+        r_hat = np.asarray(model.step_reward(member, obs, act), np.float64)  # [P, L]
+        live = np.asarray(pool["valid"][s])[:, None] & ~np.asarray(absorbing_steps(obs))
+        y = r_hat[live]
+        if shifted:  # what PPO adds: minus the pool's lowest live learned step reward
+            y = y - y.min()
+        fit = alive_fit(np.asarray(pool["rew"][s])[live], y)
+        fit["absorbing_share"] = float(1.0 - live[np.asarray(pool["valid"][s])].mean())
+        seeds.append(fit)
+    return {"run": str(run_dir), "checkpoint": str(path), "env_id": cfg.env.env_id,
+            "shift": cfg.run.learned_reward_shift, "absorbing_clips": cfg.run.absorbing_clips,
+            "seeds": seeds}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="run directories (with checkpoints)")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    a = p.parse_args(argv)
+    out = []
+    for run in a.runs:
+        try:
+            res = measure_run(run)
+        except (FileNotFoundError, KeyError) as e:
+            print(f"alive_value: {run}: {e}", file=sys.stderr)
+            return 2
+        out.append(res)
+        vals = [f"{x['alive_value']:+.2f}" for x in res["seeds"]]
+        corr = [f"{x['step_corr']:.2f}" for x in res["seeds"]]
+        mean = np.mean([x["alive_value"] for x in res["seeds"]])
+        print(f"{run}: alive value per seed {', '.join(vals)} (mean {mean:+.2f}; true 1.00); "
+              f"per-step corr {', '.join(corr)}")
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
