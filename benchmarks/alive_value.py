@@ -17,13 +17,21 @@ what each did, per seed:
 - the per-step Pearson correlation of ``r_hat`` with ``r`` (the clip-level ranking that
   ``reward_corr`` logs is coarser).
 
-Nothing is trained; only ``config.json`` and ``checkpoints/<newest>/default`` are read, so
-the run must still have its checkpoints (they are not committed).
+With ``--episodes N`` it also runs each seed's final deterministic policy for N episodes in
+Gymnasium's env and, on those steps, reads the learned reward against the same fit: the
+residual ``(r_hat - b) / a - r`` (true-reward units: what the learned reward pays a step
+beyond what the fit explains) over the last ``--window`` steps before each fall, against
+the episodes' other steps. A positive residual before falls is a learned reward that pays
+the moves that end in a fall, which PPO can exploit.
+
+Nothing is trained; only ``config.json``, ``checkpoints/<newest>/default`` and (with
+``--episodes``) ``policy/final`` are read, so the run must still have its checkpoints
+(they are not committed).
 
 Usage::
 
     python -m benchmarks.alive_value runs/walker_abs/pref-random+run.absorbing_clips=true \\
-        [--json out.json]
+        [--episodes 2 --window 20] [--json out.json]
 """
 
 from __future__ import annotations
@@ -53,8 +61,9 @@ def alive_fit(r_true: np.ndarray, r_hat: np.ndarray) -> dict:
             "step_corr": float(np.corrcoef(x, y)[0, 1])}
 
 
-def measure_run(run_dir: Path) -> dict:
-    """Per-seed :func:`alive_fit` of a run directory's newest checkpoint."""
+def measure_run(run_dir: Path, episodes: int = 0, window: int = 20) -> dict:
+    """Per-seed :func:`alive_fit` of a run directory's newest checkpoint (and, with
+    ``episodes``, :func:`policy_residuals` of its final policy)."""
     import warnings
 
     import jax
@@ -86,21 +95,76 @@ def measure_run(run_dir: Path) -> dict:
             y = y - y.min()
         fit = alive_fit(np.asarray(pool["rew"][s])[live], y)
         fit["absorbing_share"] = float(1.0 - live[np.asarray(pool["valid"][s])].mean())
+        if episodes:
+            offset = -float(r_hat[live].min()) if shifted else 0.0
+            fit.update(policy_residuals(
+                run_dir, s, episodes, window, fit,
+                lambda o, a_, m=member, c=offset: np.asarray(
+                    model.step_reward(m, jnp.asarray(o), jnp.asarray(a_)), np.float64) + c))
         seeds.append(fit)
     return {"run": str(run_dir), "checkpoint": str(path), "env_id": cfg.env.env_id,
             "shift": cfg.run.learned_reward_shift, "absorbing_clips": cfg.run.absorbing_clips,
             "seeds": seeds}
 
 
+def policy_residuals(run_dir: Path, seed_index: int, episodes: int, window: int, fit: dict,
+                     learned) -> dict:
+    """Residual of the learned reward on the final policy's own deterministic episodes.
+
+    Args:
+        seed_index: row of the run's seeds; fit: that seed's :func:`alive_fit`.
+        learned: ``(obs [n, o], act [n, a]) -> [n]`` learned reward as PPO reads it.
+
+    Returns:
+        ``{"episode_lengths", "falls", "residual_before_fall", "residual_elsewhere"}``:
+        mean residual ``(r_hat - b) / a - r`` over the last ``window`` steps of episodes
+        that ended in a fall (None without falls), and over every other step.
+    """
+    from active_rlhf_jax.evaluation import _load_policy, make_gym_env
+
+    policy = _load_policy(run_dir, None)
+    import jax
+    import jax.numpy as jnp
+
+    state = jax.tree_util.tree_map(lambda x: x[seed_index], policy.state)
+    act = jax.jit(lambda o: policy.ppo.act(state, o, jax.random.PRNGKey(0), True))
+    env = make_gym_env(policy.env_id, policy.env_options, None, verbose=False)
+    low, high = env.action_space.low, env.action_space.high
+    before, elsewhere, lengths, falls = [], [], [], 0
+    for ep in range(episodes):
+        o, _ = env.reset(seed=10_000 + ep)
+        obs, acts, rews, done, fell = [], [], [], False, False
+        while not done:
+            a = np.clip(np.asarray(act(jnp.asarray(o, jnp.float32)), np.float64), low, high)
+            o2, r, term, trunc, _ = env.step(a)
+            obs.append(o), acts.append(a), rews.append(r)
+            o, done, fell = o2, term or trunc, term
+        res = (learned(np.asarray(obs), np.asarray(acts)) - fit["intercept"]) / fit["slope"]
+        res = res - np.asarray(rews)
+        lengths.append(len(rews))
+        if fell:
+            falls += 1
+            before.extend(res[-window:]), elsewhere.extend(res[:-window])
+        else:
+            elsewhere.extend(res)
+    env.close()
+    return {"episode_lengths": lengths, "falls": falls,
+            "residual_before_fall": float(np.mean(before)) if before else None,
+            "residual_elsewhere": float(np.mean(elsewhere)) if elsewhere else None}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run directories (with checkpoints)")
+    p.add_argument("--episodes", type=int, default=0,
+                   help="final-policy episodes per seed in Gymnasium's env (0: none)")
+    p.add_argument("--window", type=int, default=20, help="steps before a fall")
     p.add_argument("--json", type=Path, help="also write the figures here")
     a = p.parse_args(argv)
     out = []
     for run in a.runs:
         try:
-            res = measure_run(run)
+            res = measure_run(run, a.episodes, a.window)
         except (FileNotFoundError, KeyError) as e:
             print(f"alive_value: {run}: {e}", file=sys.stderr)
             return 2
@@ -110,6 +174,12 @@ def main(argv=None) -> int:
         mean = np.mean([x["alive_value"] for x in res["seeds"]])
         print(f"{run}: alive value per seed {', '.join(vals)} (mean {mean:+.2f}; true 1.00); "
               f"per-step corr {', '.join(corr)}")
+        if a.episodes:
+            for i, x in enumerate(res["seeds"]):
+                fmt = lambda v: "n/a" if v is None else f"{v:+.2f}"  # noqa: E731
+                print(f"  seed row {i}: episode lengths {x['episode_lengths']}, falls "
+                      f"{x['falls']}; residual before falls {fmt(x['residual_before_fall'])}, "
+                      f"elsewhere {fmt(x['residual_elsewhere'])}")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
     return 0
