@@ -8,6 +8,13 @@ Where: ``$JAX_COMPILATION_CACHE_DIR`` if set (JAX's own variable), else
 ``ACTIVE_RLHF_NO_COMPILE_CACHE=1``. Only programs that take at least
 :data:`MIN_COMPILE_SECONDS` to compile are stored, so the cache holds the few large
 programs of a run, not every small helper.
+
+What it cannot keep: JAX never writes a program that contains a host callback to the
+persistent cache, and the C MuJoCo backend (``env.backend mujoco``, what ``auto`` picks on
+a CPU) steps through ``jax.pure_callback``. So on that backend the pipeline's large
+programs (the initial phase and the chunk program) compile afresh on every run and resume;
+only MJX and the pure-JAX probe environments get the cache's benefit.
+:func:`uncacheable_reason` says so, and the runner prints it once per run.
 """
 
 from __future__ import annotations
@@ -48,3 +55,21 @@ def enable(environ=os.environ) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return path
+
+
+def uncacheable_reason(env_backend: str) -> str | None:
+    """Why the persistent cache cannot keep a run's programs, or None when it can.
+
+    ``env_backend``: the environment's resolved backend (``Env.backend``). Checked against
+    JAX itself: ``Not writing persistent cache entry ... because it uses host callbacks``
+    in its compiler log for a C MuJoCo run, and three entries written for the same run on a
+    probe environment (2026-12-04).
+    """
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        return None
+    if env_backend == "mujoco":
+        return ("the persistent compilation cache cannot keep this run's programs: C MuJoCo "
+                "steps through a host callback, which JAX never caches (MJX programs are kept)")
+    return None

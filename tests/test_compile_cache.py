@@ -17,3 +17,22 @@ def test_cache_can_be_turned_off():
                           "JAX_COMPILATION_CACHE_DIR": "/x"}) is None
     assert cache_dir({"ACTIVE_RLHF_NO_COMPILE_CACHE": "0", "XDG_CACHE_HOME": "/c"}) == Path(
         "/c/active-rlhf-jax/jax")
+
+
+def test_c_mujoco_runs_are_said_to_miss_the_cache(tmp_path):
+    """JAX never caches a program with a host callback; C MuJoCo steps through one."""
+    import jax
+
+    from active_rlhf_jax.compile_cache import uncacheable_reason
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        reason = uncacheable_reason("mujoco")
+        assert reason is not None and "host callback" in reason
+        assert uncacheable_reason("mjx") is None
+        assert uncacheable_reason("jax") is None
+        jax.config.update("jax_compilation_cache_dir", None)
+        assert uncacheable_reason("mujoco") is None  # no cache, nothing to say
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from active_rlhf_jax import strict_json
+from active_rlhf_jax.compile_cache import uncacheable_reason
 from active_rlhf_jax.config import Config, ConfigError, load_config_dict, to_dict
 from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
@@ -340,6 +341,10 @@ def _run_locked(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
     # Compile time of each program, reported on stderr and in the returned summary (a
     # program found in the persistent compilation cache takes about a second).
     compile_seconds = {}
+    if main:
+        reason = uncacheable_reason(pipe.env.backend)
+        if reason:
+            rundir.note(reason)
 
     def chunk_fn(length, state):
         """The compiled chunk program of ``length`` iterations (compiled ahead of its first
