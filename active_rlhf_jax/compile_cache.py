@@ -14,7 +14,11 @@ persistent cache, and the C MuJoCo backend (``env.backend mujoco``, what ``auto`
 a CPU) steps through ``jax.pure_callback``. So on that backend the pipeline's large
 programs (the initial phase and the chunk program) compile afresh on every run and resume;
 only MJX and the pure-JAX probe environments get the cache's benefit.
-:func:`uncacheable_reason` says so, and the runner prints it once per run.
+:func:`uncacheable_reason` says so, and the runner prints it once per run. JAX's
+pull request #38405 (merged 2026-06) lets the cache keep programs with host callbacks;
+the jax 0.10.2 pinned here still refuses them (``jax/_src/compiler.py``, ``_cache_write``),
+so a jax upgrade that carries it (to be checked against MJX parity and the tests) or the C
+step as an XLA FFI custom call would lift this.
 """
 
 from __future__ import annotations
