@@ -34,10 +34,20 @@ def test_unknown_id_lists_known_ids():
     assert set(ALL) <= set(known_ids())
 
 
+# Tracing an MJX step (jax.eval_shape below) takes 4-8 s per task on the 2-core CI machine:
+# the default suite traces the three study tasks, the other five with -m slow (2026-12-04,
+# for the 10-minute budget); every task's sizes, bounds and dt are checked by default.
+STUDY = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
+TRACED = [e if e in STUDY else pytest.param(e, marks=pytest.mark.slow) for e in ALL]
+
+
+def _pair(env_id):
+    return make(env_id, backend="mjx"), gymnasium.make(env_id)
+
+
 @pytest.mark.parametrize("env_id", ALL)
-def test_sizes_bounds_and_metrics_match_gymnasium(env_id):
-    env = make(env_id, backend="mjx")
-    genv = gymnasium.make(env_id)
+def test_sizes_and_bounds_match_gymnasium(env_id):
+    env, genv = _pair(env_id)
     assert env.backend == "mjx" and env.env_id == env_id
     assert (env.observation_size, env.action_size) == SIZES[env_id]
     assert env.observation_size == genv.observation_space.shape[0]
@@ -45,6 +55,11 @@ def test_sizes_bounds_and_metrics_match_gymnasium(env_id):
     np.testing.assert_array_equal(env.action_high, genv.action_space.high)
     assert env.episode_length == (50 if env_id.startswith("Reacher") else 1000)
     assert env.dt == pytest.approx(genv.unwrapped.dt)
+
+
+@pytest.mark.parametrize("env_id", TRACED)
+def test_traced_shapes_and_metrics(env_id):
+    env, _ = _pair(env_id)
     state = jax.eval_shape(env.reset, KEY)
     nxt = jax.eval_shape(env.step, state, jnp.zeros(env.action_size))
     assert state.obs.shape == nxt.obs.shape == (env.observation_size,)
