@@ -92,6 +92,11 @@ def test_seeds_differ_and_no_recompilation(smoke_run):
     assert all(v > 0 for v in summary["compile_seconds"].values())
 
 
+# The same guarantee, resumed after each fault a kill or a bad disk leaves, is asserted by
+# tests/test_reliability.py::test_resume_after_a_fault_ends_like_an_uninterrupted_run (five
+# cases on the same smoke programs); this plain case (22 s) runs with -m slow (2026-12-04,
+# the 10-minute budget).
+@pytest.mark.slow
 def test_resume_gives_identical_metrics(tmp_path, smoke_run):
     cfg, out, _ = smoke_run
     part = tmp_path / "resumed"
