@@ -53,7 +53,8 @@ def test_outputs_written(smoke_run):
     assert len(rows) == cfg.seeds * cfg.num_iterations
     required = {
         "seed", "iteration", "env_steps", "queries_pref", "queries_eval", "true_return",
-        "learned_return", "reward_corr", "reward_corr_fresh", "bald_pref", "bald_eval", "n_pref", "n_eval",
+        "learned_return", "reward_corr", "reward_corr_fresh", "reward_step_corr", "alive_value",
+        "bald_pref", "bald_eval", "n_pref", "n_eval",
         "rm_train_loss", "rm_val_loss", "rm_train_acc", "rm_val_acc", "ppo_policy_loss",
         "ppo_value_loss", "ppo_entropy", "ppo_approx_kl", "sps",
     }

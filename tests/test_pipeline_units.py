@@ -138,3 +138,45 @@ def test_pool_min_step_reward_leaves_out_absorbing_steps():
         return jnp.where(jnp.isnan(o[..., 0]), 0.0, o[..., 0]) + 0.0 * a[..., 0]
 
     assert float(pool_min_step_reward(step_reward, None, pool)) == 1.0
+
+
+def test_masked_line_fit_hand_case():
+    """y = 2 x - 1 on the unmasked points, a stray point masked out; one point or a
+    constant x gives NaN."""
+    from active_rlhf_jax.pipeline.masked_stats import masked_line_fit
+
+    x = jnp.array([0.0, 1.0, 3.0, 100.0])
+    y = jnp.array([-1.0, 1.0, 5.0, -7.0])
+    mask = jnp.array([True, True, True, False])
+    slope, intercept = masked_line_fit(x, y, mask)
+    assert float(slope) == pytest.approx(2.0, abs=1e-6)
+    assert float(intercept) == pytest.approx(-1.0, abs=1e-6)
+    one = jnp.array([True, False, False, False])
+    assert np.isnan(float(masked_line_fit(x, y, one)[0]))
+    assert np.isnan(float(masked_line_fit(jnp.ones(4), y, mask)[1]))
+
+
+def test_reward_shape_hand_case_with_and_without_the_shift():
+    """Learned step reward = 0.5 true + 3 (true reward in the pool's rew, the learned one
+    read off obs). Fit: slope 0.5, intercept 3, so a live step is paid 3 / 0.5 = 6 true
+    units beyond its true reward: alive value 7. With the pool-min shift PPO adds minus
+    the lowest live learned step (true rewards 0, 2, 4 -> learned 3, 4, 5; lowest 3), the
+    intercept becomes 0: alive value 1. The empty slot (-100) and the absorbing step (NaN
+    obs, true reward 0) count in neither; the correlation is exactly 1."""
+    from active_rlhf_jax.pipeline.pool import ClipPool
+    from active_rlhf_jax.pipeline.rollouts import reward_shape
+
+    pool = ClipPool.create(3, 2, 1, 1, jnp.float32)
+    rew = jnp.array([[0.0, 2.0], [4.0, 0.0], [-100.0, -100.0]])
+    obs = jnp.array([[[3.0], [4.0]], [[5.0], [jnp.nan]], [[-47.0], [-47.0]]])
+    pool = pool.replace(obs=obs, rew=rew, valid=jnp.array([True, True, False]))
+
+    def step_reward(_, o, a):
+        return jnp.where(jnp.isnan(o[..., 0]), 0.0, o[..., 0]) + 0.0 * a[..., 0]
+
+    plain = reward_shape(step_reward, None, pool, shifted=False)
+    assert float(plain["alive_value"]) == pytest.approx(7.0, abs=1e-5)
+    assert float(plain["reward_step_corr"]) == pytest.approx(1.0, abs=1e-6)
+    shifted = reward_shape(step_reward, None, pool, shifted=True)
+    assert float(shifted["alive_value"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(shifted["reward_step_corr"]) == pytest.approx(1.0, abs=1e-6)

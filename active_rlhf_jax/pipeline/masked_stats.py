@@ -32,3 +32,24 @@ def masked_spearman(x, y, mask):
     finite = jnp.all(jnp.where(mask, jnp.isfinite(x) & jnp.isfinite(y), True))
     r = masked_pearson(masked_ranks(x, mask), masked_ranks(y, mask), mask)
     return jnp.where(finite, r, jnp.nan)
+
+
+def masked_line_fit(x, y, mask):
+    """Least-squares ``y = slope x + intercept`` over the entries where ``mask`` is True.
+
+    Args:
+      x, y, mask: ``[N]`` (any equal shapes; flattened).
+
+    Returns:
+      ``(slope, intercept)`` floats; NaN when fewer than 2 entries or ``x`` is constant.
+    """
+    m = mask.astype(jnp.float32).ravel()
+    x, y = x.ravel(), y.ravel()
+    n = jnp.sum(m)
+    mx = jnp.sum(x * m) / jnp.maximum(n, 1)
+    my = jnp.sum(y * m) / jnp.maximum(n, 1)
+    dx = (x - mx) * m
+    sxx = jnp.sum(dx * dx)
+    ok = (n >= 2) & (sxx > 0)
+    slope = jnp.where(ok, jnp.sum(dx * (y - my) * m) / jnp.where(sxx > 0, sxx, 1.0), jnp.nan)
+    return slope, jnp.where(ok, my - slope * mx, jnp.nan)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from active_rlhf_jax.batches import Series, absorbing_steps
 from active_rlhf_jax.envs import TrainingEnv
+from active_rlhf_jax.pipeline.masked_stats import masked_line_fit, masked_pearson
 from active_rlhf_jax.pipeline.state import PipelineState, ZScoreState
 from active_rlhf_jax.ppo.episodes import compute_episode_returns
 
@@ -57,6 +58,33 @@ def pool_min_step_reward(step_reward, reward, pool) -> jax.Array:
     live = pool.valid[:, None] & ~absorbing_steps(pool.obs)
     low = jnp.min(jnp.where(live, r, jnp.inf))
     return jnp.where(jnp.any(pool.valid), low, 0.0)
+
+
+def reward_shape(step_reward, reward, pool, shifted: bool) -> dict:
+    """How the learned reward, as PPO reads it, relates to the true one, step by step, over
+    the pool's live steps (diagnostics logged every iteration, so a finished run answers
+    these without its checkpoints; ``benchmarks/alive_value.py`` reads the same from one).
+
+    Args:
+        step_reward: ``(reward_state, obs [..., o], act [..., a]) -> [...]``.
+        pool: a ClipPool (``obs [P, L, o]``, ``act``, ``rew [P, L]``, ``valid [P]``).
+        shifted: the run adds ``run.learned_reward_shift=pool-min``'s shift (a z-scoring
+            ``run.reward_norm_window`` is not applied here).
+
+    Returns:
+        ``{"reward_step_corr": Pearson of learned vs true per-step reward,
+        "alive_value": 1 + b / a}`` for the least-squares fit ``learned = a true + b``:
+        what the learned reward pays a live step beyond what its true reward explains, in
+        true-reward units (Hopper's and Walker2d's own is 1.0: their healthy reward). NaN
+        where the pool holds fewer than two live steps or a constant true reward.
+    """
+    r = step_reward(reward, pool.obs, pool.act)  # [P, L]
+    live = pool.valid[:, None] & ~absorbing_steps(pool.obs)
+    if shifted:
+        r = r - jnp.where(jnp.any(live), jnp.min(jnp.where(live, r, jnp.inf)), 0.0)
+    slope, intercept = masked_line_fit(pool.rew, r, live)
+    return {"reward_step_corr": masked_pearson(r.ravel(), pool.rew.ravel(), live.ravel()),
+            "alive_value": 1.0 + intercept / slope}
 
 
 class Rollouts(NamedTuple):

@@ -29,7 +29,7 @@ from active_rlhf_jax.pipeline.feedback import make_feedback_stages
 from active_rlhf_jax.pipeline.guard import make_guard
 from active_rlhf_jax.pipeline.hyper import hyper_values
 from active_rlhf_jax.pipeline.pool import ClipPool, harvest_segments
-from active_rlhf_jax.pipeline.rollouts import make_rollouts
+from active_rlhf_jax.pipeline.rollouts import make_rollouts, reward_shape
 from active_rlhf_jax.pipeline.schedule import compute_queries_this_iteration
 from active_rlhf_jax.pipeline.state import Counters, PipelineState, ZScoreState
 from active_rlhf_jax.ppo import deterministic_episodes, make_ppo
@@ -200,7 +200,9 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
             state = state.replace(reward=reward)
             metrics.update(n_requested=n, **ask_metrics, **acq_metrics, **fit_metrics,
                            reward_corr=fb.reward_corr(state.reward, state.pool),
-                           reward_corr_fresh=fresh_corr)
+                           reward_corr_fresh=fresh_corr,
+                           **reward_shape(fb.step_reward, state.reward, state.pool,
+                                          run.learned_reward_shift != "none"))
         ctr = state.counters
         metrics.update(
             iteration=ctr.iteration,
