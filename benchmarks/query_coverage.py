@@ -102,8 +102,14 @@ def load_run(run_dir: Path) -> dict:
         ckptr = ocp.PyTreeCheckpointer()
         state = ckptr.restore(path.resolve())
         ckptr.close()
+    from active_rlhf_jax.reward.model import make_reward_model
+
     pool, buf = state["pool"], state["buffers"]
-    return {"cfg": cfg, "checkpoint": str(path), "params": state["reward"]["params"],
+    obs_size, act_size = np.asarray(pool["obs"]).shape[-1], np.asarray(pool["act"]).shape[-1]
+    model = make_reward_model(cfg.reward, obs_size, act_size, cfg.compat,
+                              num_rounds=cfg.rating_rounds, absorbing=cfg.run.absorbing_clips)
+    return {"cfg": cfg, "model": model, "checkpoint": str(path),
+            "params": state["reward"]["params"],
             "pool": {k: np.asarray(pool[k]) for k in ("obs", "act", "rew", "valid", "ptr")},
             "pref": {k: np.asarray(buf[k]) for k in ("pref_obs_a", "pref_obs_b", "pref_valid")},
             "rating": {k: np.asarray(buf[k]) for k in ("rating_obs", "rating_valid")}}
@@ -128,11 +134,8 @@ def learned_step_rewards(run: dict, s: int, obs: np.ndarray, act: np.ndarray):
     import jax.numpy as jnp
 
     from active_rlhf_jax.batches import absorbing_steps
-    from active_rlhf_jax.reward.model import make_reward_model
 
-    cfg = run["cfg"]
-    model = make_reward_model(cfg.reward, obs.shape[-1], act.shape[-1], cfg.compat,
-                              num_rounds=cfg.rating_rounds, absorbing=cfg.run.absorbing_clips)
+    model = run["model"]
     member = jax.tree_util.tree_map(lambda x: jnp.asarray(x[s]), run["params"])
     o, a = jnp.asarray(obs), jnp.asarray(act)
     return (np.asarray(model.step_reward(member, o, a), np.float64),

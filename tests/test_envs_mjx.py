@@ -59,7 +59,7 @@ def test_sizes_and_bounds_match_gymnasium(env_id):
 
 @pytest.mark.parametrize("env_id", TRACED)
 def test_traced_shapes_and_metrics(env_id):
-    env, _ = _pair(env_id)
+    env = make(env_id, backend="mjx")
     state = jax.eval_shape(env.reset, KEY)
     nxt = jax.eval_shape(env.step, state, jnp.zeros(env.action_size))
     assert state.obs.shape == nxt.obs.shape == (env.observation_size,)

@@ -55,8 +55,17 @@ def pool_min_step_reward(step_reward, reward, pool) -> jax.Array:
         ``[]`` float.
     """
     r = step_reward(reward, pool.obs, pool.act)  # [P, L]
-    live = pool.valid[:, None] & ~absorbing_steps(pool.obs)
-    low = jnp.min(jnp.where(live, r, jnp.inf))
+    return _live_min(r, pool)
+
+
+def _live_steps(pool) -> jax.Array:
+    """``[P, L]`` bool: the pool's steps that count (valid slots, absorbing steps out)."""
+    return pool.valid[:, None] & ~absorbing_steps(pool.obs)
+
+
+def _live_min(r, pool) -> jax.Array:
+    """Lowest of ``r [P, L]`` over the pool's live steps (0 for an empty pool)."""
+    low = jnp.min(jnp.where(_live_steps(pool), r, jnp.inf))
     return jnp.where(jnp.any(pool.valid), low, 0.0)
 
 
@@ -79,9 +88,9 @@ def reward_shape(step_reward, reward, pool, shifted: bool) -> dict:
         where the pool holds fewer than two live steps or a constant true reward.
     """
     r = step_reward(reward, pool.obs, pool.act)  # [P, L]
-    live = pool.valid[:, None] & ~absorbing_steps(pool.obs)
-    if shifted:
-        r = r - jnp.where(jnp.any(live), jnp.min(jnp.where(live, r, jnp.inf)), 0.0)
+    live = _live_steps(pool)
+    if shifted:  # what PPO adds: minus pool_min_step_reward
+        r = r - _live_min(r, pool)
     slope, intercept = masked_line_fit(pool.rew, r, live)
     return {"reward_step_corr": masked_pearson(r.ravel(), pool.rew.ravel(), live.ravel()),
             "alive_value": 1.0 + intercept / slope}
