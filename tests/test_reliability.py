@@ -166,7 +166,24 @@ def test_resume_after_a_fault_ends_like_an_uninterrupted_run(fault, tmp_path, pa
         assert len(list((d / rundir.DAMAGED_DIR).iterdir())) == 1
 
 
-def test_a_metrics_line_damaged_before_the_last_is_one_line_exit_2(tmp_path, partial, capsys):
+def test_a_metrics_line_damaged_before_the_last_is_one_line_exit_2(tmp_path, partial, capsys,
+                                                                   monkeypatch):
+    import orbax.checkpoint as ocp
+
+    # The error comes after the checkpoint managers are opened and before the training
+    # loop: every manager must still be closed (not left to the garbage collector).
+    made, closed = [], []
+
+    class Recording(ocp.CheckpointManager):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+        def close(self):
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(ocp, "CheckpointManager", Recording)
     d = tmp_path / "run"
     shutil.copytree(partial, d)
     lines = (d / "metrics.jsonl").read_text().splitlines()
@@ -177,6 +194,8 @@ def test_a_metrics_line_damaged_before_the_last_is_one_line_exit_2(tmp_path, par
     assert code == 2 and len(err) == 1
     assert "metrics.jsonl: line 2 is not a metrics row" in err[0]
     assert (d / "metrics.jsonl").read_text() == before
+    assert len(made) == 2  # before and after the restore
+    assert all(any(c is m for c in closed) for m in made)
 
 
 # ---- NaN/Inf guard ----------------------------------------------------------------------

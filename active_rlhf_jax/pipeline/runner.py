@@ -328,7 +328,25 @@ def _jitted_cuts(cells: int, seeds: int, mesh) -> list:
 
 def _run_locked(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
                 max_chunks: int | None, main: bool) -> list[dict]:
-    """The body of :func:`run_cells`, with the directories locked and checked."""
+    """The body of :func:`run_cells`, with the directories locked and checked.
+
+    Every checkpoint manager it opens is closed on the way out, whatever the way: an error
+    before the training loop (a non-finite initial state, a damaged metrics file, a failed
+    restore, a Ctrl-C during a compile) would otherwise leave orbax's background threads
+    and event loops to the garbage collector."""
+    opened = []
+    try:
+        return _run_managed(configs, pipe, mesh, outs, resume, progress, max_chunks, main,
+                            opened)
+    finally:
+        for m in opened:
+            m.close()  # idempotent: the loop's own ``finally`` may have closed it
+
+
+def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
+                 max_chunks: int | None, main: bool, opened: list) -> list[dict]:
+    """:func:`_run_locked`'s work; each checkpoint manager it makes is appended to
+    ``opened`` for the caller to close."""
     import orbax.checkpoint as ocp
 
     config = configs[0]
@@ -360,8 +378,10 @@ def _run_locked(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
         return chunk_fns[length]
 
     def make_managers():
-        return [ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(
+        made = [ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(
             max_to_keep=CHECKPOINTS_TO_KEEP, create=True)) for out in outs]
+        opened.extend(made)
+        return made
 
     managers = make_managers()
     init_args = batch_inputs(configs)
