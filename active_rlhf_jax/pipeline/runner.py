@@ -340,7 +340,7 @@ def _run_locked(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
                             opened)
     finally:
         for m in opened:
-            m.close()  # idempotent: the loop's own ``finally`` may have closed it
+            m.close()  # idempotent: those read for a resume were closed once already
 
 
 def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
@@ -499,8 +499,6 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
             bar.close()
         for logger in loggers:
             logger.close()
-        for m in managers:
-            m.close()
 
     for c, (cfg, rows) in enumerate(zip(configs, cell_rows)):
         if main and cfg.run.feedback != "none" and rows:
