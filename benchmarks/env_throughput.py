@@ -78,13 +78,17 @@ def _device_name(jax) -> str:
     return f"{d.platform}:{d.device_kind} x{jax.device_count()}"
 
 
-def measure(env_id: str, backend: str, batch: int, steps: int, repeats: int, seed: int = 0):
-    """Compile and time one scan. Returns a dict record (see the module docstring)."""
+def prepare(env_id: str, backend: str, batch: int, steps: int, seed: int = 0, raw_env=None):
+    """Build and compile one scan of ``steps`` env steps of ``batch`` envs of
+    ``make(env_id, backend)`` (or of ``raw_env``, an env built by the caller).
+
+    Returns ``(time_it, compile_s)``: ``time_it(repeats)`` runs the compiled scan once to
+    warm up, then ``repeats`` times, and returns the record (see the module docstring)."""
     import jax
 
     from active_rlhf_jax.envs import TrainingEnv, make
 
-    env = TrainingEnv(make(env_id, backend=backend), batch)
+    env = TrainingEnv(raw_env if raw_env is not None else make(env_id, backend=backend), batch)
     low = jax.numpy.asarray(env.action_low, jax.numpy.float32)
     high = jax.numpy.asarray(env.action_high, jax.numpy.float32)
 
@@ -104,23 +108,33 @@ def measure(env_id: str, backend: str, batch: int, steps: int, repeats: int, see
     t0 = time.perf_counter()
     compiled = jax.jit(rollout).lower(state, key_run).compile()
     compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(state, key_run))  # warm-up
-    best = float("inf")
-    for r in range(max(repeats, 1)):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(state, jax.random.fold_in(key_run, r)))
-        best = min(best, time.perf_counter() - t0)
-    return dict(
-        env_id=env_id,
-        backend=backend,
-        batch=batch,
-        steps=steps,
-        compile_s=compile_s,
-        run_s=best,
-        sps=batch * steps / best,
-        device=_device_name(jax),
-        skipped=None,
-    )
+
+    def time_it(repeats: int) -> dict:
+        jax.block_until_ready(compiled(state, key_run))  # warm-up
+        best = float("inf")
+        for r in range(max(repeats, 1)):
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled(state, jax.random.fold_in(key_run, r)))
+            best = min(best, time.perf_counter() - t0)
+        return dict(
+            env_id=env_id,
+            backend=backend,
+            batch=batch,
+            steps=steps,
+            compile_s=compile_s,
+            run_s=best,
+            sps=batch * steps / best,
+            device=_device_name(jax),
+            skipped=None,
+        )
+
+    return time_it, compile_s
+
+
+def measure(env_id: str, backend: str, batch: int, steps: int, repeats: int, seed: int = 0):
+    """Compile and time one scan. Returns a dict record (see the module docstring)."""
+    time_it, _ = prepare(env_id, backend, batch, steps, seed)
+    return time_it(repeats)
 
 
 def run(args) -> list[dict]:

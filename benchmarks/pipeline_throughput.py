@@ -114,11 +114,13 @@ def build_config(preset: str, seeds: int = 1, **overrides):
     return cfg.validate()
 
 
-def measure_pipeline(config, chunks: int, length: int, label: str, cells=None) -> dict:
+def measure_pipeline(config, chunks: int, length: int, label: str, cells=None,
+                     before_timing=None) -> dict:
     """Compile and run ``init`` + ``chunks`` chunks of ``length`` iterations; time each.
 
     ``cells``: several configs that share one program (``runner.run_cells``: cells x seeds
-    runs in one call, ``config`` their first); default ``[config]``.
+    runs in one call, ``config`` their first); default ``[config]``. ``before_timing``: called
+    (no arguments) once both programs are compiled and ``init`` has run, before the chunks.
     """
     import jax
     import numpy as np
@@ -147,6 +149,8 @@ def measure_pipeline(config, chunks: int, length: int, label: str, cells=None) -
     t0 = time.perf_counter()
     chunk_c = chunk_fn.lower(state).compile()
     compile_chunk = time.perf_counter() - t0
+    if before_timing is not None:
+        before_timing()
 
     times, metrics = [], None
     for _ in range(chunks):

@@ -1,0 +1,175 @@
+"""What sets MJX's env-step time on an accelerator (#15 item 3).
+
+For one task (default HalfCheetah-v5) at each ``--batch-sizes`` it times a jitted
+``lax.scan`` of ``--steps`` env steps with uniform random actions (as
+``benchmarks.env_throughput``: compile timed apart, one warm-up, best of ``--repeats``) under
+several solver settings, the ``--variants``:
+
+* ``gymnasium``: the XML's settings (Newton, 100 iterations, 50 line-search iterations,
+  tolerance 1e-8), ``fidelity="gymnasium"``: the default.
+* ``fast``: ``fidelity="fast"`` (4 iterations, 8 line-search iterations).
+* ``ls8``: the XML's 100 iterations with 8 line-search iterations: the line search's
+  share (under ``vmap`` MJX's line search, a ``scan`` of ``lax.cond`` steps, runs all of
+  its iterations every solver iteration, whatever the tolerance).
+* ``iter1``: 1 iteration and 1 line-search iteration: the step's cost with the solver cut
+  to its floor (its physics is not meant for training; it bounds what any solver setting
+  can save).
+* ``nocontact``: the XML's solver with contacts disabled (``mjDSBL_CONTACT``): no collision
+  detection and no contact constraints, so what remains is kinematics, dynamics, joint
+  limits and integration.
+
+MJX does not record how many solver iterations it ran, so ``--solver-iterations B``
+reads them from C MuJoCo instead (same model, same solver settings, ``mj_step`` on ``B``
+envs with uniform random actions from Gymnasium's reset distribution, CPU only): per
+physics step the mean of ``solver_niter`` over envs and the maximum over envs. Under
+``vmap`` MJX's solver ``while_loop`` runs every env for as many iterations as the slowest
+one in the batch, so the maximum is what a batch pays for.
+
+Each timing record: variant, batch, steps, compile_s, run_s, sps (env steps/s),
+ms_per_step (one env step = ``frame_skip`` physics steps, for the whole batch), device.
+Records are printed and, with ``--json``, rewritten after every measurement (a run cut
+short keeps what it measured).
+
+Usage::
+
+    python -m benchmarks.mjx_latency --batch-sizes 512,4096 --json out.json
+    python -m benchmarks.mjx_latency --batch-sizes 8 --steps 5 --variants gymnasium,iter1
+    python -m benchmarks.mjx_latency --solver-iterations 512 --steps 200   # C MuJoCo, CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from benchmarks._barrier import wait_turn
+
+VARIANTS = ("gymnasium", "fast", "ls8", "iter1", "nocontact")
+
+
+def _parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default="HalfCheetah-v5")
+    p.add_argument("--batch-sizes", default="512,4096")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--steps", type=int, default=100, help="env steps per jitted scan")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None)
+    p.add_argument("--solver-iterations", type=int, default=None, metavar="B",
+                   help="instead of timing MJX, count C MuJoCo's solver iterations on B envs")
+    p.add_argument("--barrier", default=None, help=argparse.SUPPRESS)  # compile_then_time
+    args = p.parse_args(argv)
+    args.batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b)
+    args.variants = tuple(v for v in args.variants.split(",") if v)
+    bad = [v for v in args.variants if v not in VARIANTS]
+    if bad:
+        p.error(f"--variants: unknown {bad}; known {list(VARIANTS)}")
+    return args
+
+
+def make_env(env_id: str, variant: str):
+    """The MJX env of ``variant`` (the solver settings are set on the env's own copy of the
+    model before its first use, which is when ``MjxPhysics`` places it on the device)."""
+    import mujoco
+
+    from active_rlhf_jax.envs import make
+
+    env = make(env_id, backend="mjx", fidelity="fast" if variant == "fast" else "gymnasium")
+    opt = env.physics.mj_model.opt
+    if variant == "ls8":
+        opt.ls_iterations = 8
+    elif variant == "iter1":
+        opt.iterations, opt.ls_iterations = 1, 1
+    elif variant == "nocontact":
+        opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_CONTACT)
+    return env
+
+
+def prepare(env_id: str, variant: str, batch: int, steps: int, seed: int = 0):
+    """Compile one scan of ``steps`` env steps of ``batch`` envs under ``variant``; returns
+    ``time_it(repeats) -> record`` (see the module docstring)."""
+    from benchmarks.env_throughput import prepare as prepare_scan
+
+    time_scan, _ = prepare_scan(env_id, "mjx", batch, steps, seed, make_env(env_id, variant))
+
+    def time_it(repeats: int) -> dict:
+        rec = time_scan(repeats)
+        rec.update(variant=variant, ms_per_step=1e3 * rec["run_s"] / steps)
+        return rec
+
+    return time_it
+
+
+def measure(env_id: str, variant: str, batch: int, steps: int, repeats: int, seed: int = 0):
+    """Compile and time one scan; see the module docstring for the record."""
+    return prepare(env_id, variant, batch, steps, seed)(repeats)
+
+
+def _line(r) -> str:
+    return (f"{r['env_id']} {r['variant']:>9} B={r['batch']:<6} {r['sps']:>11,.0f} steps/s  "
+            f"{r['ms_per_step']:7.2f} ms/step  compile {r['compile_s']:5.1f} s  [{r['device']}]")
+
+
+def solver_iterations(env_id: str, batch: int, steps: int, seed: int = 0) -> dict:
+    """Solver iterations per physics step of C MuJoCo on ``batch`` envs under uniform random
+    actions for ``steps`` env steps (``frame_skip`` physics steps each, no resets: the
+    horizon is kept under the episode length). Returns the mean over envs and steps, the
+    mean over physics steps of the maximum over envs, and the largest count seen."""
+    import mujoco
+    import numpy as np
+
+    from active_rlhf_jax.envs import make
+
+    env = make(env_id, backend="mujoco")
+    model = env.mj_model
+    rng = np.random.default_rng(seed)
+    datas = []
+    for _ in range(batch):
+        d = mujoco.MjData(model)
+        d.qpos[:] = np.asarray(env.init_qpos) + rng.uniform(-0.1, 0.1, model.nq)
+        d.qvel[:] = np.asarray(env.init_qvel) + 0.1 * rng.standard_normal(model.nv)
+        mujoco.mj_forward(model, d)
+        datas.append(d)
+    low, high = np.asarray(env.action_low), np.asarray(env.action_high)
+    counts = np.zeros((steps * env.frame_skip, batch))
+    for t in range(steps):
+        for i, d in enumerate(datas):
+            d.ctrl[:] = rng.uniform(low, high)
+            for k in range(env.frame_skip):
+                mujoco.mj_step(model, d)
+                counts[t * env.frame_skip + k, i] = d.solver_niter[0]
+    return dict(env_id=env_id, batch=batch, steps=steps, solver=[model.opt.iterations,
+                model.opt.ls_iterations], niter_mean=float(counts.mean()),
+                niter_batch_max=float(counts.max(axis=1).mean()), niter_max=int(counts.max()))
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    if args.solver_iterations:
+        rec = solver_iterations(args.env, args.solver_iterations, args.steps, args.seed)
+        print(f"{rec['env_id']} C MuJoCo solver {rec['solver']}, {rec['batch']} envs x "
+              f"{rec['steps']} env steps: iterations per physics step mean {rec['niter_mean']:.2f}, "
+              f"max over the batch {rec['niter_batch_max']:.2f} (mean over steps), largest "
+              f"{rec['niter_max']}", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rec, f, indent=1)
+        return 0
+    # Everything is compiled before anything is timed (``--barrier``: then wait for the go).
+    timers = [prepare(args.env, v, b, args.steps, args.seed)
+              for b in args.batch_sizes for v in args.variants]
+    wait_turn(args.barrier)
+    records = []
+    for time_it in timers:
+        rec = time_it(args.repeats)
+        records.append(rec)
+        print(_line(rec), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(records, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
