@@ -85,6 +85,7 @@ def point_cells(args, envs: int, runs: int) -> list:
 
 
 def measure_point(args, envs: int, runs: int) -> dict:
+    from active_rlhf_jax.envs import make
     from active_rlhf_jax.pipeline.hyper import static_differences
     from benchmarks._barrier import wait_turn
     from benchmarks.env_throughput import prepare
@@ -98,7 +99,10 @@ def measure_point(args, envs: int, runs: int) -> dict:
     raw_timer = []
 
     def compiled():  # the raw scan compiled too before anything is timed
-        raw_timer.append(prepare(cfg.env.env_id, cfg.env.backend, runs * envs, args.raw_steps)[0])
+        # The runs' own env: same backend and task options (fidelity included).
+        env = make(cfg.env.env_id, backend=cfg.env.backend, **cfg.env.options())
+        raw_timer.append(prepare(cfg.env.env_id, cfg.env.backend, runs * envs, args.raw_steps,
+                                 raw_env=env)[0])
         wait_turn(args.barrier)
 
     pipe = measure_pipeline(cfg, args.chunks, 1, f"{runs} runs x {envs} envs", cells=cells,

@@ -7,6 +7,7 @@
 #   bash benchmarks/device_gpu.sh accel   # #15's benchmark in ~9 min: MJX step latency by
 #                                         # solver setting (item 3), and 1/8/64 runs in one call
 #                                         # at 512 and 4,096 envs per run against raw stepping
+#   bash benchmarks/device_gpu.sh latency # ~3 min: item 3's solver settings alone
 #
 # Packages missing on that machine (mujoco, mujoco-mjx, gymnasium, ...) travel as wheels in
 # .whl/ (see the device notes in docs/benchmarks.md); they are installed into /tmp/site.
@@ -84,8 +85,21 @@ accel)
   python3 -m benchmarks.compile_then_time --deadline "${DEADLINE:-520}" \
     --ready-timeout "${READY_TIMEOUT:-300}" "${cmds[@]}" 2>&1 | tee "$OUT/accel.log"
   ;;
+latency)
+  # #15 item 3 alone (~3 min): every solver setting at 512 envs, random and zero actions,
+  # and the fast setting at 32,768 envs (the total batch of 8 x 4,096 runs).
+  lat="python3 -m benchmarks.mjx_latency --steps ${LAT_STEPS:-50} --repeats 2"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+  python3 -m benchmarks.compile_then_time --deadline "${DEADLINE:-200}" \
+    --ready-timeout "${READY_TIMEOUT:-150}" \
+    --cmd "$lat --batch-sizes ${SMALL:-512} --json $OUT/latency_variants.json" \
+    --cmd "$lat --batch-sizes ${SMALL:-512} --variants gymnasium,fast --actions zero \
+      --json $OUT/latency_zero_actions.json" \
+    --cmd "$lat --batch-sizes ${TOTAL:-32768} --variants fast --json $OUT/latency_total_fast.json" \
+    2>&1 | tee "$OUT/latency.log"
+  ;;
 *)
-  echo "usage: $0 check|main|accel" >&2
+  echo "usage: $0 check|main|accel|latency" >&2
   exit 2
   ;;
 esac

@@ -78,9 +78,11 @@ def _device_name(jax) -> str:
     return f"{d.platform}:{d.device_kind} x{jax.device_count()}"
 
 
-def prepare(env_id: str, backend: str, batch: int, steps: int, seed: int = 0, raw_env=None):
+def prepare(env_id: str, backend: str, batch: int, steps: int, seed: int = 0, raw_env=None,
+            actions: str = "uniform"):
     """Build and compile one scan of ``steps`` env steps of ``batch`` envs of
-    ``make(env_id, backend)`` (or of ``raw_env``, an env built by the caller).
+    ``make(env_id, backend)`` (or of ``raw_env``, an env built by the caller), with uniform
+    random actions (``actions="uniform"``) or all-zero ones (``"zero"``).
 
     Returns ``(time_it, compile_s)``: ``time_it(repeats)`` runs the compiled scan once to
     warm up, then ``repeats`` times, and returns the record (see the module docstring)."""
@@ -97,12 +99,16 @@ def prepare(env_id: str, backend: str, batch: int, steps: int, seed: int = 0, ra
             state, key = carry
             key, key_action = jax.random.split(key)
             action = jax.random.uniform(key_action, (batch, env.action_size), low.dtype, low, high)
+            if actions == "zero":
+                action = jax.numpy.zeros_like(action)
             state = env.step(state, action)
             return (state, key), state.reward.mean()
 
         (state, key), rewards = jax.lax.scan(body, (state, key), None, length=steps)
         return state, rewards
 
+    if actions not in ("uniform", "zero"):
+        raise ValueError(f"actions: must be 'uniform' or 'zero', got {actions!r}")
     key_reset, key_run = jax.random.split(jax.random.PRNGKey(seed))
     state = jax.block_until_ready(jax.jit(env.reset)(key_reset))
     t0 = time.perf_counter()

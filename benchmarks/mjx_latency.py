@@ -58,6 +58,8 @@ def _parse_args(argv):
     p.add_argument("--json", default=None)
     p.add_argument("--solver-iterations", type=int, default=None, metavar="B",
                    help="instead of timing MJX, count C MuJoCo's solver iterations on B envs")
+    p.add_argument("--actions", default="uniform", choices=("uniform", "zero"),
+                   help="uniform random actions over the action box, or all zeros")
     p.add_argument("--barrier", default=None, help=argparse.SUPPRESS)  # compile_then_time
     args = p.parse_args(argv)
     args.batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",") if b)
@@ -69,8 +71,8 @@ def _parse_args(argv):
 
 
 def make_env(env_id: str, variant: str):
-    """The MJX env of ``variant`` (the solver settings are set on the env's own copy of the
-    model before its first use, which is when ``MjxPhysics`` places it on the device)."""
+    """The MJX env of ``variant`` (its solver settings set on the env's own copy of the
+    model, and the device copy placed from it afresh)."""
     import mujoco
 
     from active_rlhf_jax.envs import make
@@ -83,19 +85,26 @@ def make_env(env_id: str, variant: str):
         opt.iterations, opt.ls_iterations = 1, 1
     elif variant == "nocontact":
         opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_CONTACT)
+    # The env's constructor already placed the model (it traces one observation to size
+    # it): drop that copy so the settings above are the ones compiled.
+    env.physics._models.clear()
     return env
 
 
-def prepare(env_id: str, variant: str, batch: int, steps: int, seed: int = 0):
+def prepare(env_id: str, variant: str, batch: int, steps: int, seed: int = 0,
+            actions: str = "uniform"):
     """Compile one scan of ``steps`` env steps of ``batch`` envs under ``variant``; returns
     ``time_it(repeats) -> record`` (see the module docstring)."""
     from benchmarks.env_throughput import prepare as prepare_scan
 
-    time_scan, _ = prepare_scan(env_id, "mjx", batch, steps, seed, make_env(env_id, variant))
+    env = make_env(env_id, variant)
+    opt = env.physics.model.opt
+    time_scan, _ = prepare_scan(env_id, "mjx", batch, steps, seed, env, actions)
 
     def time_it(repeats: int) -> dict:
         rec = time_scan(repeats)
-        rec.update(variant=variant, ms_per_step=1e3 * rec["run_s"] / steps)
+        rec.update(variant=variant, actions=actions, ms_per_step=1e3 * rec["run_s"] / steps,
+                   solver=[int(opt.iterations), int(opt.ls_iterations)])
         return rec
 
     return time_it
@@ -107,7 +116,7 @@ def measure(env_id: str, variant: str, batch: int, steps: int, repeats: int, see
 
 
 def _line(r) -> str:
-    return (f"{r['env_id']} {r['variant']:>9} B={r['batch']:<6} {r['sps']:>11,.0f} steps/s  "
+    return (f"{r['env_id']} {r['variant']:>9} {r['actions']:>7} actions B={r['batch']:<6} {r['sps']:>11,.0f} steps/s  "
             f"{r['ms_per_step']:7.2f} ms/step  compile {r['compile_s']:5.1f} s  [{r['device']}]")
 
 
@@ -157,7 +166,7 @@ def main(argv=None) -> int:
                 json.dump(rec, f, indent=1)
         return 0
     # Everything is compiled before anything is timed (``--barrier``: then wait for the go).
-    timers = [prepare(args.env, v, b, args.steps, args.seed)
+    timers = [prepare(args.env, v, b, args.steps, args.seed, args.actions)
               for b in args.batch_sizes for v in args.variants]
     wait_turn(args.barrier)
     records = []
