@@ -85,7 +85,7 @@ def gym_task_options(env_id: str, env_options: dict) -> tuple[dict, list[str]]:
     fidelity = getattr(ours, "fidelity", "gymnasium")
     if fidelity != "gymnasium":
         diffs.append(
-            f"fidelity={fidelity!r} (fewer solver iterations) is ours only: Gymnasium "
+            f"fidelity={fidelity!r} (other solver settings) is ours only: Gymnasium "
             "steps with the XML's solver settings"
         )
     noise = ours.options.get("reset_noise_scale")

@@ -142,15 +142,21 @@ def solver_iterations(env_id: str, batch: int, steps: int, seed: int = 0) -> dic
         datas.append(d)
     low, high = np.asarray(env.action_low), np.asarray(env.action_high)
     counts = np.zeros((steps * env.frame_skip, batch))
+    evals = np.zeros((steps * env.frame_skip, batch))  # most line-search evaluations
     for t in range(steps):
         for i, d in enumerate(datas):
             d.ctrl[:] = rng.uniform(low, high)
             for k in range(env.frame_skip):
                 mujoco.mj_step(model, d)
-                counts[t * env.frame_skip + k, i] = d.solver_niter[0]
+                n = int(d.solver_niter[0])
+                counts[t * env.frame_skip + k, i] = n
+                if n:
+                    evals[t * env.frame_skip + k, i] = max(d.solver[j].neval for j in range(n))
     return dict(env_id=env_id, batch=batch, steps=steps, solver=[model.opt.iterations,
                 model.opt.ls_iterations], niter_mean=float(counts.mean()),
-                niter_batch_max=float(counts.max(axis=1).mean()), niter_max=int(counts.max()))
+                niter_batch_max=float(counts.max(axis=1).mean()), niter_max=int(counts.max()),
+                ls_evals_max=int(evals.max()), ls_evals_batch_max=float(evals.max(axis=1).mean()),
+                ls_evals_over_8=float((evals > 8).mean()))
 
 
 def main(argv=None) -> int:
@@ -160,7 +166,9 @@ def main(argv=None) -> int:
         print(f"{rec['env_id']} C MuJoCo solver {rec['solver']}, {rec['batch']} envs x "
               f"{rec['steps']} env steps: iterations per physics step mean {rec['niter_mean']:.2f}, "
               f"max over the batch {rec['niter_batch_max']:.2f} (mean over steps), largest "
-              f"{rec['niter_max']}", flush=True)
+              f"{rec['niter_max']}; line-search evaluations per iteration: largest "
+              f"{rec['ls_evals_max']}, max over the batch {rec['ls_evals_batch_max']:.2f} (mean over "
+              f"steps), share of env steps above 8: {rec['ls_evals_over_8']:.4f}", flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rec, f, indent=1)

@@ -105,13 +105,15 @@ def test_options():
         make("HalfCheetah-v5", backend="mjx", fidelity="turbo")
 
 
-def test_fast_fidelity_changes_only_its_own_model():
-    env = make("HalfCheetah-v5", backend="mjx", fidelity="fast")
-    assert (env.physics.mj_model.opt.iterations, env.physics.mj_model.opt.ls_iterations) == (4, 8)
+def test_fidelities_change_only_their_own_model():
+    """(iterations, ls_iterations, tolerance) of each fidelity on both backends; the shared
+    model keeps the XML's (100, 50)."""
+    for backend in ("mjx", "mujoco"):
+        for fidelity, want in (("gymnasium", (100, 50)), ("ls8", (100, 8)), ("fast", (4, 8))):
+            opt = make("HalfCheetah-v5", backend=backend, fidelity=fidelity).physics.mj_model.opt
+            assert (opt.iterations, opt.ls_iterations, opt.tolerance) == (*want, 1e-8), fidelity
     shared = load_model("half_cheetah.xml")
     assert (shared.opt.iterations, shared.opt.ls_iterations) == (100, 50)
-    default = make("HalfCheetah-v5", backend="mjx")
-    assert default.physics.mj_model.opt.iterations == 100
 
 
 def test_reward_terms_are_gymnasium_weights():

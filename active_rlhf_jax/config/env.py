@@ -17,8 +17,9 @@ class EnvConfig:
                           "accelerators), mjx, mujoco.")
     terminate_when_unhealthy: bool = option(False, help="end episodes when the robot is "
                                             "unhealthy (reference: False).")
-    fidelity: str = option("gymnasium", help="MJX solver settings: gymnasium (exact) or fast "
-                           "(fewer iterations).")
+    fidelity: str = option("gymnasium", help="solver settings: gymnasium (the XML's), ls8 "
+                           "(line search capped at 8: MJX's vmapped step ~4x faster on a GPU) "
+                           "or fast (4 iterations, line search 8).")
 
     def validate(self) -> EnvConfig:
         from active_rlhf_jax.envs import BACKENDS, known_ids
@@ -26,7 +27,7 @@ class EnvConfig:
         if self.env_id not in known_ids():
             raise ConfigError("env_id", f"unknown environment {self.env_id!r}")
         check_choice("backend", self.backend, BACKENDS)
-        check_choice("fidelity", self.fidelity, ("gymnasium", "fast"))
+        check_choice("fidelity", self.fidelity, ("gymnasium", "ls8", "fast"))
         return self
 
     def options(self) -> dict:

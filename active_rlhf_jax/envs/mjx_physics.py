@@ -18,8 +18,17 @@ Fidelity:
 * ``"gymnasium"`` (default): the solver settings of Gymnasium's XML (Newton, 100
   iterations, 50 line-search iterations, tolerance 1e-8). MJX stops at the tolerance, so
   these are upper bounds, but under ``vmap`` every env runs as long as the slowest one.
-* ``"fast"``: ``iterations=4``, ``ls_iterations=8`` for accelerator throughput. Its effect
-  on parity is measured in ``docs/envs.md`` (``benchmarks/parity_horizons.py``).
+* ``"ls8"``: the XML's 100 iterations and tolerance, the line search capped at 8
+  iterations. MJX's line search is a fixed-length ``scan`` of ``lax.cond`` steps; under
+  ``vmap`` the conds become selects, so every solver iteration of every env runs all
+  ``ls_iterations`` of them. C MuJoCo never needed more than 8 line-search evaluations on
+  HalfCheetah and Hopper and at most 10 on Walker2d (``benchmarks/mjx_latency.py
+  --solver-iterations``), and on an H200 the cap cuts HalfCheetah's step at 512 envs from
+  44 ms to 10 ms (docs/benchmarks.md).
+* ``"fast"``: ``iterations=4``, ``ls_iterations=8`` for accelerator throughput.
+
+The effect of each on parity is measured in ``docs/envs.md``
+(``benchmarks/parity_horizons.py``).
 """
 
 from __future__ import annotations
@@ -34,9 +43,24 @@ from active_rlhf_jax.envs.quiet import import_mjx
 
 mjx = import_mjx()  # ``from mujoco import mjx`` without its "Failed to import warp" prints
 
-FIDELITIES = ("gymnasium", "fast")
-#: Solver settings of the "fast" fidelity: (iterations, ls_iterations).
-FAST_SOLVER = (4, 8)
+FIDELITIES = ("gymnasium", "ls8", "fast")
+#: Solver settings of each fidelity: (iterations, ls_iterations); None keeps the XML's.
+SOLVER_SETTINGS = {"gymnasium": (None, None), "ls8": (None, 8), "fast": (4, 8)}
+FAST_SOLVER = SOLVER_SETTINGS["fast"]
+
+
+def with_fidelity(mj_model: mujoco.MjModel, fidelity: str) -> mujoco.MjModel:
+    """A copy of ``mj_model`` with ``fidelity``'s solver settings (the caller's model is
+    never changed)."""
+    if fidelity not in FIDELITIES:
+        raise ValueError(f"fidelity: must be one of {list(FIDELITIES)}, got {fidelity!r}")
+    model = copy.deepcopy(mj_model)
+    iterations, ls_iterations = SOLVER_SETTINGS[fidelity]
+    if iterations is not None:
+        model.opt.iterations = iterations
+    if ls_iterations is not None:
+        model.opt.ls_iterations = ls_iterations
+    return model
 
 
 def _float_dtype():
@@ -60,7 +84,7 @@ class MjxPhysics:
             the fidelity's solver settings never leak into the caller's model.
         frame_skip: physics steps per env step.
         need_cfrc_ext: compute ``cfrc_ext`` (``rne_postconstraint``) after each env step.
-        fidelity: ``"gymnasium"`` or ``"fast"``.
+        fidelity: ``"gymnasium"``, ``"ls8"`` or ``"fast"``.
     """
 
     name = "mjx"
@@ -72,13 +96,9 @@ class MjxPhysics:
         need_cfrc_ext: bool = False,
         fidelity: str = "gymnasium",
     ):
-        if fidelity not in FIDELITIES:
-            raise ValueError(f"fidelity: must be one of {list(FIDELITIES)}, got {fidelity!r}")
         if frame_skip < 1:
             raise ValueError(f"frame_skip: must be >= 1, got {frame_skip}")
-        model = copy.deepcopy(mj_model)
-        if fidelity == "fast":
-            model.opt.iterations, model.opt.ls_iterations = FAST_SOLVER
+        model = with_fidelity(mj_model, fidelity)
         self.mj_model = model
         self.frame_skip = int(frame_skip)
         self.dt = float(frame_skip * model.opt.timestep)

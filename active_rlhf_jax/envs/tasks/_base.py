@@ -20,7 +20,7 @@ from active_rlhf_jax.envs.base import Env, EnvState
 
 #: Gymnasium's MuJoCo assets (the XML is always loaded from here, never copied).
 ASSETS = pathlib.Path(gymnasium.__file__).resolve().parent / "envs" / "mujoco" / "assets"
-FIDELITIES = ("gymnasium", "fast")
+FIDELITIES = ("gymnasium", "ls8", "fast")
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,15 +42,11 @@ def make_physics(backend: str, mj_model, frame_skip: int, need_cfrc_ext: bool, f
         return MjxPhysics(mj_model, frame_skip, need_cfrc_ext, fidelity=fidelity)
     if backend == "mujoco":
         # Imported lazily: the C backend lives in its own module.
-        from active_rlhf_jax.envs.mjx_physics import FAST_SOLVER
+        from active_rlhf_jax.envs.mjx_physics import with_fidelity
         from active_rlhf_jax.envs.mujoco_physics import MujocoPhysics
 
-        if fidelity == "fast":  # same meaning on both backends
-            import copy
-
-            mj_model = copy.deepcopy(mj_model)
-            mj_model.opt.iterations, mj_model.opt.ls_iterations = FAST_SOLVER
-        return MujocoPhysics(mj_model, frame_skip, need_cfrc_ext)
+        # Same solver settings on both backends (a copy; the shared model is unchanged).
+        return MujocoPhysics(with_fidelity(mj_model, fidelity), frame_skip, need_cfrc_ext)
     raise ValueError(f"backend: must be 'mjx' or 'mujoco' for {mj_model!r}, got {backend!r}")
 
 
