@@ -127,3 +127,14 @@ def test_reward_terms_are_gymnasium_weights():
     unhealthy = jnp.asarray(False)
     assert float(v4._survive(unhealthy)) == 1.0  # paid when is_healthy OR terminate flag
     assert float(v5._survive(unhealthy)) == 0.0
+
+
+def test_fidelity_note_only_for_mjx_on_an_accelerator_at_the_default():
+    from active_rlhf_jax.envs.registry import fidelity_note
+
+    mjx_default = make("HalfCheetah-v5", backend="mjx")
+    assert "--env.fidelity ls8" in fidelity_note(mjx_default, platform="gpu")
+    assert fidelity_note(mjx_default, platform="cpu") is None
+    assert fidelity_note(make("HalfCheetah-v5", backend="mjx", fidelity="ls8"), "gpu") is None
+    assert fidelity_note(make("HalfCheetah-v5", backend="mujoco"), platform="gpu") is None
+    assert fidelity_note(make("probe/target", backend="mjx"), platform="gpu") is None

@@ -37,6 +37,7 @@ import numpy as np
 from active_rlhf_jax import strict_json
 from active_rlhf_jax.compile_cache import uncacheable_reason
 from active_rlhf_jax.config import Config, ConfigError, load_config_dict, to_dict
+from active_rlhf_jax.envs.registry import fidelity_note
 from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
 from active_rlhf_jax.pipeline import interrupt, rundir
@@ -360,9 +361,9 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
     # program found in the persistent compilation cache takes about a second).
     compile_seconds = {}
     if main:
-        reason = uncacheable_reason(pipe.env.backend)
-        if reason:
-            rundir.note(reason)
+        for line in (uncacheable_reason(pipe.env.backend), fidelity_note(pipe.env)):
+            if line:
+                rundir.note(line)
 
     def chunk_fn(length, state):
         """The compiled chunk program of ``length`` iterations (compiled ahead of its first
