@@ -21,9 +21,13 @@ several solver settings, the ``--variants``:
 MJX does not record how many solver iterations it ran, so ``--solver-iterations B``
 reads them from C MuJoCo instead (same model, same solver settings, ``mj_step`` on ``B``
 envs with uniform random actions from Gymnasium's reset distribution, CPU only): per
-physics step the mean of ``solver_niter`` over envs and the maximum over envs. Under
-``vmap`` MJX's solver ``while_loop`` runs every env for as many iterations as the slowest
-one in the batch, so the maximum is what a batch pays for.
+physics step the mean of ``solver_niter`` over envs and the maximum over envs, and the
+most line-search evaluations (``neval``) any iteration needed. Under ``vmap`` MJX's solver
+``while_loop`` runs every env for as many iterations as the slowest one in the batch, so
+the maximum is what a batch pays for.
+
+``--actions zero`` steps with all-zero actions instead of uniform random ones (the
+solver's work depends on the contacts the actions cause).
 
 Each timing record: variant, batch, steps, compile_s, run_s, sps (env steps/s),
 ms_per_step (one env step = ``frame_skip`` physics steps, for the whole batch), device.
