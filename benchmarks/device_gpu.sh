@@ -66,21 +66,23 @@ accel)
   # Every program compiles at once (the host's cores), then each is timed alone
   # (benchmarks/compile_then_time.py); one deadline for the whole stage. Sizes can be
   # shrunk for a CPU check of this script: SMALL=4 LARGE=8 RUNS="1 8" BACKEND=mujoco ...
+  # FIDELITY=ls8 measures the setting recommended on accelerators (2026-12-04 ran gymnasium).
   SMALL=${SMALL:-512} LARGE=${LARGE:-4096} RUNS=${RUNS:-"1 8 64"} BACKEND=${BACKEND:-mjx}
   PRESET=${PRESET:-cheetah+results} LAT_STEPS=${LAT_STEPS:-50} RAW_STEPS=${RAW_STEPS:-32}
-  NUM_STEPS=${NUM_STEPS:-64} MINIBATCHES=${MINIBATCHES:-8}
+  NUM_STEPS=${NUM_STEPS:-64} MINIBATCHES=${MINIBATCHES:-8} FIDELITY=${FIDELITY:-gymnasium}
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
   python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
     'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
   scale="python3 -m benchmarks.accelerator_scaling --preset $PRESET --backend $BACKEND \
-    --num-steps $NUM_STEPS --minibatches $MINIBATCHES --raw-steps $RAW_STEPS --jsonl $OUT/scaling.jsonl"
+    --num-steps $NUM_STEPS --minibatches $MINIBATCHES --raw-steps $RAW_STEPS --jsonl $OUT/scaling.jsonl \
+    --fidelity $FIDELITY"
   lat="python3 -m benchmarks.mjx_latency --steps $LAT_STEPS --repeats 2"
   cmds=(--cmd "$lat --batch-sizes $SMALL --json $OUT/latency_small.json")
   for r in $RUNS; do [ "$r" = 1 ] || cmds+=(--cmd "$scale --points ${SMALL}x$r"); done
   for r in $RUNS; do [ "$r" = 1 ] || [ "$r" = 64 ] || cmds+=(--cmd "$scale --points ${LARGE}x$r"); done
   cmds+=(--cmd "$scale --points ${SMALL}x1" --cmd "$scale --points ${LARGE}x1")
-  cmds+=(--cmd "$lat --batch-sizes $LARGE --variants gymnasium,fast --json $OUT/latency_large.json")
-  cmds+=(--cmd "$scale --points ${LARGE}x8 --fidelity fast")
+  cmds+=(--cmd "$lat --batch-sizes $LARGE --variants gymnasium,ls8,fast --json $OUT/latency_large.json")
+  [ "$FIDELITY" = fast ] || cmds+=(--cmd "$scale --points ${LARGE}x8 --fidelity fast")
   for r in $RUNS; do [ "$r" = 64 ] && cmds+=(--cmd "$scale --points ${LARGE}x$r"); done
   python3 -m benchmarks.compile_then_time --deadline "${DEADLINE:-520}" \
     --ready-timeout "${READY_TIMEOUT:-300}" "${cmds[@]}" 2>&1 | tee "$OUT/accel.log"
