@@ -20,11 +20,16 @@ several solver settings, the ``--variants``:
 
 MJX does not record how many solver iterations it ran, so ``--solver-iterations B``
 reads them from C MuJoCo instead (same model, same solver settings, ``mj_step`` on ``B``
-envs with uniform random actions from Gymnasium's reset distribution, CPU only): per
+envs with uniform random actions from perturbed default poses, HalfCheetah's reset noise
+for every task, CPU only): per
 physics step the mean of ``solver_niter`` over envs and the maximum over envs, and the
 most line-search evaluations (``neval``) any iteration needed. Under ``vmap`` MJX's solver
 ``while_loop`` runs every env for as many iterations as the slowest one in the batch, so
 the maximum is what a batch pays for.
+
+``--compare-ls LS B`` steps ``B`` envs of C MuJoCo with the XML's line search and with
+``LS`` line-search iterations side by side (same states, same random actions) and reports
+the largest state difference and where the two first differ (CPU only).
 
 ``--actions zero`` steps with all-zero actions instead of uniform random ones (the
 solver's work depends on the contacts the actions cause).
@@ -62,6 +67,9 @@ def _parse_args(argv):
     p.add_argument("--json", default=None)
     p.add_argument("--solver-iterations", type=int, default=None, metavar="B",
                    help="instead of timing MJX, count C MuJoCo's solver iterations on B envs")
+    p.add_argument("--compare-ls", type=int, nargs=2, default=None, metavar=("LS", "B"),
+                   help="instead of timing MJX, step B envs of C MuJoCo with the XML's line "
+                   "search and with LS iterations side by side and report their difference")
     p.add_argument("--actions", default="uniform", choices=("uniform", "zero"),
                    help="uniform random actions over the action box, or all zeros")
     p.add_argument("--barrier", default=None, help=argparse.SUPPRESS)  # compile_then_time
@@ -163,8 +171,62 @@ def solver_iterations(env_id: str, batch: int, steps: int, seed: int = 0) -> dic
                 ls_evals_over_8=float((evals > 8).mean()))
 
 
+def ls_cap_difference(env_id: str, batch: int, steps: int, ls: int, seed: int = 0) -> dict:
+    """C MuJoCo with the XML's line search against one capped at ``ls`` iterations: both
+    step the same ``batch`` initial states (the default pose with HalfCheetah's reset noise,
+    uniform +-0.1 on qpos and 0.1 N(0, 1) on qvel, for every task) with the same uniform
+    random actions for ``steps`` env steps; returns the largest |qpos| / |qvel| difference
+    seen and the first (env, step) where the two differ at all (None: bitwise equal)."""
+    import copy
+
+    import mujoco
+    import numpy as np
+
+    from active_rlhf_jax.envs import make
+
+    env = make(env_id, backend="mujoco")
+    full = env.mj_model
+    capped = copy.deepcopy(full)
+    capped.opt.ls_iterations = ls
+    rng = np.random.default_rng(seed)
+    worst, first = 0.0, None
+    for i in range(batch):
+        qpos = np.asarray(env.init_qpos) + rng.uniform(-0.1, 0.1, full.nq)
+        qvel = np.asarray(env.init_qvel) + 0.1 * rng.standard_normal(full.nv)
+        pair = []
+        for model in (full, capped):
+            d = mujoco.MjData(model)
+            d.qpos[:], d.qvel[:] = qpos, qvel
+            mujoco.mj_forward(model, d)
+            pair.append((model, d))
+        for t in range(steps):
+            action = rng.uniform(env.action_low, env.action_high)
+            for model, d in pair:
+                d.ctrl[:] = action
+                for _ in range(env.frame_skip):
+                    mujoco.mj_step(model, d)
+            (_, a), (_, b) = pair
+            diff = max(np.abs(a.qpos - b.qpos).max(), np.abs(a.qvel - b.qvel).max())
+            if diff > 0 and first is None:
+                first = [i, t]
+            worst = max(worst, float(diff))
+    return dict(env_id=env_id, batch=batch, steps=steps, ls_iterations=ls, max_abs_diff=worst,
+                first_difference=first)
+
+
 def main(argv=None) -> int:
     args = _parse_args(argv)
+    if args.compare_ls:
+        rec = ls_cap_difference(args.env, args.compare_ls[1], args.steps, args.compare_ls[0],
+                                args.seed)
+        print(f"{rec['env_id']} C MuJoCo, line search 50 against {rec['ls_iterations']}, "
+              f"{rec['batch']} envs x {rec['steps']} env steps: largest state difference "
+              f"{rec['max_abs_diff']:.3g}, first at (env, step) {rec['first_difference']}",
+              flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rec, f, indent=1)
+        return 0
     if args.solver_iterations:
         rec = solver_iterations(args.env, args.solver_iterations, args.steps, args.seed)
         print(f"{rec['env_id']} C MuJoCo solver {rec['solver']}, {rec['batch']} envs x "
