@@ -11,8 +11,10 @@ preset's other PPO settings are kept). Per point, in one process:
 * ``pipeline``: ``benchmarks.pipeline_throughput.measure_pipeline`` over all runs in one
   call (``runner.run_cells``' program: compiled ahead of time, compile of ``init`` and of
   the chunk timed apart; ``--chunks`` chunks of one iteration, the first not timed).
-* ``raw``: ``benchmarks.env_throughput.measure``, a jitted scan of ``--raw-steps`` env
-  steps with uniform random actions at ``runs x envs`` envs (the same total batch).
+* ``raw``: ``benchmarks.env_throughput.prepare``, a jitted scan of ``--raw-steps`` env
+  steps at ``runs x envs`` envs (the same total batch) and the runs' fidelity, with uniform
+  random actions and/or all-zero ones (``--raw-actions``; MJX's step cost depends on the
+  contacts the actions cause, and a policy's actions are neither).
 
 Records (one JSON object per line, appended to ``--jsonl`` as each is measured, so a run
 cut short keeps what it measured) carry ``bench="scaling"``, the point, both rates, their
@@ -51,6 +53,9 @@ def _parse_args(argv):
     p.add_argument("--chunks", type=int, default=3, help="chunks of 1 iteration; first untimed")
     p.add_argument("--raw-steps", type=int, default=32)
     p.add_argument("--raw-repeats", type=int, default=1)
+    p.add_argument("--raw-actions", default="uniform",
+                   help="comma-separated raw baselines: uniform (random actions over the "
+                   "box), zero; the first gives the ratio, all are recorded")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--jsonl", default=None, help="append each record here")
     p.add_argument("--barrier", default=None, help=argparse.SUPPRESS)  # compile_then_time
@@ -62,6 +67,9 @@ def _parse_args(argv):
     except ValueError:
         p.error(f"--points: expected ENVSxRUNS,..., e.g. 512x8, got {args.points!r}")
     args.set = parse_overrides(args.set, p.error)
+    args.raw_actions = [a for a in args.raw_actions.split(",") if a]
+    if not args.raw_actions or any(a not in ("uniform", "zero") for a in args.raw_actions):
+        p.error(f"--raw-actions: expected uniform and/or zero, got {','.join(args.raw_actions)!r}")
     return args
 
 
@@ -96,18 +104,20 @@ def measure_point(args, envs: int, runs: int) -> dict:
     if fields:
         raise SystemExit(f"accelerator_scaling: the cells differ in static fields {fields}")
     cfg = cells[0]
-    raw_timer = []
+    raw_timers = {}
 
-    def compiled():  # the raw scan compiled too before anything is timed
-        # The runs' own env: same backend and task options (fidelity included).
-        env = make(cfg.env.env_id, backend=cfg.env.backend, **cfg.env.options())
-        raw_timer.append(prepare(cfg.env.env_id, cfg.env.backend, runs * envs, args.raw_steps,
-                                 raw_env=env)[0])
+    def compiled():  # the raw scans compiled too before anything is timed
+        for actions in args.raw_actions:
+            # The runs' own env: same backend and task options (fidelity included).
+            env = make(cfg.env.env_id, backend=cfg.env.backend, **cfg.env.options())
+            raw_timers[actions] = prepare(cfg.env.env_id, cfg.env.backend, runs * envs,
+                                          args.raw_steps, raw_env=env, actions=actions)[0]
         wait_turn(args.barrier)
 
     pipe = measure_pipeline(cfg, args.chunks, 1, f"{runs} runs x {envs} envs", cells=cells,
                             before_timing=compiled)
-    raw = raw_timer[0](args.raw_repeats)
+    raws = {a: t(args.raw_repeats) for a, t in raw_timers.items()}
+    raw = raws[args.raw_actions[0]]
     return dict(
         bench="scaling",
         envs=envs,
@@ -124,6 +134,8 @@ def measure_point(args, envs: int, runs: int) -> dict:
         compile_init_s=pipe["compile_init_s"],
         compile_chunk_s=pipe["compile_chunk_s"],
         raw_compile_s=raw["compile_s"],
+        raw_actions=args.raw_actions[0],
+        raw_sps_by_actions={a: r["sps"] for a, r in raws.items()},
         chunk_s=pipe["chunk_s"],
         device=pipe["device"],
         load=[pipe["load_before"], pipe["load_after"]],

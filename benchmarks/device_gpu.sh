@@ -73,8 +73,9 @@ accel)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
   python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
     'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
-  scale="python3 -m benchmarks.accelerator_scaling --preset $PRESET --backend $BACKEND \
-    --num-steps $NUM_STEPS --minibatches $MINIBATCHES --raw-steps $RAW_STEPS --jsonl $OUT/scaling.jsonl \
+  scale="python3 -m benchmarks.accelerator_scaling --preset $PRESET --backend $BACKEND --raw-actions uniform,zero \
+    --num-steps $NUM_STEPS --minibatches $MINIBATCHES --raw-steps $RAW_STEPS --raw-repeats 2 \
+    --jsonl $OUT/scaling.jsonl \
     --fidelity $FIDELITY"
   lat="python3 -m benchmarks.mjx_latency --steps $LAT_STEPS --repeats 2"
   cmds=(--cmd "$lat --batch-sizes $SMALL --json $OUT/latency_small.json")

@@ -23,6 +23,7 @@ def test_points_split_into_cells_and_seeds_with_gpu_shaped_ppo():
 @pytest.mark.parametrize("argv, field", [
     (["--points", "512"], "--points"),
     (["--points", "0x8"], "--points"),
+    (["--raw-actions", "uniform,gaussian"], "--raw-actions"),
 ])
 def test_bad_points_exit_2(argv, field, capsys):
     with pytest.raises(SystemExit) as e:
