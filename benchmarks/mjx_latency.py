@@ -89,11 +89,11 @@ def make_env(env_id: str, variant: str):
 
     from active_rlhf_jax.envs import make
 
-    env = make(env_id, backend="mjx", fidelity="fast" if variant == "fast" else "gymnasium")
+    # gymnasium, ls8 and fast are the package's own fidelities; iter1 and nocontact are not.
+    env = make(env_id, backend="mjx",
+               fidelity=variant if variant in ("ls8", "fast") else "gymnasium")
     opt = env.physics.mj_model.opt
-    if variant == "ls8":
-        opt.ls_iterations = 8
-    elif variant == "iter1":
+    if variant == "iter1":
         opt.iterations, opt.ls_iterations = 1, 1
     elif variant == "nocontact":
         opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_CONTACT)
@@ -132,6 +132,19 @@ def _line(r) -> str:
             f"{r['ms_per_step']:7.2f} ms/step  compile {r['compile_s']:5.1f} s  [{r['device']}]")
 
 
+def _c_start(env, model, rng):
+    """A C MuJoCo state at the default pose with HalfCheetah's reset noise (uniform +-0.1 on
+    qpos, 0.1 N(0, 1) on qvel), whatever the task, after ``mj_forward``."""
+    import mujoco
+    import numpy as np
+
+    d = mujoco.MjData(model)
+    d.qpos[:] = np.asarray(env.init_qpos) + rng.uniform(-0.1, 0.1, model.nq)
+    d.qvel[:] = np.asarray(env.init_qvel) + 0.1 * rng.standard_normal(model.nv)
+    mujoco.mj_forward(model, d)
+    return d
+
+
 def solver_iterations(env_id: str, batch: int, steps: int, seed: int = 0) -> dict:
     """Solver iterations per physics step of C MuJoCo on ``batch`` envs under uniform random
     actions for ``steps`` env steps (``frame_skip`` physics steps each, no resets: the
@@ -145,13 +158,7 @@ def solver_iterations(env_id: str, batch: int, steps: int, seed: int = 0) -> dic
     env = make(env_id, backend="mujoco")
     model = env.mj_model
     rng = np.random.default_rng(seed)
-    datas = []
-    for _ in range(batch):
-        d = mujoco.MjData(model)
-        d.qpos[:] = np.asarray(env.init_qpos) + rng.uniform(-0.1, 0.1, model.nq)
-        d.qvel[:] = np.asarray(env.init_qvel) + 0.1 * rng.standard_normal(model.nv)
-        mujoco.mj_forward(model, d)
-        datas.append(d)
+    datas = [_c_start(env, model, rng) for _ in range(batch)]
     low, high = np.asarray(env.action_low), np.asarray(env.action_high)
     counts = np.zeros((steps * env.frame_skip, batch))
     evals = np.zeros((steps * env.frame_skip, batch))  # most line-search evaluations
@@ -191,14 +198,11 @@ def ls_cap_difference(env_id: str, batch: int, steps: int, ls: int, seed: int = 
     rng = np.random.default_rng(seed)
     worst, first = 0.0, None
     for i in range(batch):
-        qpos = np.asarray(env.init_qpos) + rng.uniform(-0.1, 0.1, full.nq)
-        qvel = np.asarray(env.init_qvel) + 0.1 * rng.standard_normal(full.nv)
-        pair = []
-        for model in (full, capped):
-            d = mujoco.MjData(model)
-            d.qpos[:], d.qvel[:] = qpos, qvel
-            mujoco.mj_forward(model, d)
-            pair.append((model, d))
+        d_full = _c_start(env, full, rng)
+        d_capped = mujoco.MjData(capped)  # the same start: copied, not drawn again
+        d_capped.qpos[:], d_capped.qvel[:] = d_full.qpos, d_full.qvel
+        mujoco.mj_forward(capped, d_capped)
+        pair = [(full, d_full), (capped, d_capped)]
         for t in range(steps):
             action = rng.uniform(env.action_low, env.action_high)
             for model, d in pair:
