@@ -9,16 +9,15 @@ Where: ``$JAX_COMPILATION_CACHE_DIR`` if set (JAX's own variable), else
 :data:`MIN_COMPILE_SECONDS` to compile are stored, so the cache holds the few large
 programs of a run, not every small helper.
 
-What it cannot keep: JAX never writes a program that contains a host callback to the
-persistent cache, and the C MuJoCo backend (``env.backend mujoco``, what ``auto`` picks on
-a CPU) steps through ``jax.pure_callback``. So on that backend the pipeline's large
-programs (the initial phase and the chunk program) compile afresh on every run and resume;
-only MJX and the pure-JAX probe environments get the cache's benefit.
-:func:`uncacheable_reason` says so, and the runner prints it once per run. JAX's
-pull request #38405 (merged 2026-06) lets the cache keep programs with host callbacks;
-the jax 0.10.2 pinned here still refuses them (``jax/_src/compiler.py``, ``_cache_write``),
-so a jax upgrade that carries it (to be checked against MJX parity and the tests) or the C
-step as an XLA FFI custom call would lift this.
+What it could not keep before 2026-12-04: JAX never writes a program that contains a
+``jax.pure_callback`` to the persistent cache, and the C MuJoCo backend (``env.backend
+mujoco``, what ``auto`` picks on a CPU) stepped through one, so the pipeline's large
+programs compiled afresh on every run and resume. It now steps through a named XLA
+custom call on the CPU (``envs/host_call.py``), which the cache keeps like any other
+program (the ``default`` preset's two programs: 16.7 + 17.1 s compiled, 3.7 + 2.9 s read back
+on the 2-core CPU).
+:func:`uncacheable_reason` still names the one case left, ``ACTIVE_RLHF_HOST_CALL=
+callback`` (or C MuJoCo on a non-CPU platform), and the runner prints it once per run.
 """
 
 from __future__ import annotations
@@ -64,16 +63,19 @@ def enable(environ=os.environ) -> Path | None:
 def uncacheable_reason(env_backend: str) -> str | None:
     """Why the persistent cache cannot keep a run's programs, or None when it can.
 
-    ``env_backend``: the environment's resolved backend (``Env.backend``). Checked against
-    JAX itself: ``Not writing persistent cache entry ... because it uses host callbacks``
-    in its compiler log for a C MuJoCo run, and three entries written for the same run on a
-    probe environment (2026-12-04).
+    ``env_backend``: the environment's resolved backend (``Env.backend``). Only C MuJoCo
+    through ``jax.pure_callback`` is refused (JAX's log: ``Not writing persistent cache
+    entry ... because it uses host callbacks``); through the custom call it is kept
+    (``tests/test_host_call.py`` reads a program back in a second process).
     """
     import jax
 
     if not jax.config.jax_compilation_cache_dir:
         return None
-    if env_backend == "mujoco":
+    from active_rlhf_jax.envs.host_call import MODE_ENV_VAR, mode
+
+    if env_backend == "mujoco" and mode() == "callback":
         return ("the persistent compilation cache cannot keep this run's programs: C MuJoCo "
-                "steps through a host callback, which JAX never caches (MJX programs are kept)")
+                f"steps through jax.pure_callback here ({MODE_ENV_VAR}=callback or a non-CPU "
+                "platform), which JAX never caches")
     return None

@@ -176,6 +176,7 @@ def evaluate_ours(
     import jax
 
     from active_rlhf_jax import envs as envs_lib
+    from active_rlhf_jax.envs.host_call import raise_pending
     from active_rlhf_jax.ppo.episodes import deterministic_episodes
 
     env = envs_lib.make(policy.env_id, backend=OUR_BACKENDS[backend], **policy.env_options)
@@ -188,7 +189,9 @@ def evaluate_ours(
     num_seeds = len(policy.seeds)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
     returns, lengths = jax.jit(jax.vmap(per_seed))(policy.state, keys)
-    return np.asarray(returns, np.float64), np.asarray(lengths, np.int64)
+    returns, lengths = np.asarray(returns, np.float64), np.asarray(lengths, np.int64)
+    raise_pending()  # a host step (C MuJoCo) that raised inside the program
+    return returns, lengths
 
 
 def evaluate_gymnasium(

@@ -19,8 +19,8 @@ def test_cache_can_be_turned_off():
         "/c/active-rlhf-jax/jax")
 
 
-def test_c_mujoco_runs_are_said_to_miss_the_cache(tmp_path):
-    """JAX never caches a program with a host callback; C MuJoCo steps through one."""
+def test_only_c_mujoco_through_pure_callback_is_said_to_miss_the_cache(tmp_path, monkeypatch):
+    """JAX never caches a program with a pure_callback; the custom-call path is kept."""
     import jax
 
     from active_rlhf_jax.compile_cache import uncacheable_reason
@@ -28,11 +28,15 @@ def test_c_mujoco_runs_are_said_to_miss_the_cache(tmp_path):
     before = jax.config.jax_compilation_cache_dir
     try:
         jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        monkeypatch.setenv("ACTIVE_RLHF_HOST_CALL", "callback")
         reason = uncacheable_reason("mujoco")
-        assert reason is not None and "host callback" in reason
+        assert reason is not None and "pure_callback" in reason
         assert uncacheable_reason("mjx") is None
         assert uncacheable_reason("jax") is None
+        monkeypatch.setenv("ACTIVE_RLHF_HOST_CALL", "ffi")
+        assert uncacheable_reason("mujoco") is None  # on this CPU: the custom call
         jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv("ACTIVE_RLHF_HOST_CALL", "callback")
         assert uncacheable_reason("mujoco") is None  # no cache, nothing to say
     finally:
         jax.config.update("jax_compilation_cache_dir", before)

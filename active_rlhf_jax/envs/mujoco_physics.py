@@ -1,4 +1,4 @@
-"""C MuJoCo physics backend: ``mj_step`` called from inside jit through ``jax.pure_callback``.
+"""C MuJoCo physics backend: ``mj_step`` called from inside jit as a host function.
 
 Implements the :class:`~active_rlhf_jax.envs.physics.Physics` protocol for CPUs, where C
 MuJoCo steps a batch of small models far faster than MJX (see ``docs/backends.md``).
@@ -21,6 +21,11 @@ The exact float64 state travels in :class:`MujocoData` ``.exact`` as raw bit pat
 is taken from the float field instead, so the user's values take effect at the next step
 while untouched elements keep their exact float64 values.
 
+Host calls. On a CPU the step is an XLA custom call into Python (:mod:`host_call`), so
+the persistent compilation cache keeps programs that step C MuJoCo; elsewhere, or with
+``ACTIVE_RLHF_HOST_CALL=callback``, it is ``jax.pure_callback``. Both run the same host
+code; the programs name it by a digest of the model (:attr:`MujocoPhysics.key`).
+
 Purity. The callback's outputs depend only on its inputs: every step starts from
 ``mj_setState`` on a scratch ``MjData`` (one per concurrent chunk) (``mj_step`` recomputes everything
 else from the integration state), so it is safe under ``jit``, ``lax.scan``, nested
@@ -39,6 +44,7 @@ To spread env batches over several CPU devices (``XLA_FLAGS=
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import os
 import queue
 import threading
@@ -49,6 +55,8 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from flax import struct
+
+from active_rlhf_jax.envs.host_call import host_call
 
 #: Environment variable read for the default thread count.
 THREADS_ENV_VAR = "ACTIVE_RLHF_MUJOCO_THREADS"
@@ -139,6 +147,14 @@ class MujocoPhysics:
         self._qpos = _component_slice(m, st.mjSTATE_QPOS)
         self._qvel = _component_slice(m, st.mjSTATE_QVEL)
         self._ctrl = _component_slice(m, st.mjSTATE_CTRL)
+        buf = np.empty(mujoco.mj_sizeModel(m), np.uint8)
+        mujoco.mj_saveModel(m, None, buf)
+        #: Names this physics in compiled programs, the same in every process: a digest of
+        #: the model (options included), the frame skip and ``need_cfrc_ext``.
+        self.key = "mujoco-{}-{}-{}".format(
+            hashlib.sha256(buf.tobytes()).hexdigest()[:20], self.frame_skip,
+            int(self.need_cfrc_ext),
+        )
         self._free: queue.SimpleQueue[mujoco.MjData] = queue.SimpleQueue()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -169,9 +185,7 @@ class MujocoPhysics:
                 f"init: expected qpos ({self.nq},) and qvel ({self.nv},), "
                 f"got {qpos.shape} and {qvel.shape}"
             )
-        return jax.pure_callback(
-            self._host_init, self._shapes(()), qpos, qvel, vmap_method="broadcast_all"
-        )
+        return host_call(self.key + "-init", self._host_init, self._shapes, qpos, qvel)
 
     def step(self, data: MujocoData, ctrl: jax.Array) -> MujocoData:
         """``frame_skip`` C ``mj_step`` calls with ``ctrl [nu]`` (unbatched; vmap for batches)."""
@@ -179,14 +193,14 @@ class MujocoPhysics:
         ctrl = jnp.asarray(ctrl, f)
         if ctrl.shape != (self.nu,):
             raise ValueError(f"step: expected ctrl ({self.nu},), got {ctrl.shape}")
-        return jax.pure_callback(
+        return host_call(
+            self.key + "-step",
             self._host_step,
-            self._shapes(()),
+            self._shapes,
             data.exact,
             jnp.asarray(data.qpos, f),
             jnp.asarray(data.qvel, f),
             ctrl,
-            vmap_method="broadcast_all",
         )
 
     # ------------------------------------------------------------------ host side

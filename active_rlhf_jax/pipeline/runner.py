@@ -37,6 +37,7 @@ import numpy as np
 from active_rlhf_jax import strict_json
 from active_rlhf_jax.compile_cache import uncacheable_reason
 from active_rlhf_jax.config import Config, ConfigError, load_config_dict, to_dict
+from active_rlhf_jax.envs.host_call import raise_pending
 from active_rlhf_jax.envs.registry import fidelity_note
 from active_rlhf_jax.evaluation import eval_record
 from active_rlhf_jax.pipeline import distributed as dist
@@ -432,6 +433,7 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
         for out in outs:
             rundir.recover_metrics(out / METRICS_FILE, done_iters)
     jax.block_until_ready(state)
+    raise_pending()  # a host step (C MuJoCo) that raised inside the program
     init_seconds = time.time() - t_compile
     codes = np.asarray(dist.fetch(guard_fn(state)))  # [runs]; once, not per chunk
     if codes.any():
@@ -462,6 +464,7 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
             t0 = time.time()
             state, metrics = program(state)
             jax.block_until_ready(metrics)
+            raise_pending()  # before anything of this chunk is written
             wall = time.time() - t0
             sps = length * config.steps_per_iteration * seeds * cells / max(wall, 1e-9)
             metrics = dist.fetch(metrics)
