@@ -72,9 +72,9 @@ def uncacheable_reason(env_backend: str) -> str | None:
 
     if not jax.config.jax_compilation_cache_dir:
         return None
-    from active_rlhf_jax.envs.host_call import MODE_ENV_VAR, mode
+    from active_rlhf_jax.envs.host_call import MODE_ENV_VAR, jax_caches_callbacks, mode
 
-    if env_backend == "mujoco" and mode() == "callback":
+    if env_backend == "mujoco" and mode() == "callback" and not jax_caches_callbacks():
         return ("the persistent compilation cache cannot keep this run's programs: C MuJoCo "
                 f"steps through jax.pure_callback here ({MODE_ENV_VAR}=callback or a non-CPU "
                 "platform), which JAX never caches")

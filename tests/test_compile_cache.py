@@ -24,13 +24,17 @@ def test_only_c_mujoco_through_pure_callback_is_said_to_miss_the_cache(tmp_path,
     import jax
 
     from active_rlhf_jax.compile_cache import uncacheable_reason
+    from active_rlhf_jax.envs.host_call import jax_caches_callbacks
 
     before = jax.config.jax_compilation_cache_dir
     try:
         jax.config.update("jax_compilation_cache_dir", str(tmp_path))
         monkeypatch.setenv("ACTIVE_RLHF_HOST_CALL", "callback")
         reason = uncacheable_reason("mujoco")
-        assert reason is not None and "pure_callback" in reason
+        if jax_caches_callbacks():  # jax >= 0.11 keeps pure_callback programs too
+            assert reason is None
+        else:
+            assert reason is not None and "pure_callback" in reason
         assert uncacheable_reason("mjx") is None
         assert uncacheable_reason("jax") is None
         monkeypatch.setenv("ACTIVE_RLHF_HOST_CALL", "ffi")

@@ -169,5 +169,6 @@ def test_c_mujoco_program_is_kept_by_the_persistent_cache(tmp_path):
 
     other = tmp_path / "callback_cache"
     third = _run_cache_script(other, tmp_path / "c.npy", "callback")
-    assert not other.exists() or _program_entries(other) == []  # JAX refuses callbacks
+    written = other.exists() and _program_entries(other) != []
+    assert written == hc.jax_caches_callbacks()  # jax 0.10 refuses callbacks, 0.11 keeps them
     np.testing.assert_array_equal(first, third)

@@ -81,6 +81,18 @@ def mode() -> str:
     return value
 
 
+def jax_caches_callbacks() -> bool:
+    """Whether this JAX writes programs with a ``pure_callback`` to the persistent cache.
+
+    jax 0.10.2 (pinned) refuses them (its log: ``Not writing persistent cache entry ...
+    because it uses host callbacks``); jax 0.11.2 writes them (``tests/test_host_call.py``
+    run under it, 2026-12-04). Versions between were not checked; the first with the
+    change is taken to be 0.11.
+    """
+    major, minor = (int(x) for x in jax.__version__.split(".")[:2])
+    return (major, minor) >= (0, 11)
+
+
 def raise_pending() -> None:
     """Raise (once) the first error a host function hit since the last call, if any."""
     if _ERRORS:
