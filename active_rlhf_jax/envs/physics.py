@@ -17,9 +17,9 @@ so a user or a test can put either backend into a given physical state.
 Backends:
 * ``mjx``: ``mujoco.mjx`` (``active_rlhf_jax/envs/mjx_physics.py``), differentiable,
   for accelerators.
-* ``mujoco``: C MuJoCo via ``jax.pure_callback`` (``active_rlhf_jax/envs/mujoco_physics.py``),
-  for CPUs; the exact C state (solver warm start included) travels in the state so the
-  callback is a pure function.
+* ``mujoco``: C MuJoCo as a host function (``active_rlhf_jax/envs/mujoco_physics.py``; an
+  XLA custom call on a CPU, ``envs/host_call.py``), for CPUs; the exact C state (solver
+  warm start included) travels in the state so the host function is pure.
 """
 
 from __future__ import annotations
