@@ -37,6 +37,7 @@ platforms, and with ``ACTIVE_RLHF_HOST_CALL=callback``, :func:`host_call` is
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -108,12 +109,19 @@ def _spec(arrays) -> str:
     )
 
 
-def _parse_spec(text: str) -> list[tuple[np.dtype, tuple[int, ...]]]:
+def _parse_spec(text: str) -> tuple[tuple[np.dtype, tuple[int, ...]], ...]:
     out = []
     for item in text.split(";") if text else []:
         dtype, shape = item.split(":")
         out.append((np.dtype(dtype), tuple(int(d) for d in shape.split(",")) if shape else ()))
-    return out
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(text: str):
+    """``opaque -> (key, input specs, output specs)``, parsed once per program, not per call."""
+    key, spec_in, spec_out = text.split(_SEP)
+    return key, _parse_spec(spec_in), _parse_spec(spec_out)
 
 
 def _view(address: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -126,9 +134,7 @@ def _view(address: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _handler(out, ins, opaque, opaque_len, status):  # noqa: ARG001 (status unused)
-    text = ctypes.string_at(opaque, opaque_len).decode()
-    key, spec_in, spec_out = text.split(_SEP)
-    outs_spec = _parse_spec(spec_out)
+    key, ins_spec, outs_spec = _layout(ctypes.string_at(opaque, opaque_len).decode())
     if len(outs_spec) == 1:
         out_ptrs = [out]
     else:
@@ -137,7 +143,7 @@ def _handler(out, ins, opaque, opaque_len, status):  # noqa: ARG001 (status unus
     outputs = [_view(p, d, s) for p, (d, s) in zip(out_ptrs, outs_spec, strict=True)]
     try:
         inputs = [
-            _view(ins[i], d, s) for i, (d, s) in enumerate(_parse_spec(spec_in))
+            _view(ins[i], d, s) for i, (d, s) in enumerate(ins_spec)
         ]
         fn = _FUNCTIONS.get(key)
         if fn is None:
