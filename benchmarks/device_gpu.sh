@@ -8,6 +8,9 @@
 #                                         # solver setting (item 3), and 1/8/64 runs in one call
 #                                         # at 512 and 4,096 envs per run against raw stepping
 #   bash benchmarks/device_gpu.sh latency # ~3 min: item 3's solver settings alone
+#   bash benchmarks/device_gpu.sh learner # ~9 min: item 4, ground-truth PPO shaped for a GPU:
+#                                         # learning rates x seeds in one program, final
+#                                         # policies back for a Gymnasium evaluation on a CPU
 #
 # Packages missing on that machine (mujoco, mujoco-mjx, gymnasium, ...) travel as wheels in
 # .whl/ (see the device notes in docs/benchmarks.md); they are installed into /tmp/site.
@@ -101,8 +104,39 @@ latency)
     --cmd "$lat --batch-sizes ${TOTAL:-32768} --variants fast --json $OUT/latency_total_fast.json" \
     2>&1 | tee "$OUT/latency.log"
   ;;
+learner)
+  # #15 item 4: ground-truth PPO sized for a GPU (HalfCheetah-v5, cheetah+results' tuned PPO
+  # settings except the shape: E envs x T steps per update, minibatches of MB, EPOCHS epochs,
+  # MJX at FIDELITY), one cell per learning rate in LRS, SEEDS seeds from SEED, all in one
+  # compiled program (the learning rate is traced). The sweep stops at BUDGET seconds
+  # whatever it has done (metrics.jsonl is written every CHUNK iterations); the run
+  # directories come back without checkpoints (learner_runs.tgz: config, metrics, MJX
+  # evaluation, final policies) for `active-rlhf evaluate --backend gymnasium` elsewhere.
+  # CPU check of this stage: BACKEND=mujoco E=8 MB=64 ITERS=2 CHUNK=1 SEEDS=2 LRS=3e-4,1e-3
+  E=${E:-1024} T=${T:-32} MB=${MB:-4096} EPOCHS=${EPOCHS:-10} ITERS=${ITERS:-112}
+  CHUNK=${CHUNK:-16} LRS=${LRS:-1e-4,3e-4,1e-3} SEEDS=${SEEDS:-9} SEED=${SEED:-900}
+  BACKEND=${BACKEND:-mjx} FIDELITY=${FIDELITY:-ls8} BUDGET=${BUDGET:-515}
+  EVAL=${EVAL:-2} PRESET=${PRESET:-cheetah+results}
+  per_iter=$((E * 64))   # 64 steps per env per iteration: one clip of 50 fits (the preset's)
+  runs=$OUT/runs_tmp
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+  python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
+    'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+  echo "start $(date -u +%FT%TZ)" | tee "$OUT/learner.log"
+  timeout -k 10 "$BUDGET" python3 -m active_rlhf_jax.cli sweep --preset "$PRESET" \
+    --arms ground-truth --grid "ppo.learning_rate=$LRS" --seeds "$SEEDS" --seed "$SEED" \
+    --env.backend "$BACKEND" --env.fidelity "$FIDELITY" --ppo.num_envs "$E" --ppo.num_steps "$T" \
+    --ppo.minibatch_size "$MB" --ppo.update_epochs "$EPOCHS" \
+    --run.ppo_timesteps_per_iteration "$per_iter" --run.total_ppo_timesteps $((per_iter * ITERS)) \
+    --run.iterations_per_chunk "$CHUNK" --run.eval_episodes "$EVAL" --gym-eval-episodes 0 \
+    --out "$runs" 2>&1 | tee -a "$OUT/learner.log"
+  echo "end $(date -u +%FT%TZ) rc=${PIPESTATUS[0]}" | tee -a "$OUT/learner.log"
+  tar czf "$OUT/learner_runs.tgz" --exclude=checkpoints --exclude=tb --exclude=run.lock \
+    -C "$runs" . && rm -rf "$runs"
+  ls -la "$OUT"
+  ;;
 *)
-  echo "usage: $0 check|main|accel|latency" >&2
+  echo "usage: $0 check|main|accel|latency|learner" >&2
   exit 2
   ;;
 esac

@@ -594,6 +594,34 @@ def test_cells_restore_the_newest_step_they_all_hold_and_move_a_damaged_one(tmp_
         rundir.restore_newest([_Steps([8]), _Steps([8])], restore, outs, move=False)
 
 
+def test_zero_size_leaves_survive_a_checkpoint_round_trip(tmp_path):
+    """MJX's ``Data.act`` is [seeds, envs, 0] on models without activations, and orbax
+    refuses to save arrays of size zero: the runner saves ``savable(state)`` and restores
+    ``unsaved_filled(restore(savable(abstract)), abstract)``, which must give back every
+    leaf bit for bit and the empty ones with their shape and dtype."""
+    import jax
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+
+    state = {"act": jnp.zeros((2, 3, 0), jnp.float32), "qpos": jnp.arange(6.0).reshape(2, 3),
+             "inner": (jnp.zeros((0,), jnp.int32), jnp.array([7, -1], jnp.int32))}
+    assert rundir.savable(state)["act"] is None and rundir.savable(state)["inner"][0] is None
+    mngr = ocp.CheckpointManager(tmp_path / "checkpoints",
+                                 options=ocp.CheckpointManagerOptions(create=True))
+    try:
+        mngr.save(4, args=ocp.args.StandardSave(rundir.savable(state)))
+        mngr.wait_until_finished()
+        abstract = jax.eval_shape(lambda: state)
+        got = rundir.unsaved_filled(
+            mngr.restore(4, args=ocp.args.StandardRestore(rundir.savable(abstract))), abstract)
+    finally:
+        mngr.close()
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(state)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(state)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_budget_supply_bound():
     """Smoke: 40 initial clips, 20 new per iteration, 8 iterations (7 acquire), disjoint
     pairs. Budget 1000 buys an initial 200 (100 pairs use all 40 clips, 100 ratings too),

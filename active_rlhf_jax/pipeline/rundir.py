@@ -9,6 +9,9 @@
   with a note; damaged ones are moved to ``DIR/checkpoints.damaged/``.
 * :func:`clean_checkpoints`: leftovers of interrupted saves (orbax temporary folders) and
   of interrupted deletions (step folders older than the ``keep`` newest) are removed.
+* :func:`savable` / :func:`unsaved_filled`: zero-size leaves (MJX's ``Data.act`` on a model
+  without activations) left out of a checkpoint and put back on restore; orbax refuses to
+  save arrays of size zero.
 
 All messages are one line; failures raise :class:`ConfigError` naming the path (exit 2).
 """
@@ -155,6 +158,34 @@ def clean_checkpoints(ckpt_dir: Path, keep: int) -> None:
     for step in sorted(steps)[:-keep] if len(steps) > keep else []:
         note(f"removed checkpoint {step} (a checkpoint deletion that was interrupted)")
         shutil.rmtree(ckpt_dir / str(step), ignore_errors=True)
+
+
+def savable(tree):
+    """``tree`` with every zero-size leaf replaced by ``None`` (nothing to save; orbax
+    raises ``ValueError: Cannot save arrays with zero size``). Leaves are arrays or
+    ``jax.ShapeDtypeStruct``s (the abstract tree of a restore)."""
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return jax.tree_util.tree_unflatten(
+        treedef, [None if 0 in leaf.shape else leaf for leaf in leaves])
+
+
+def unsaved_filled(restored, abstract):
+    """The tree of ``abstract`` from ``restored`` (a restore of ``savable(abstract)``): its
+    ``None`` leaves become zero-size arrays of ``abstract``'s shape, dtype and sharding."""
+    import jax
+    import numpy as np
+
+    leaves, treedef = jax.tree_util.tree_flatten(abstract)
+    got = treedef.flatten_up_to(restored)
+    filled = []
+    for a, r in zip(leaves, got):
+        if 0 in a.shape:
+            sharding = getattr(a, "sharding", None)
+            r = jax.device_put(np.zeros(a.shape, a.dtype), sharding)
+        filled.append(r)
+    return jax.tree_util.tree_unflatten(treedef, filled)
 
 
 def restore_newest(managers, restore_one, outs, move: bool = True):

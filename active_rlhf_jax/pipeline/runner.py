@@ -408,7 +408,8 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
             abstract)
         step, states = rundir.restore_newest(
             managers,
-            lambda i, s: managers[i].restore(s, args=ocp.args.StandardRestore(abstract)),
+            lambda i, s: rundir.unsaved_filled(managers[i].restore(
+                s, args=ocp.args.StandardRestore(rundir.savable(abstract))), abstract),
             outs, move=main)
         for m in managers:
             m.close()  # its step list may name checkpoints moved aside
@@ -487,7 +488,8 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
                         f"(seed {first['seed']}{_cell_name(outs, c)}); stopped after "
                         f"iteration {done_iters}, {kept} (in {outs[c] / 'checkpoints'})")
                 for m, cell_state in zip(managers, _cell_slices(state, cells, seeds, mesh)):
-                    m.save(done_iters, args=ocp.args.StandardSave(cell_state))
+                    m.save(done_iters,
+                           args=ocp.args.StandardSave(rundir.savable(cell_state)))
                 for m in managers:
                     m.wait_until_finished()
                 last_saved = done_iters
