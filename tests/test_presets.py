@@ -127,3 +127,28 @@ def test_no_posterior_spread_is_a_config_error(method):
     adaptive = replace(base, **{"run.feedback": "both", "acquisition.allocation": "reference-adaptive"})
     with pytest.raises(ConfigError, match="reference-adaptive"):
         adaptive.validate()
+
+
+def test_gpu_preset_is_the_measured_h200_run_and_refuses_untested_tasks():
+    """``cheetah+results+gpu`` is the config of the committed H200 run it quotes
+    (benchmarks/results/gpu_learner_h200_2026-12-04, the learning-rate cell chosen on the
+    design seeds) but for the seeds, the evaluation episodes and the name; on Hopper it is
+    a one-line ConfigError naming the preset."""
+    import json
+    import pathlib
+
+    from active_rlhf_jax.config import ConfigError, load_config_dict, to_dict
+
+    record = (pathlib.Path(__file__).parent.parent / "benchmarks" / "results"
+              / "gpu_learner_h200_2026-12-04" / "ground-truth+ppo.learning_rate=1e-3"
+              / "config.json")
+    saved = to_dict(load_config_dict(json.loads(record.read_text())))
+    preset = to_dict(get_preset("cheetah+results+ground-truth+gpu").validate())
+    for d in (saved, preset):
+        for key in ("seeds", "seed", "name"):
+            d.pop(key)
+        d["run"].pop("eval_episodes")
+    assert preset == saved
+    assert preset["ppo"]["learning_rate"] == 1e-3 and preset["env"]["fidelity"] == "ls8"
+    with pytest.raises(ConfigError, match=r"^preset: 'gpu' is measured on HalfCheetah only"):
+        get_preset("hopper+results+gpu")
