@@ -326,3 +326,41 @@ def test_the_three_feedback_kinds_in_one_call_equal_each_kind_alone():
     q_pref, q_eval = np.asarray(m_grid["queries_pref"])[:, -1], np.asarray(m_grid["queries_eval"])[:, -1]
     assert q_eval[:2].tolist() == [0, 0] and q_pref[2:4].tolist() == [0, 0]
     assert (q_pref[4:] > 0).all() and (q_eval[4:] > 0).all()
+
+
+@pytest.mark.parametrize("n_valid", [0, 1, 3])
+def test_initial_queries_never_name_an_empty_pool_slot(n_valid):
+    """A warm-up whose episodes are all shorter than a clip (a Walker2d that falls within
+    50 steps) leaves the initial pool (nearly) empty. Before the fix the initial batch still
+    asked about empty slots (all-zero clips), the budget counted them, and the reward
+    model was fitted on nothing (seen: Walker2d seed 105, 40 labels, then no clip ever
+    again). Every unmasked pair joins two distinct valid clips, every unmasked rating a
+    valid clip; a full pool keeps its whole batch (the recorded runs are unchanged); the
+    initial fit on no labels leaves finite parameters."""
+    from active_rlhf_jax.envs import make
+    from active_rlhf_jax.pipeline.feedback import make_feedback_stages
+    from active_rlhf_jax.pipeline.pool import ClipPool
+
+    cfg = get_preset("smoke+unified-random").validate()
+    env = make(cfg.env.env_id)
+    L = cfg.run.segment_length
+    fb = make_feedback_stages(cfg, env)
+    pool = ClipPool.create(30, L, env.observation_size, env.action_size, jnp.float32)
+    pool = pool.replace(valid=jnp.arange(30) < n_valid,
+                        rew=jax.random.normal(jax.random.PRNGKey(3), (30, L)))
+    q = fb.initial_queries(*jax.random.split(jax.random.PRNGKey(8), 3), pool)
+    n_p0, n_e0 = cfg.initial_labels
+    pi, pm = np.asarray(q.pair_idx), np.asarray(q.pair_mask)
+    ci, cm = np.asarray(q.clip_idx), np.asarray(q.clip_mask)
+    assert np.all(pi[pm] < n_valid) and np.all(pi[pm, 0] != pi[pm, 1])
+    assert np.all(ci[cm] < n_valid)
+    if n_valid == 0:
+        assert not pm.any() and not cm.any()
+        reward, _ = fb.fit(jax.random.PRNGKey(4), fb.init_reward(jax.random.PRNGKey(5)),
+                           fb.init_buffers(), initial=True)
+        assert all(bool(jnp.all(jnp.isfinite(x)))
+                   for x in jax.tree_util.tree_leaves(reward.params))
+    elif n_valid == 1:
+        assert not pm.any() and 0 < cm.sum() <= n_e0
+    else:
+        assert pm.sum() == n_p0 and cm.sum() == n_e0

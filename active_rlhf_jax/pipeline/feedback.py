@@ -240,8 +240,15 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
             pair_idx, found = draw_gap_pairs(key_a, valid, pool.true_returns, k0,
                                              GAP_PAIR_ATTEMPTS * k0, c.teacher.min_gap)
             pair_mask = pair_mask & found
+        # A pool of fewer than two clips (warm-up episodes all shorter than a clip, e.g. a
+        # Walker2d that falls within 50 steps) has empty slots in its first two places:
+        # no query may name one (the teacher would label all-zero clips and the budget
+        # would count them), so those queries are masked and the budget waits for clips.
+        clip_idx = order_c[slots % n_valid]
+        pair_mask = pair_mask & valid[pair_idx[:, 0]] & valid[pair_idx[:, 1]] & (
+            pair_idx[:, 0] != pair_idx[:, 1])
         return Queries(pair_idx=pair_idx, pair_mask=pair_mask,
-                       clip_idx=order_c[slots % n_valid], clip_mask=slots < n_e0)
+                       clip_idx=clip_idx, clip_mask=(slots < n_e0) & valid[clip_idx])
 
     def acquire(key_post, key_select, reward, pool, acq_state, counters, n, hyper=None):
         """Posterior samples of every pool clip's return, then acquisition of ``n``
