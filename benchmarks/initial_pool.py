@@ -24,7 +24,8 @@ from active_rlhf_jax.pipeline.train import make_train
 
 
 def initial_pool(config_path: str) -> dict:
-    """``{"seeds": {seed: clips in the initial pool}, "labels": {seed: labels spent}}``."""
+    """``{"config": path, "clips": {seed: clips in the initial pool},
+    "labels": {seed: initial labels spent}}``."""
     cfg = load_config_dict(json.load(open(config_path)))
     pipe = make_train(cfg)
     state = jax.jit(jax.vmap(pipe.init))(batch_inputs([cfg])[0])

@@ -245,8 +245,7 @@ def make_feedback_stages(config, env, choices: dict | None = None) -> FeedbackSt
         # no query may name one (the teacher would label all-zero clips and the budget
         # would count them), so those queries are masked and the budget waits for clips.
         clip_idx = order_c[slots % n_valid]
-        pair_mask = pair_mask & valid[pair_idx[:, 0]] & valid[pair_idx[:, 1]] & (
-            pair_idx[:, 0] != pair_idx[:, 1])
+        pair_mask = pair_mask & valid[pair_idx[:, 0]] & valid[pair_idx[:, 1]]
         return Queries(pair_idx=pair_idx, pair_mask=pair_mask,
                        clip_idx=clip_idx, clip_mask=(slots < n_e0) & valid[clip_idx])
 
