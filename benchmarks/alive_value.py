@@ -91,6 +91,10 @@ def measure_run(run_dir: Path, episodes: int = 0, window: int = 20) -> dict:
         r_hat = np.asarray(model.step_reward(member, obs, act), np.float64)  # [P, L]
         live = np.asarray(pool["valid"][s])[:, None] & ~np.asarray(absorbing_steps(obs))
         y = r_hat[live]
+        if y.size < 2:  # an empty pool (e.g. Walker2d seed 105's warm-up): nothing to fit
+            seeds.append({"slope": None, "intercept": None, "alive_value": None,
+                          "step_corr": None, "absorbing_share": None, "live_steps": int(y.size)})
+            continue
         if shifted:  # what PPO adds: minus the pool's lowest live learned step reward
             y = y - y.min()
         fit = alive_fit(np.asarray(pool["rew"][s])[live], y)
@@ -169,14 +173,17 @@ def main(argv=None) -> int:
             print(f"alive_value: {run}: {e}", file=sys.stderr)
             return 2
         out.append(res)
-        vals = [f"{x['alive_value']:+.2f}" for x in res["seeds"]]
-        corr = [f"{x['step_corr']:.2f}" for x in res["seeds"]]
-        mean = np.mean([x["alive_value"] for x in res["seeds"]])
-        print(f"{run}: alive value per seed {', '.join(vals)} (mean {mean:+.2f}; true 1.00); "
+        fmt = lambda v: "n/a" if v is None else f"{v:+.2f}"  # noqa: E731
+        vals = [fmt(x["alive_value"]) for x in res["seeds"]]
+        corr = [fmt(x["step_corr"]) for x in res["seeds"]]
+        fitted = [x["alive_value"] for x in res["seeds"] if x["alive_value"] is not None]
+        mean = f"{np.mean(fitted):+.2f} over {len(fitted)} seeds" if fitted else "n/a"
+        print(f"{run}: alive value per seed {', '.join(vals)} (mean {mean}; true 1.00); "
               f"per-step corr {', '.join(corr)}")
         if a.episodes:
             for i, x in enumerate(res["seeds"]):
-                fmt = lambda v: "n/a" if v is None else f"{v:+.2f}"  # noqa: E731
+                if "episode_lengths" not in x:
+                    continue
                 print(f"  seed row {i}: episode lengths {x['episode_lengths']}, falls "
                       f"{x['falls']}; residual before falls {fmt(x['residual_before_fall'])}, "
                       f"elsewhere {fmt(x['residual_elsewhere'])}")
