@@ -183,6 +183,46 @@ def test_matrices_on_other_seeds_pool_into_one_table(sweep_dir, tmp_path, capsys
     assert "in reward.lr (" in err and len(err.splitlines()) == 1
 
 
+def test_rerun_replaces_takes_an_overlapping_seed_from_the_later_directory(
+        sweep_dir, tmp_path, capsys):
+    """``compare M1 M2 --rerun-replaces``: a seed in both directories (here seed 1 of every
+    arm: M2 claims seeds 1-2) comes from M2, whose BALD returns are raised by 100; the
+    other seeds from where they are; the table names each replaced seed and its directory."""
+    from active_rlhf_jax.analysis.matrix import load_matrices
+
+    rerun = _shift_seeds(sweep_dir, tmp_path / "rerun", 1)
+    ev_path = rerun / BALD / "final_eval.json"
+    ev = json.loads(ev_path.read_text())
+    for row in ev["seeds"]:
+        row["mean"] += 100.0
+    ev_path.write_text(json.dumps(ev))
+
+    def finals(d, arm):
+        data = json.loads((d / arm / "final_eval.json").read_text())
+        return {s["seed"]: s["mean"] for s in data["seeds"]}
+
+    rows, pairs = compute_matrix(load_matrices([sweep_dir, rerun]), reps=200,
+                                 rerun_replaces=True)
+    bald = {**finals(sweep_dir, BALD), **finals(rerun, BALD)}  # later wins
+    rnd = {**finals(sweep_dir, "pref-random"), **finals(rerun, "pref-random")}
+    assert sorted(bald) == [0, 1, 2] and bald[1] == finals(rerun, BALD)[1]
+    by_arm = {r["arm"]: r for r in rows}
+    assert by_arm[BALD]["n_seeds"] == 3
+    assert by_arm[BALD]["mean"] == pytest.approx(np.mean(list(bald.values())))
+    assert by_arm[BALD]["replaced_seeds"] == {1: str(rerun / BALD)}
+    (pair,) = pairs
+    assert pair["return"]["n"] == 3
+    assert pair["return"]["mean"] == pytest.approx(np.mean([bald[k] - rnd[k] for k in bald]))
+    text = format_matrix(rows, pairs, reps=200)
+    assert f"{BALD}: seed 1 from {rerun / BALD}" in text
+    assert main(["compare", str(sweep_dir), str(rerun), "--rerun-replaces",
+                 "--bootstrap-reps", "200"]) == 0
+    assert capsys.readouterr().out == text
+    # Without the flag the overlap is refused, and the error names the flag.
+    assert main(["compare", str(sweep_dir), str(rerun)]) == 2
+    assert "--rerun-replaces" in capsys.readouterr().err
+
+
 def test_random_counterparts():
     assert random_counterpart("pref-bald") == "pref-random"
     assert random_counterpart("bald-info+noisy") == "unified-random+noisy"

@@ -111,7 +111,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         # an arm's seeds pooled over the directories.
         rows, pairs = matrix.compute_matrix(matrix.load_matrices(args.run_dirs),
                                             reps=args.bootstrap_reps, seed=args.bootstrap_seed,
-                                            extra_pairs=args.pair or ())
+                                            extra_pairs=args.pair or (),
+                                            rerun_replaces=args.rerun_replaces)
         if args.json:
             for r in rows + pairs:
                 print(_dumps(r))
@@ -121,6 +122,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.pair:
         raise ConfigError("pair", "pairs arms of sweep directories (active-rlhf sweep --out "
                           "DIR); these are run directories")
+    if args.rerun_replaces:
+        raise ConfigError("rerun-replaces", "merges the seeds of sweep directories (active-rlhf "
+                          "sweep --out DIR); these are run directories")
     runs = load_runs(args.run_dirs, args.labels)
     rows = compute_summary(runs, reps=args.bootstrap_reps, seed=args.bootstrap_seed)
     if args.json:
@@ -216,6 +220,11 @@ def add_subparsers(subparsers) -> None:
         "--pair", nargs=2, action="append", metavar=("ARM", "BASELINE"),
         help="sweep directories: also the paired difference ARM - BASELINE (repeatable; "
         "each BALD arm is paired with its random arm without it)",
+    )
+    p.add_argument(
+        "--rerun-replaces", action="store_true",
+        help="sweep directories: a seed an arm has in two of them is taken from the later "
+        "one (a rerun, e.g. after a fix; the table lists it) instead of refused",
     )
     p.set_defaults(func=cmd_compare)
 

@@ -114,15 +114,25 @@ def _first_difference(a: dict, b: dict) -> str | None:
     return None
 
 
-def _merge_seeds(arm: str, dicts: list[tuple[pathlib.Path, dict[int, float]]]) -> dict[int, float]:
-    """Union of per-seed dicts of one arm's directories; a seed in two is an error."""
+def _merge_seeds(arm: str, dicts: list[tuple[pathlib.Path, dict[int, float]]],
+                 replace: bool = False, replaced: dict[int, str] | None = None,
+                 ) -> dict[int, float]:
+    """Union of per-seed dicts of one arm's directories, in the directories' order.
+
+    A seed in two directories is an error, unless ``replace``: then the later directory's
+    value replaces the earlier one (a seed rerun, e.g. after a bug fix) and ``replaced``
+    (when given) gets ``{seed: later directory}``.
+    """
     out: dict[int, float] = {}
     where: dict[int, pathlib.Path] = {}
     for path, d in dicts:
         for seed, v in d.items():
-            if seed in out:
+            if seed in out and not replace:
                 raise ConfigError(str(path), f"seed {seed} of arm {arm} is also in "
-                                  f"{where[seed]}; one table takes each seed once")
+                                  f"{where[seed]}; one table takes each seed once (or pass "
+                                  "--rerun-replaces to let the later directory's run replace it)")
+            if seed in where and replaced is not None:
+                replaced[seed] = str(path)
             out[seed], where[seed] = v, path
     return out
 
@@ -185,7 +195,7 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
 
 def compute_matrix(
     runs: list[RunData] | list[list[RunData]], reps: int = DEFAULT_BOOTSTRAP_REPS, seed: int = 0,
-    extra_pairs: list[tuple[str, str]] = (),
+    extra_pairs: list[tuple[str, str]] = (), rerun_replaces: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """(one row per arm, one row per BALD-vs-random pair); see the module docstring.
 
@@ -195,8 +205,12 @@ def compute_matrix(
     (e.g. a BALD arm against a control random arm that differs from its own counterpart
     in one setting); a pair already listed is not repeated.
 
+    ``rerun_replaces``: a seed an arm has in two directories is taken from the later one
+    (a rerun; the row's ``replaced_seeds`` lists them) instead of refused.
+
     Raises:
-        ConfigError: an arm of ``extra_pairs`` is not in the table (field ``pair``).
+        ConfigError: an arm of ``extra_pairs`` is not in the table (field ``pair``); a seed
+            in two directories of one arm without ``rerun_replaces``.
     """
     groups = [g if isinstance(g, list) else [g] for g in runs]
     by_name = {g[0].label: g[0] for g in groups}
@@ -206,13 +220,15 @@ def compute_matrix(
                 raise ConfigError("pair", f"no arm named {name!r} in the table (arms: "
                                   + ", ".join(by_name) + ")")
 
-    def merged(fn) -> dict[str, dict[int, float]]:
-        return {g[0].label: _merge_seeds(g[0].label, [(r.path, fn(r)) for r in g])
+    def merged(fn, replaced=None) -> dict[str, dict[int, float]]:
+        return {g[0].label: _merge_seeds(g[0].label, [(r.path, fn(r)) for r in g],
+                                         rerun_replaces, replaced and replaced[g[0].label])
                 for g in groups}
 
     final = {r.path: final_scores(r) for g in groups for r in g}  # each file read once
     sources = {g[0].label: ", ".join(sorted({final[r.path][1] for r in g})) for g in groups}
-    scores = merged(lambda r: final[r.path][0])
+    replaced_seeds: dict[str, dict[int, str]] = {g[0].label: {} for g in groups}
+    scores = merged(lambda r: final[r.path][0], replaced_seeds)
     corr = merged(lambda r: last_values(r, "reward_corr"))
     lengths_of = merged(final_lengths)
     queries = merged(lambda r: last_values(r, "queries_total"))
@@ -242,6 +258,7 @@ def compute_matrix(
             "episode_length": float(np.mean(lengths)) if lengths.size else math.nan,
             "queries": float(np.mean(q)) if q.size else math.nan,
             "source": sources[r.label],
+            "replaced_seeds": replaced_seeds[r.label],
         })
     wanted = []
     for r in by_name.values():
@@ -298,6 +315,12 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
                 f"| {_f(d['mean'])} [{_f(d['ci_lo'])}, {_f(d['ci_hi'])}] "
                 f"| {_f(c['mean'], 3)} [{_f(c['ci_lo'], 3)}, {_f(c['ci_hi'], 3)}] |"
             )
+    reruns = [f"{r['arm']}: seed{'s' if len(r['replaced_seeds']) > 1 else ''} "
+              + ", ".join(f"{seed} from {d}" for seed, d in sorted(r["replaced_seeds"].items()))
+              for r in rows if r.get("replaced_seeds")]
+    if reruns:
+        lines += ["", "Seeds rerun (the later directory's run replaces the earlier one): "
+                  + "; ".join(reruns) + "."]
     sources = sorted({r["source"] for r in rows})
     lines += [
         "",
