@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from active_rlhf_jax.batched_cond import any_in_batch
 from active_rlhf_jax.envs.base import Env, EnvState
 
 
@@ -29,8 +30,10 @@ class TrainingEnv:
 
     The reset is computed under one ``lax.cond`` for the whole batch, only when at least one
     env finished: with the fixed horizon all envs finish together, so resets cost one
-    forward every ``episode_length`` steps instead of every step. (Under an outer ``vmap``,
-    e.g. over seeds, JAX turns the cond into a select and both branches run.)
+    forward every ``episode_length`` steps instead of every step. Under an outer ``vmap``
+    (e.g. over seeds) the predicate is the OR over that batch
+    (:func:`~active_rlhf_jax.batched_cond.any_in_batch`), so the cond stays a cond instead
+    of a select that would reset on every step.
     """
 
     def __init__(self, env: Env, num_envs: int):
@@ -86,7 +89,9 @@ class TrainingEnv:
 
             return jax.tree.map(pick, fresh.replace(reward=s.reward, done=s.done), s)
 
-        nxt = jax.lax.cond(jnp.any(ended), do_reset, lambda s: s, nxt)
+        # any_in_batch: under the seed vmap the cond stays a cond (do_reset changes no env
+        # that did not end, so running it for a seed whose envs all go on is harmless).
+        nxt = jax.lax.cond(any_in_batch(jnp.any(ended)), do_reset, lambda s: s, nxt)
         new_info = dict(nxt.info)
         new_info["steps"] = jnp.where(ended, 0, steps).astype(jnp.int32)
         new_info["truncation"] = truncated.astype(nxt.reward.dtype)

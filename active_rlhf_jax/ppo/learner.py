@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from active_rlhf_jax.batched_cond import any_in_batch
 from active_rlhf_jax.config import ConfigError, PPOConfig, apply_hyper
 from active_rlhf_jax.ppo.losses import compute_ppo_loss, compute_sb3_advantages
 from active_rlhf_jax.ppo.networks import Actor, Critic, make_distribution
@@ -192,9 +193,10 @@ def make_ppo(config: PPOConfig, env, num_updates: int | None = None) -> PPO:
             nxt = env.step(env_state, env_action)
             truncation = nxt.info["truncation"]
             # With a fixed horizon every env truncates on the same step; the cond skips
-            # the extra critic pass on all other steps (a select under an outer vmap).
+            # the extra critic pass on all other steps, under the seed vmap too
+            # (any_in_batch; a seed without truncations multiplies the values by 0 below).
             boot = jax.lax.cond(
-                jnp.any(truncation > 0),
+                any_in_batch(jnp.any(truncation > 0)),
                 lambda o: critic.apply(state.critic_params, norm(state, o)),
                 lambda o: jnp.zeros(o.shape[:-1], v.dtype),
                 nxt.info["final_obs"],
