@@ -189,11 +189,15 @@ def test_vmap_two_axes_equals_unbatched_and_is_pure(models):
     np.testing.assert_array_equal(np.asarray(out_a.exact[:6]), np.asarray(out_a.exact[6:][::-1]))
 
 
-def test_thread_count_does_not_change_results(models, monkeypatch):
+@pytest.mark.parametrize("batch", [5, 10, 40])
+def test_thread_count_does_not_change_results(models, monkeypatch, batch):
+    """5 envs run serially, 10 in one chunk per thread, 40 on 2 threads in a few chunks
+    per thread (on 4, one per thread); every split gives the single-threaded result
+    exactly."""
     model = models["Walker2d-v5"]
-    qpos = np.stack([_start(model, s)[0] for s in range(5)])
-    qvel = np.stack([_start(model, s)[1] for s in range(5)])
-    ctrl = np.random.default_rng(8).uniform(-1, 1, (5, model.nu)).astype(np.float32)
+    qpos = np.stack([_start(model, s)[0] for s in range(batch)])
+    qvel = np.stack([_start(model, s)[1] for s in range(batch)])
+    ctrl = np.random.default_rng(8).uniform(-1, 1, (batch, model.nu)).astype(np.float32)
     outs = []
     for threads in (1, 2, 4):
         phys = MujocoPhysics(model, 4, num_threads=threads)
