@@ -224,9 +224,9 @@ class MujocoPhysics:
 
         A hand-off to the pool costs about two Walker2d env steps on this project's 2-core
         CPU (``benchmarks/host_threads.py``), so a thread is used only for at least
-        ``_MIN_PER_THREAD`` envs (5 envs: serial, 610 us a call against 688 us in 8 pool
+        ``_MIN_PER_THREAD`` envs (5 envs: serial, 592 us a call against 727 us in 5 pool
         chunks), and batches of fewer than ``_SMALL_PER_THREAD`` envs per thread get one
-        chunk per thread, the first on the calling thread (10 envs: 787 us against 1,126
+        chunk per thread, the first on the calling thread (10 envs: 819 us against 1,175
         us). Larger batches get a few chunks per thread, all on the pool, so one slow
         (preempted) thread does not hold up the batch (the caller taking a chunk there
         oversubscribed the cores: 0.85-0.93x at 40 and 256 envs).
