@@ -221,8 +221,9 @@ def compute_matrix(
                                   + ", ".join(by_name) + ")")
 
     def merged(fn, replaced=None) -> dict[str, dict[int, float]]:
-        return {g[0].label: _merge_seeds(g[0].label, [(r.path, fn(r)) for r in g],
-                                         rerun_replaces, replaced and replaced[g[0].label])
+        return {g[0].label: _merge_seeds(
+                    g[0].label, [(r.path, fn(r)) for r in g], rerun_replaces,
+                    None if replaced is None else replaced[g[0].label])
                 for g in groups}
 
     final = {r.path: final_scores(r) for g in groups for r in g}  # each file read once

@@ -242,7 +242,7 @@ class MujocoPhysics:
                     self.num_threads, thread_name_prefix="mujoco_physics"
                 )
         small = n < _SMALL_PER_THREAD * threads
-        k = threads if small else min(n, _CHUNKS_PER_THREAD * self.num_threads)
+        k = threads if small else min(n, _CHUNKS_PER_THREAD * threads)
         bounds = np.linspace(0, n, k + 1).astype(int)
         first = 1 if small else 0  # a small batch's first chunk runs on the calling thread
         futures = [
