@@ -105,6 +105,14 @@ def test_matrix_table_numbers(sweep_dir, capsys):
     lengths = json.loads((sweep_dir / "pref-random" / "final_eval.json").read_text())["seeds"]
     assert by_arm["pref-random"]["episode_length"] == pytest.approx(
         np.mean([np.mean(s["lengths"]) for s in lengths]))
+
+    def last(arm, field):  # the last logged value of each seed, averaged over seeds
+        rows_ = [json.loads(x) for x in (sweep_dir / arm / "metrics.jsonl").read_text().splitlines() if x]
+        return np.mean([[r for r in rows_ if r["seed"] == s][-1][field] for s in (0, 1)])
+
+    for arm in ("pref-random", BALD):
+        assert by_arm[arm]["pairs"] == pytest.approx(last(arm, "queries_pref"))
+        assert by_arm[arm]["pairs"] > 0 and by_arm[arm]["ratings"] == 0.0
     (pair,) = pairs
     assert (pair["arm"], pair["baseline"]) == (BALD, "pref-random")
     d = np.array([bald[s] - rnd[s] for s in (0, 1)])

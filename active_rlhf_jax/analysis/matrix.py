@@ -1,6 +1,6 @@
 """The experiment-matrix table of a sweep directory (``active-rlhf compare OUT``).
 
-One row per arm: seeds, final return (mean with Student-t 95% CI over seeds, IQM with a
+One row per arm: seeds, labels (all and per kind: how the allocation split them), final return (mean with Student-t 95% CI over seeds, IQM with a
 bootstrap CI), its percentage of the ground-truth arm's mean, the mean length of the
 evaluation episodes (where a task ends episodes early, e.g. a fallen Hopper, short
 episodes say the policy fell), and the last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
@@ -233,6 +233,8 @@ def compute_matrix(
     corr = merged(lambda r: last_values(r, "reward_corr"))
     lengths_of = merged(final_lengths)
     queries = merged(lambda r: last_values(r, "queries_total"))
+    pairs_of = merged(lambda r: last_values(r, "queries_pref"))
+    ratings_of = merged(lambda r: last_values(r, "queries_eval"))
     gt_mean = math.nan
     if GROUND_TRUTH in scores:
         gt_vals = np.array(list(scores[GROUND_TRUTH].values()))
@@ -247,6 +249,8 @@ def compute_matrix(
         c = np.array(list(corr[r.label].values()))
         lengths = np.array(list(lengths_of[r.label].values()))
         q = np.array(list(queries[r.label].values()))
+        n_pairs = np.array(list(pairs_of[r.label].values()))
+        n_ratings = np.array(list(ratings_of[r.label].values()))
         rows.append({
             "arm": r.label,
             "env_id": r.env_id,
@@ -258,6 +262,9 @@ def compute_matrix(
             "reward_corr": float(np.mean(c)) if c.size else math.nan,
             "episode_length": float(np.mean(lengths)) if lengths.size else math.nan,
             "queries": float(np.mean(q)) if q.size else math.nan,
+            # the allocation's split: mean over seeds of the labels of each kind asked
+            "pairs": float(np.mean(n_pairs)) if n_pairs.size else math.nan,
+            "ratings": float(np.mean(n_ratings)) if n_ratings.size else math.nan,
             "source": sources[r.label],
             "replaced_seeds": replaced_seeds[r.label],
         })
@@ -290,13 +297,14 @@ def _f(x: float, digits: int = 1) -> str:
 def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTSTRAP_REPS) -> str:
     """Markdown: the arm table, the paired-difference table and a note on the statistics."""
     lines = [
-        "| arm | seeds | labels | final return [95% CI] | IQM [95% CI] | % of ground truth "
-        "| episode length | reward_corr |",
-        "|---|---:|---:|---|---|---:|---:|---:|",
+        "| arm | seeds | labels | pairs / ratings | final return [95% CI] | IQM [95% CI] "
+        "| % of ground truth | episode length | reward_corr |",
+        "|---|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['n_seeds']} | {_f(r['queries'], 0)} "
+            f"| {_f(r.get('pairs', math.nan), 0)} / {_f(r.get('ratings', math.nan), 0)} "
             f"| {_f(r['mean'])} [{_f(r['ci_lo'])}, {_f(r['ci_hi'])}] "
             f"| {_f(r['iqm'])} [{_f(r['iqm_ci_lo'])}, {_f(r['iqm_ci_hi'])}] "
             f"| {_f(r['pct_ground_truth'])} | {_f(r['episode_length'], 0)} "
@@ -328,8 +336,8 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
         "Final return: deterministic evaluation per seed (source: " + ", ".join(sources)
         + "). Means with Student-t 95% CIs over seeds; IQM with a percentile stratified-"
         f"bootstrap 95% CI ({reps} resamples, rliable); % of ground truth = arm mean / "
-        "ground-truth mean; episode length = mean over seeds of the evaluation episodes' mean "
-        "length; reward_corr = last logged Spearman of learned vs true clip "
+        "ground-truth mean; pairs / ratings = the labels of each kind asked, mean over seeds; "
+        "episode length = mean over seeds of the evaluation episodes' mean length; reward_corr = last logged Spearman of learned vs true clip "
         "returns on the pool, mean over seeds; paired differences over the seeds both arms ran.",
     ]
     return "\n".join(lines) + "\n"
