@@ -1,7 +1,7 @@
 """The experiment-matrix table of a sweep directory (``active-rlhf compare OUT``).
 
-One row per arm: seeds, labels (all and per kind: how the allocation split them), final return (mean with Student-t 95% CI over seeds, IQM with a
-bootstrap CI), its percentage of the ground-truth arm's mean, the mean length of the
+One row per arm: seeds, labels (all, and per kind: how the allocation split them), final
+return (mean with Student-t 95% CI over seeds, IQM with a bootstrap CI), its percentage of the ground-truth arm's mean, the mean length of the
 evaluation episodes (where a task ends episodes early, e.g. a fallen Hopper, short
 episodes say the policy fell), and the last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
 its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
@@ -337,7 +337,8 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
         + "). Means with Student-t 95% CIs over seeds; IQM with a percentile stratified-"
         f"bootstrap 95% CI ({reps} resamples, rliable); % of ground truth = arm mean / "
         "ground-truth mean; pairs / ratings = the labels of each kind asked, mean over seeds; "
-        "episode length = mean over seeds of the evaluation episodes' mean length; reward_corr = last logged Spearman of learned vs true clip "
-        "returns on the pool, mean over seeds; paired differences over the seeds both arms ran.",
+        "episode length = mean over seeds of the evaluation episodes' mean length; "
+        "reward_corr = last logged Spearman of learned vs true clip returns on the pool, mean "
+        "over seeds; paired differences over the seeds both arms ran.",
     ]
     return "\n".join(lines) + "\n"
