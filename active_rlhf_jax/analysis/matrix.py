@@ -1,10 +1,11 @@
 """The experiment-matrix table of a sweep directory (``active-rlhf compare OUT``).
 
 One row per arm: seeds, labels (all, and per kind: how the allocation split them), final
-return (mean with Student-t 95% CI over seeds, IQM with a bootstrap CI), its percentage of the ground-truth arm's mean, the mean length of the
-evaluation episodes (where a task ends episodes early, e.g. a fallen Hopper, short
-episodes say the policy fell), and the last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by seed, of every BALD arm against
-its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
+return (mean with Student-t 95% CI over seeds, IQM with a bootstrap CI), its percentage
+of the ground-truth arm's mean, the mean length of the evaluation episodes (where a task
+ends episodes early, e.g. a fallen Hopper, short episodes say the policy fell), and the
+last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by
+seed, of every BALD arm against its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
 CI over the paired seeds, for the final return and for ``reward_corr``; any other pair of
 arms on request (``--pair ARM BASELINE``, e.g. a BALD arm against a random arm with BALD's
 reward-model dropout).
