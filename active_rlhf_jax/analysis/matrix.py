@@ -5,9 +5,9 @@ return (mean with Student-t 95% CI over seeds, IQM with a bootstrap CI), its per
 of the ground-truth arm's mean, the mean length of the evaluation episodes (where a task
 ends episodes early, e.g. a fallen Hopper, short episodes say the policy fell), and the
 last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by
-seed, of every BALD arm against its random-acquisition arm (same seeds, same keys): mean difference with a Student-t 95%
-CI over the paired seeds, for the final return and for ``reward_corr``; any other pair of
-arms on request (``--pair ARM BASELINE``, e.g. a BALD arm against a random arm with BALD's
+seed, of every BALD arm against its random-acquisition arm (same seeds, same keys): mean
+difference with a Student-t 95% CI over the paired seeds, for the final return and for
+``reward_corr``; any other pair of arms on request (``--pair ARM BASELINE``, e.g. a BALD arm against a random arm with BALD's
 reward-model dropout).
 
 Several sweep directories of the same arms on other seeds (``active-rlhf compare M1 M2``,
