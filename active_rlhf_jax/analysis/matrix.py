@@ -7,8 +7,8 @@ ends episodes early, e.g. a fallen Hopper, short episodes say the policy fell), 
 last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by
 seed, of every BALD arm against its random-acquisition arm (same seeds, same keys): mean
 difference with a Student-t 95% CI over the paired seeds, for the final return and for
-``reward_corr``; any other pair of arms on request (``--pair ARM BASELINE``, e.g. a BALD arm against a random arm with BALD's
-reward-model dropout).
+``reward_corr``; any other pair of arms on request (``--pair ARM BASELINE``, e.g. a BALD
+arm against a random arm with BALD's reward-model dropout).
 
 Several sweep directories of the same arms on other seeds (``active-rlhf compare M1 M2``,
 e.g. a matrix extended later with ``--seed 105``) form one table: an arm's seeds are the
