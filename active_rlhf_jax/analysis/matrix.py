@@ -233,9 +233,16 @@ def compute_matrix(
     scores = merged(lambda r: final[r.path][0], replaced_seeds)
     corr = merged(lambda r: last_values(r, "reward_corr"))
     lengths_of = merged(final_lengths)
-    queries = merged(lambda r: last_values(r, "queries_total"))
-    pairs_of = merged(lambda r: last_values(r, "queries_pref"))
-    ratings_of = merged(lambda r: last_values(r, "queries_eval"))
+    # labels asked in all and of each kind (the allocation's split), last logged per seed
+    labels_of = {key: merged(lambda r, f=field: last_values(r, f)) for key, field in
+                 (("queries", "queries_total"), ("pairs", "queries_pref"),
+                  ("ratings", "queries_eval"))}
+
+    def seed_mean(per_seed: dict[int, float]) -> float:
+        """Mean over an arm's seeds; NaN for an arm with none."""
+        v = np.array(list(per_seed.values()), np.float64)
+        return float(np.mean(v)) if v.size else math.nan
+
     gt_mean = math.nan
     if GROUND_TRUTH in scores:
         gt_vals = np.array(list(scores[GROUND_TRUTH].values()))
@@ -247,11 +254,6 @@ def compute_matrix(
         vals = vals[np.isfinite(vals)]
         mean, lo, hi, n = compute_mean_ci(vals)
         iqm, iqm_lo, iqm_hi = compute_iqm_ci(vals, reps=reps, seed=seed)
-        c = np.array(list(corr[r.label].values()))
-        lengths = np.array(list(lengths_of[r.label].values()))
-        q = np.array(list(queries[r.label].values()))
-        n_pairs = np.array(list(pairs_of[r.label].values()))
-        n_ratings = np.array(list(ratings_of[r.label].values()))
         rows.append({
             "arm": r.label,
             "env_id": r.env_id,
@@ -260,12 +262,9 @@ def compute_matrix(
             "iqm": iqm, "iqm_ci_lo": iqm_lo, "iqm_ci_hi": iqm_hi,
             "pct_ground_truth": 100.0 * float(mean) / gt_mean
             if math.isfinite(gt_mean) and gt_mean != 0 else math.nan,
-            "reward_corr": float(np.mean(c)) if c.size else math.nan,
-            "episode_length": float(np.mean(lengths)) if lengths.size else math.nan,
-            "queries": float(np.mean(q)) if q.size else math.nan,
-            # the allocation's split: mean over seeds of the labels of each kind asked
-            "pairs": float(np.mean(n_pairs)) if n_pairs.size else math.nan,
-            "ratings": float(np.mean(n_ratings)) if n_ratings.size else math.nan,
+            "reward_corr": seed_mean(corr[r.label]),
+            "episode_length": seed_mean(lengths_of[r.label]),
+            **{key: seed_mean(per_arm[r.label]) for key, per_arm in labels_of.items()},
             "source": sources[r.label],
             "replaced_seeds": replaced_seeds[r.label],
         })
@@ -305,7 +304,7 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['n_seeds']} | {_f(r['queries'], 0)} "
-            f"| {_f(r.get('pairs', math.nan), 0)} / {_f(r.get('ratings', math.nan), 0)} "
+            f"| {_f(r['pairs'], 0)} / {_f(r['ratings'], 0)} "
             f"| {_f(r['mean'])} [{_f(r['ci_lo'])}, {_f(r['ci_hi'])}] "
             f"| {_f(r['iqm'])} [{_f(r['iqm_ci_lo'])}, {_f(r['iqm_ci_hi'])}] "
             f"| {_f(r['pct_ground_truth'])} | {_f(r['episode_length'], 0)} "
