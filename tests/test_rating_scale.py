@@ -212,3 +212,43 @@ def test_pool_scale_needs_the_ordinal_likelihood():
         replace(cfg, **{"teacher.rating_scale": "pool-rank"}).validate()
     with pytest.raises(ConfigError, match=r"rating_scale"):
         dataclasses.replace(TeacherConfig(), rating_scale="relative").validate()
+
+
+def test_round_walk_penalty_hand_values():
+    from active_rlhf_jax.reward.trainer import round_walk_penalty
+    p = {"round_shift": jnp.asarray([0.0, 0.1, 0.3]),
+         "round_log_gain": jnp.asarray([0.0, -0.2, -0.2])}
+    # shift steps 0.1, 0.2 -> 0.01 + 0.04; gain steps -0.2, 0 -> 0.04
+    np.testing.assert_allclose(float(round_walk_penalty(p)), 0.09, rtol=1e-6)
+
+
+def test_round_smoothing_adds_its_prior_to_the_training_loss_only():
+    """The training loss with reward.round_smoothing = 2 is the loss without it plus 2 x
+    the random-walk penalty of the round parameters; the validation loss is unchanged."""
+    from active_rlhf_jax.reward.fit_state import Batch
+    from active_rlhf_jax.reward.trainer import round_walk_penalty
+    O, A, L, B = 3, 1, 4, 6
+    k = jax.random.split(KEY, 3)
+    obs = jax.random.normal(k[0], (B, L, O))
+    act = jnp.zeros((B, L, A))
+    batch = Batch(obs, act, obs[::-1], act, jnp.ones(B), jnp.arange(B) < 2, obs, act,
+                  jnp.asarray([0.0, 3.0, 5.0, 9.0, 1.0, 2.0]), jnp.arange(B) >= 2,
+                  jnp.asarray([0, 0, 1, 1, 2, 2], jnp.int32))
+    base = RewardModelConfig(hidden=(8,), dropout=0.0)
+    m = make_reward_model(base, O, A, num_rounds=3)
+    params = m.init(k[1])
+    params["params"]["round_shift"] = jnp.asarray([0.0, 0.05, -0.1])
+    params["params"]["round_log_gain"] = jnp.asarray([0.02, 0.0, 0.03])
+    pen = float(round_walk_penalty(params["params"]))
+    assert pen > 0
+    smooth = dataclasses.replace(base, round_smoothing=2.0)
+    l0 = make_reward_trainer(base, m).loss
+    l2 = make_reward_trainer(smooth, make_reward_model(smooth, O, A, num_rounds=3)).loss
+    np.testing.assert_allclose(float(l2(params, None, batch, True)[0]),
+                               float(l0(params, None, batch, True)[0]) + 2.0 * pen, rtol=1e-5)
+    assert float(l2(params, None, batch, False)[0]) == float(l0(params, None, batch, False)[0])
+
+
+def test_round_smoothing_must_be_nonnegative():
+    with pytest.raises(ConfigError, match="round_smoothing"):
+        RewardModelConfig(round_smoothing=-1.0).validate()

@@ -65,6 +65,11 @@ class RewardModelConfig:
         "per_item", help="per_item (the joint likelihood: every label weighs the same) or "
         "per_modality (mean preference NLL + rating_weight x mean rating NLL: each modality "
         "weighs the same whatever its label count).")
+    round_smoothing: float = option(
+        0.0, help="relative rating scale: weight of a random-walk prior on the per-round "
+        "calibration, round_smoothing x the summed squared change of round_shift and "
+        "round_log_gain from each round to the next, added to every training minibatch's "
+        "loss (0: each round calibrated on its own ratings alone, as before).")
     init_epochs: int = option(100, help="epoch budget of the first fit.")
     init_patience: int = option(10, help="early-stopping patience of the first fit.")
     refit_epochs: int = option(50, help="epoch budget of each refit.")
@@ -106,6 +111,7 @@ class RewardModelConfig:
         check_nonnegative("reg_weight", self.reg_weight)
         check_nonnegative("rating_weight", self.rating_weight)
         check_choice("modality_weighting", self.modality_weighting, {"per_modality", "per_item"})
+        check_nonnegative("round_smoothing", self.round_smoothing)
         for name in ("init_epochs", "init_patience", "refit_epochs", "refit_patience"):
             check_positive_int(name, getattr(self, name))
         check_nonnegative_int("warmup_epochs", self.warmup_epochs)

@@ -51,6 +51,17 @@ def _bootstrap(key, mask):
     return order[draws], jnp.arange(cap) < n
 
 
+def round_walk_penalty(p: dict) -> jax.Array:
+    """Random-walk prior on a relative rating scale's per-round calibration: the summed
+    squared change of ``round_shift`` and ``round_log_gain`` (each ``[R]``) from each
+    round to the next. Round ``r``'s bins span the pool's returns at round ``r``, and the
+    pool changes by a few percent per round, so neighbouring rounds' calibrations are
+    close; each round alone holds a few ratings (400 labels over 50 rounds), too few to
+    fit two parameters well. Rounds without ratings sit between their neighbours."""
+    return (jnp.sum(jnp.square(jnp.diff(p["round_shift"])))
+            + jnp.sum(jnp.square(jnp.diff(p["round_log_gain"]))))
+
+
 def _mean_losses(stats: FitStats, rating_weight, per_item: bool):
     """Objective and accuracy from :class:`FitStats` (one minibatch or a whole pass)."""
     acc = stats.num_correct / jnp.maximum(stats.num_decided, 1.0)
@@ -123,6 +134,8 @@ def make_reward_trainer(config, model: RewardModel, traced_dropout: bool = False
         if train:
             total = total + hp.reg_weight * (lik.compute_return_norm_reg(ra, pm)
                                               + lik.compute_return_norm_reg(rb, pm))
+            if cfg.round_smoothing > 0 and "round_shift" in params["params"]:
+                total = total + cfg.round_smoothing * round_walk_penalty(params["params"])
         return total, stats
 
     def step(params, opt_state, key, batch: Batch, hp=None):
