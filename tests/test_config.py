@@ -41,7 +41,8 @@ def _flat(d, prefix=""):
 #: the default that keeps the old behaviour: an old file loads with it, and the views
 #: below leave it out while it has that value.
 ADDED_SINCE = {"teacher.rating_scale": "fixed", "acquisition.epig_targets": 1024,
-               "run.learned_reward_shift": "none", "run.absorbing_clips": False}
+               "run.learned_reward_shift": "none", "run.absorbing_clips": False,
+               "reward.round_smoothing": 0.0}
 
 
 def _with_added(saved: dict) -> dict:
