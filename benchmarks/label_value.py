@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from active_rlhf_jax.analysis.stats import compute_mean_ci
+from active_rlhf_jax.pipeline.masked_stats import masked_pearson, masked_spearman
 from benchmarks._overrides import parse_overrides
 from benchmarks.rating_resolution import newest_checkpoint
 
@@ -68,29 +70,6 @@ def parse_arm(text: str) -> tuple[str, int, int]:
     except ValueError:
         pass
     raise ValueError(f"--arms: {text!r} is not pref:N, rating:N or both:NP/NR")
-
-
-def _rank(x):
-    import jax.numpy as jnp
-    return jnp.argsort(jnp.argsort(x)).astype(jnp.float32)
-
-
-def _masked_pearson(x, y, w):
-    import jax.numpy as jnp
-    w = w.astype(jnp.float32)
-    n = jnp.maximum(jnp.sum(w), 1.0)
-    mx, my = jnp.sum(w * x) / n, jnp.sum(w * y) / n
-    dx, dy = (x - mx) * w, (y - my) * w
-    return jnp.sum(dx * dy) / jnp.sqrt(jnp.maximum(jnp.sum(dx * dx) * jnp.sum(dy * dy), 1e-30))
-
-
-def masked_spearman(x, y, w):
-    """Spearman over the entries with ``w`` (ranks among those entries only)."""
-    import jax.numpy as jnp
-    big = jnp.finfo(jnp.float32).max
-    rx = _rank(jnp.where(w, x, big))  # masked entries rank last, then are masked out
-    ry = _rank(jnp.where(w, y, big))
-    return _masked_pearson(rx, ry, w)
 
 
 def make_unit(cfg, obs_size: int, act_size: int, n_pref: int, n_rating: int, rounds: int):
@@ -157,8 +136,8 @@ def make_unit(cfg, obs_size: int, act_size: int, n_pref: int, n_rating: int, rou
         return {
             "clip_spearman": masked_spearman(learned, true, held),
             "top_spearman": masked_spearman(learned, true, top),
-            "step_pearson": _masked_pearson(r_hat.reshape(-1), pool.rew.reshape(-1),
-                                            step_w.reshape(-1)),
+            "step_pearson": masked_pearson(r_hat.reshape(-1), pool.rew.reshape(-1),
+                                           step_w.reshape(-1)),
             "labels_pref": jnp.sum(buffers.pref_valid),
             "labels_rating": jnp.sum(buffers.rating_valid),
             "fit_epochs": fit_metrics["rm_epochs"],
@@ -168,14 +147,9 @@ def make_unit(cfg, obs_size: int, act_size: int, n_pref: int, n_rating: int, rou
 
 
 def t_ci(x) -> tuple[float, float, float]:
-    """Mean and Student-t 95% CI of ``x``."""
-    from scipy import stats
-    x = np.asarray(x, np.float64)
-    m = float(x.mean())
-    if x.size < 2:
-        return m, float("nan"), float("nan")
-    h = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return m, m - h, m + h
+    """Mean and Student-t 95% CI of ``x`` (``analysis.stats.compute_mean_ci``)."""
+    mean, lo, hi, _ = compute_mean_ci(np.asarray(x, np.float64))
+    return float(mean), float(lo), float(hi)
 
 
 def measure(run_dir: Path, arms: list, keys: int, rounds: int, overrides: dict,
