@@ -121,7 +121,20 @@ def test_matrix_table_numbers(sweep_dir, capsys):
     assert pair["return"]["mean"] == pytest.approx(d.mean())
     assert pair["return"]["ci_hi"] - pair["return"]["mean"] == pytest.approx(half, rel=1e-5)
     assert pair["return"]["n"] == 2
+
+    def area(arm):  # per seed the mean of its logged training true_return over iterations
+        rows_ = [json.loads(x) for x in (sweep_dir / arm / "metrics.jsonl").read_text().splitlines() if x]
+        return {s: np.mean([r["true_return"] for r in rows_ if r["seed"] == s
+                            and r["true_return"] is not None]) for s in (0, 1)}
+
+    a_bald, a_rnd = area(BALD), area("pref-random")
+    da = np.array([a_bald[s] - a_rnd[s] for s in (0, 1)])
+    assert np.all(np.isfinite(da)) and np.all(da != 0)
+    assert pair["return_area"]["mean"] == pytest.approx(da.mean())
+    assert pair["return_area"]["ci_hi"] - pair["return_area"]["mean"] == pytest.approx(
+        12.706205 * da.std(ddof=1) / np.sqrt(2), rel=1e-5)
     text = format_matrix(rows, pairs)
+    assert "training-return area difference" in text
     assert "% of ground truth" in text and f"{BALD} - pref-random" in text
     # `compare` on the sweep directory prints the same table.
     assert main(["compare", str(sweep_dir), "--bootstrap-reps", "200"]) == 0

@@ -7,7 +7,9 @@ ends episodes early, e.g. a fallen Hopper, short episodes say the policy fell), 
 last logged reward-model Spearman (``reward_corr``). Then paired differences, seed by
 seed, of every BALD arm against its random-acquisition arm (same seeds, same keys): mean
 difference with a Student-t 95% CI over the paired seeds, for the final return and for
-``reward_corr``; any other pair of arms on request (``--pair ARM BASELINE``, e.g. a BALD
+``reward_corr``, and for the *training-return area* (per seed, the mean over the run's
+iterations of the logged ``true_return``, a sample-efficiency summary that sees an arm
+which learns faster but ends level); any other pair of arms on request (``--pair ARM BASELINE``, e.g. a BALD
 arm against a random arm with BALD's reward-model dropout).
 
 Several sweep directories of the same arms on other seeds (``active-rlhf compare M1 M2``,
@@ -185,6 +187,18 @@ def last_values(run: RunData, name: str) -> dict[int, float]:
     return out
 
 
+def run_means(run: RunData, name: str) -> dict[int, float]:
+    """``{seed: mean of the metric's finite values over the run's iterations}`` (seeds with
+    none are left out); for ``true_return`` the area under the training curve divided by
+    the number of iterations that logged one."""
+    out = {}
+    for seed, row in zip(run.seeds, run.field(name)):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            out[int(seed)] = float(np.mean(finite))
+    return out
+
+
 def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
     """Mean of ``a[s] - b[s]`` over the seeds in both, with a Student-t 95% CI."""
     seeds = sorted(set(a) & set(b))
@@ -232,6 +246,7 @@ def compute_matrix(
     replaced_seeds: dict[str, dict[int, str]] = {g[0].label: {} for g in groups}
     scores = merged(lambda r: final[r.path][0], replaced_seeds)
     corr = merged(lambda r: last_values(r, "reward_corr"))
+    area = merged(lambda r: run_means(r, "true_return"))
     lengths_of = merged(final_lengths)
     # labels asked in all and of each kind (the allocation's split), last logged per seed
     labels_of = {key: merged(lambda r, f=field: last_values(r, f)) for key, field in
@@ -286,6 +301,7 @@ def compute_matrix(
         "baseline": other,
         "return": paired_difference(scores[arm], scores[other]),
         "reward_corr": paired_difference(corr[arm], corr[other]),
+        "return_area": paired_difference(area[arm], area[other]),
     } for arm, other in wanted]
     return rows, pairs
 
@@ -314,15 +330,16 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
         lines += [
             "",
             "| paired (same seeds) | seeds | return difference [95% CI] "
-            "| reward_corr difference [95% CI] |",
-            "|---|---:|---|---|",
+            "| reward_corr difference [95% CI] | training-return area difference [95% CI] |",
+            "|---|---:|---|---|---|",
         ]
         for p in pairs:
-            d, c = p["return"], p["reward_corr"]
+            d, c, a = p["return"], p["reward_corr"], p["return_area"]
             lines.append(
                 f"| {p['arm']} - {p['baseline']} | {d['n']} "
                 f"| {_f(d['mean'])} [{_f(d['ci_lo'])}, {_f(d['ci_hi'])}] "
-                f"| {_f(c['mean'], 3)} [{_f(c['ci_lo'], 3)}, {_f(c['ci_hi'], 3)}] |"
+                f"| {_f(c['mean'], 3)} [{_f(c['ci_lo'], 3)}, {_f(c['ci_hi'], 3)}] "
+                f"| {_f(a['mean'])} [{_f(a['ci_lo'])}, {_f(a['ci_hi'])}] |"
             )
     reruns = [f"{r['arm']}: seed{'s' if len(r['replaced_seeds']) > 1 else ''} "
               + ", ".join(f"{seed} from {d}" for seed, d in sorted(r["replaced_seeds"].items()))
@@ -339,6 +356,7 @@ def format_matrix(rows: list[dict], pairs: list[dict], reps: int = DEFAULT_BOOTS
         "ground-truth mean; pairs / ratings = the labels of each kind asked, mean over seeds; "
         "episode length = mean over seeds of the evaluation episodes' mean length; "
         "reward_corr = last logged Spearman of learned vs true clip returns on the pool, mean "
-        "over seeds; paired differences over the seeds both arms ran.",
+        "over seeds; training-return area = per seed the mean over iterations of the logged "
+        "training-episode true_return; paired differences over the seeds both arms ran.",
     ]
     return "\n".join(lines) + "\n"
