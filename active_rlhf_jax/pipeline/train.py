@@ -47,7 +47,9 @@ class Pipeline(NamedTuple):
     ``train(key, hyper=None)`` chains them all (for ``jax.jit(jax.vmap(train))(keys)``).
     ``first_nonfinite(state)`` is the NaN/Inf guard: int32 ``[]``, 0 when every quantity
     named in ``guarded_names`` is finite, else 1 + the index of the first that is not;
-    each iteration logs it as the ``nonfinite`` metric.
+    each iteration logs it as the ``nonfinite`` metric. ``rollouts`` is the PPO half
+    (pipeline/rollouts.py), for diagnostics that train PPO on a given reward model
+    without the feedback half (``benchmarks/frozen_reward.py``).
     """
 
     init: Callable
@@ -58,6 +60,7 @@ class Pipeline(NamedTuple):
     env: object
     first_nonfinite: Callable
     guarded_names: tuple
+    rollouts: object = None
 
 
 def make_train(config: Config, choices: dict | None = None) -> Pipeline:
@@ -236,5 +239,5 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
 
     return Pipeline(
         init=init, run_chunk=run_chunk, evaluate=evaluate, train=train, config=config, env=env,
-        first_nonfinite=first_nonfinite, guarded_names=guarded_names,
+        first_nonfinite=first_nonfinite, guarded_names=guarded_names, rollouts=rollouts,
     )
