@@ -14,7 +14,9 @@ each part left to right with ``dataclasses.replace`` (dotted keys for nested gro
   std 1 bin), ``ensemble`` (5-member bootstrap ensemble posterior instead of MC dropout),
   ``compat`` (every reference compatibility option on but the biased rating noise, and no
   early-stopping warm-up),
-  ``biased-noise`` (the reference's upward-biased noisy ratings, with ``noisy``).
+  ``biased-noise`` (the reference's upward-biased noisy ratings, with ``noisy``),
+  ``two-phase`` (``run.retrain_fraction=0.5``: the labels spent in the first half of the
+  PPO steps, then PPO afresh from the warm-up policy on the final reward, held fixed).
 * PPO: ``tuned`` (PPO tuned for the preceding environment: the RL-Zoo's settings on
   HalfCheetah, the PPO paper's MuJoCo settings with normalisation on Hopper/Walker2d, and
   Gymnasium's default termination there; ``configs/ppo_presets.py``); ``gpu`` (after
@@ -146,6 +148,9 @@ MODIFIERS = {
     },
     # The reference's biased rating noise (labels in [1, 19]); needs the Gaussian likelihood.
     "biased-noise": {"compat.biased_rating_noise": True, "reward.rating_likelihood": "gaussian"},
+    # The two-phase schedule (docs/results.md): labels in the first half of the PPO steps,
+    # then PPO afresh on the final reward, held fixed, for the second.
+    "two-phase": {"run.retrain_fraction": 0.5},
 }
 
 WHOLE = {

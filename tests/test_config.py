@@ -42,7 +42,7 @@ def _flat(d, prefix=""):
 #: below leave it out while it has that value.
 ADDED_SINCE = {"teacher.rating_scale": "fixed", "acquisition.epig_targets": 1024,
                "run.learned_reward_shift": "none", "run.absorbing_clips": False,
-               "reward.round_smoothing": 0.0}
+               "reward.round_smoothing": 0.0, "run.retrain_fraction": 0.0}
 
 
 def _with_added(saved: dict) -> dict:

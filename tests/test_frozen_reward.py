@@ -24,11 +24,21 @@ pytestmark = pytest.mark.fast_compile
 @pytest.fixture(scope="module")
 def shifted_run(tmp_path_factory):
     cfg = get_preset("smoke").validate()
+    # anneal_lr: the learning-rate schedule's horizon is part of what the two-phase
+    # schedule must reproduce (the two-phase tests below).
     cfg = dataclasses.replace(cfg, seeds=2,
-                              run=dataclasses.replace(cfg.run, learned_reward_shift="pool-min"))
+                              run=dataclasses.replace(cfg.run, learned_reward_shift="pool-min"),
+                              ppo=dataclasses.replace(cfg.ppo, anneal_lr=True))
     out = tmp_path_factory.mktemp("runs") / "smoke_shift"
     run(cfg, out, progress=False)
     return cfg, out
+
+
+@pytest.fixture(scope="module")
+def frozen_run(shifted_run, tmp_path_factory):
+    """``benchmarks/frozen_reward.py`` on the shared run: (record, its directory)."""
+    dest = tmp_path_factory.mktemp("frozen") / "frozen"
+    return frozen_reward.run(shifted_run[1], dest, gym_eval_episodes=0, chunk=3), dest
 
 
 def _rows(path):
@@ -62,10 +72,9 @@ def test_frozen_chunk_is_the_pipelines_ppo_half_and_changes_no_reward(shifted_ru
     assert any(moved)
 
 
-def test_whole_run_on_the_final_reward(shifted_run, tmp_path):
+def test_whole_run_on_the_final_reward(shifted_run, frozen_run):
     cfg, out = shifted_run
-    dest = tmp_path / "frozen"
-    rec = frozen_reward.run(out, dest, gym_eval_episodes=0, chunk=3)
+    rec, dest = frozen_run
     assert rec["checkpoint_step"] == cfg.num_iterations
     rows = _rows(dest)
     assert sorted((r["seed"], r["iteration"]) for r in rows) == [
@@ -101,3 +110,101 @@ def test_refuses_unfinished_and_ground_truth_runs(shifted_run, tmp_path):
         json.dumps(to_dict(get_preset("smoke+ground-truth").validate())))
     with pytest.raises(ConfigError, match="ground-truth"):
         frozen_reward.run(tmp_path / "gt", tmp_path / "o2", gym_eval_episodes=0, chunk=2)
+
+
+# ---- run.retrain_fraction: the two-phase schedule as one run --------------------------
+
+
+def _two_phase(cfg, fraction=0.5, factor=2):
+    """``cfg`` with ``factor`` times its PPO steps and ``run.retrain_fraction``."""
+    return dataclasses.replace(cfg, run=dataclasses.replace(
+        cfg.run, total_ppo_timesteps=factor * cfg.run.total_ppo_timesteps,
+        retrain_fraction=fraction))
+
+
+@pytest.fixture(scope="module")
+def two_phase_run(shifted_run, tmp_path_factory):
+    cfg, _ = shifted_run
+    two = _two_phase(cfg)
+    out = tmp_path_factory.mktemp("two") / "two_phase"
+    summary = run(two, out, progress=False)
+    return two, out, summary
+
+
+def _policy_leaves(run_dir):
+    from active_rlhf_jax.policy_io import load_policy
+
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(load_policy(run_dir).state)]
+
+
+def test_two_phase_run_equals_online_half_then_frozen_reward(shifted_run, frozen_run,
+                                                             two_phase_run):
+    """``run.retrain_fraction=0.5`` over twice the steps is the composition the results
+    used: its first half is the online run of half the steps (every metric equal), its
+    second is ``frozen_reward`` on that run's final reward (training returns equal bit for
+    bit, env steps counted on), and its final policy is frozen_reward's, leaf for leaf."""
+    cfg, out = shifted_run
+    _, dest = frozen_run
+    two, two_dir, summary = two_phase_run
+    n = cfg.num_iterations
+    assert (two.learning_iterations, two.retrain_iterations) == (n, n)
+    assert summary["chunk_compilations"] == 2  # one program per phase (4-iteration chunks)
+    rows = _rows(two_dir)
+    assert sorted((r["seed"], r["iteration"]) for r in rows) == [
+        (s, i) for s in (cfg.seed, cfg.seed + 1) for i in range(1, 2 * n + 1)]
+    online = {(r["seed"], r["iteration"]): r for r in _rows(out)}
+    frozen = {(r["seed"], r["iteration"]): r for r in _rows(dest)}
+    for r in rows:
+        key = (r["seed"], r["iteration"])
+        if r["iteration"] <= n:
+            assert r["phase"] == 1
+            assert {k: v for k, v in r.items() if k not in ("sps", "phase")} == {
+                k: v for k, v in online[key].items() if k != "sps"}
+            continue
+        assert r["phase"] == 2
+        f = frozen[(r["seed"], r["iteration"] - n)]
+        assert (r["true_return"], r["learned_return"]) == (f["true_return"],
+                                                           f["learned_return"])
+        assert r["env_steps"] == n * cfg.steps_per_iteration + f["env_steps"]
+        last = online[(r["seed"], n)]  # nothing asked, the reward and the pool fixed
+        assert (r["n_pref"], r["n_eval"], r["labels_used"]) == (0, 0, last["labels_used"])
+        assert r["reward_corr"] == last["reward_corr"] and r["rm_train_loss"] is None
+        assert r["reward_corr_fresh"] is not None
+    for a, b in zip(_policy_leaves(two_dir), _policy_leaves(dest), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_two_phase_resumes_across_the_phase_boundary(two_phase_run, tmp_path):
+    """Stopped after the first phase's last chunk and resumed, the run puts PPO back and
+    ends with exactly the uninterrupted run's metrics."""
+    two, two_dir, _ = two_phase_run
+    part = tmp_path / "part"
+    assert run(two, part, progress=False, max_chunks=2) == {"interrupted_at": 8}
+    assert {json.loads(x)["phase"] for x in (part / "metrics.jsonl").read_text().splitlines()} == {1}
+    run(None, part, resume=True, progress=False)
+    strip = [{k: v for k, v in r.items() if k != "sps"} for r in _rows(part)]
+    assert strip == [{k: v for k, v in r.items() if k != "sps"} for r in _rows(two_dir)]
+
+
+def test_two_phase_sizes_and_bad_settings():
+    base = get_preset("smoke").validate()  # 8 iterations of 200 steps
+    cfg = _two_phase(base, fraction=0.25, factor=3).validate()  # 24 iterations
+    assert (cfg.num_iterations, cfg.learning_iterations, cfg.retrain_iterations) == (24, 18, 6)
+    # the pool, the pacing's slots and the chunks are the first phase's (chunks of 4)
+    assert cfg.num_chunks == 5 + 2
+    assert _two_phase(base, fraction=0.5, factor=2).validate().max_queries == base.max_queries
+    assert _two_phase(base, fraction=0.3125, factor=1).validate().retrain_iterations == 3  # 2.5 up
+    bad = [
+        (_two_phase(base, fraction=1.0), "leaves 0 of 16"),
+        (_two_phase(base, fraction=-0.1), "run.retrain_fraction: must be in"),
+        (_two_phase(base, fraction=0.01), "rounds to none"),
+        (_two_phase(base, fraction=0.9, factor=1), "leaves 1 of 8"),
+        (dataclasses.replace(base, run=dataclasses.replace(
+            base.run, feedback="none", retrain_fraction=0.5)), "ground-truth"),
+        (dataclasses.replace(base, run=dataclasses.replace(
+            base.run, reward_norm_window=100, retrain_fraction=0.5)), "reward_norm_window"),
+    ]
+    for c, msg in bad:
+        with pytest.raises(ConfigError, match="retrain_fraction") as e:
+            c.validate()
+        assert msg in str(e.value)

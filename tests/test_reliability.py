@@ -622,6 +622,44 @@ def test_zero_size_leaves_survive_a_checkpoint_round_trip(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_checkpoints_from_before_the_restart_field_still_restore(tmp_path):
+    """``PipelineState.restart`` (the two-phase schedule's) came after runs were
+    checkpointed. A state without it saves as those did, so an old checkpoint (here one
+    written from a state class with every field but ``restart``, as the old code wrote it)
+    restores into today's state, and a state with it round-trips whole."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+    from flax import struct
+
+    from active_rlhf_jax.pipeline.state import PipelineState
+
+    names = [f.name for f in dataclasses.fields(PipelineState) if f.name != "restart"]
+    Old = struct.dataclass(type("Old", (), {"__annotations__": {n: object for n in names}}))
+    values = {n: jnp.full((2,), float(i)) for i, n in enumerate(names)}
+    new = PipelineState(**values, restart=(jnp.ones((2, 3)), jnp.zeros((2,), jnp.int32)))
+    assert set(rundir.savable(PipelineState(**values))) == set(names)  # a dict, no restart
+    for step, saved in ((1, Old(**values)), (2, new)):
+        mngr = ocp.CheckpointManager(tmp_path / "checkpoints",
+                                     options=ocp.CheckpointManagerOptions(create=True))
+        try:
+            mngr.save(step, args=ocp.args.StandardSave(rundir.savable(saved)))
+            mngr.wait_until_finished()
+            like = PipelineState(**values) if step == 1 else new
+            abstract = jax.eval_shape(lambda like=like: like)
+            got = rundir.unsaved_filled(mngr.restore(
+                step, args=ocp.args.StandardRestore(rundir.savable(abstract))), abstract)
+        finally:
+            mngr.close()
+        assert isinstance(got, PipelineState)
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(like)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(like)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert got.restart is not None and PipelineState(**values).restart is None
+
+
 @pytest.mark.slow
 def test_an_mjx_run_checkpoints_and_resumes_like_an_uninterrupted_one(tmp_path):
     """The MJX env state holds a zero-size leaf (``Data.act`` of HalfCheetah): before the

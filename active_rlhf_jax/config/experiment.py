@@ -88,6 +88,21 @@ class Config:
         return self.run.total_ppo_timesteps // self.run.ppo_timesteps_per_iteration
 
     @property
+    def retrain_iterations(self) -> int:
+        """Iterations of the two-phase schedule's second phase (PPO afresh on the final
+        reward, held fixed): ``run.retrain_fraction * num_iterations`` rounded half up; 0
+        online."""
+        if self.run.retrain_fraction <= 0:
+            return 0
+        return math.floor(self.run.retrain_fraction * self.num_iterations + 0.5)  # half up
+
+    @property
+    def learning_iterations(self) -> int:
+        """Iterations that acquire labels and refit the reward model (all but the second
+        phase's); the label pacing, the pool and the rating rounds are sized by them."""
+        return self.num_iterations - self.retrain_iterations
+
+    @property
     def warmup_cycles(self) -> int:
         return math.ceil(self.run.warmup_timesteps / self.rollout_steps)
 
@@ -104,7 +119,8 @@ class Config:
         """Clip pool slots: ``run.pool_capacity``, or (0) every clip the run harvests."""
         if self.run.pool_capacity > 0:
             return self.run.pool_capacity
-        return self.run.initial_segments + self.run.segments_per_iteration * self.num_iterations
+        return (self.run.initial_segments
+                + self.run.segments_per_iteration * self.learning_iterations)
 
     def query_split(self):
         """``n -> (n_pref, n_eval)`` where the config alone fixes it, else None (scores)."""
@@ -144,18 +160,22 @@ class Config:
         used0, charge = self.budget_charging()
         if charge is None:
             return max(1, self.run.budget)
-        return _schedule().max_queries_per_iteration(self.num_iterations, self.run.budget, used0, charge)
+        return _schedule().max_queries_per_iteration(self.learning_iterations, self.run.budget,
+                                                     used0, charge)
 
     @property
     def num_chunks(self) -> int:
-        return math.ceil(self.num_iterations / self.run.iterations_per_chunk)
+        """Chunks the runner calls: each phase's iterations in whole chunks, the last short."""
+        c = self.run.iterations_per_chunk
+        return (math.ceil(self.learning_iterations / c)
+                + math.ceil(self.retrain_iterations / c))
 
     @property
     def rating_rounds(self) -> int:
         """Labelling rounds with their own rating calibration: the initial batch and one
         per iteration on a relative scale (``teacher.rating_scale="pool"`` or
         ``"pool-rank"``); 0 (none) on the fixed scale."""
-        return self.num_iterations + 1 if self.teacher.rating_scale != "fixed" else 0
+        return self.learning_iterations + 1 if self.teacher.rating_scale != "fixed" else 0
 
     def validate(self) -> Config:
         """Check every field; raises ConfigError naming it. Returns self."""
@@ -187,6 +207,13 @@ class Config:
             raise ConfigError("run.initial_segments", "exceeds run.pool_capacity")
         if self.run.feedback != "none" and self.num_iterations < 2:
             raise ConfigError("run.total_ppo_timesteps", "gives fewer than 2 RLHF iterations")
+        if self.run.retrain_fraction > 0 and self.retrain_iterations < 1:
+            raise ConfigError("run.retrain_fraction", f"{self.run.retrain_fraction} of "
+                              f"{self.num_iterations} iterations rounds to none")
+        if self.run.feedback != "none" and self.learning_iterations < 2:
+            raise ConfigError("run.retrain_fraction", f"leaves {self.learning_iterations} of "
+                              f"{self.num_iterations} iterations to learn the reward in "
+                              "(at least 2)")
         if self.teacher.rating_scale != "fixed" and self.reward.rating_likelihood != "ordinal":
             raise ConfigError("teacher.rating_scale", f"{self.teacher.rating_scale} needs "
                               "reward.rating_likelihood=ordinal (its per-round calibration shifts and scales the "
@@ -201,7 +228,7 @@ class Config:
             return  # nothing to spend / the pacing charges only a part of the labels
         r = self.run
         bound = _schedule().max_labels_supplied(
-            self.num_iterations, r.budget, self.initial_labels, r.initial_segments,
+            self.learning_iterations, r.budget, self.initial_labels, r.initial_segments,
             r.segments_per_iteration, r.pool_capacity,
             (r.feedback in ("preference", "both"), r.feedback in ("rating", "both")),
             self.acquisition.selection == "disjoint", self.acquisition.exclude_labelled)
@@ -210,7 +237,7 @@ class Config:
                 "run.budget",
                 f"{r.budget} labels cannot be spent: the clip pool supplies at most {bound} "
                 f"({r.initial_segments} initial clips, {r.segments_per_iteration} new per "
-                f"iteration over {self.num_iterations - 1} acquiring iterations; a clip is "
+                f"iteration over {self.learning_iterations - 1} acquiring iterations; a clip is "
                 "paired once and rated once); lower run.budget or raise "
                 "run.segments_per_iteration")
 

@@ -18,6 +18,7 @@ All messages are one line; failures raise :class:`ConfigError` naming the path (
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -166,9 +167,18 @@ def savable(tree):
     ``jax.ShapeDtypeStruct``s (the abstract tree of a restore)."""
     import jax
 
+    from active_rlhf_jax.pipeline.state import PipelineState
+
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return jax.tree_util.tree_unflatten(
+    out = jax.tree_util.tree_unflatten(
         treedef, [None if 0 in leaf.shape else leaf for leaf in leaves])
+    if isinstance(out, PipelineState) and out.restart is None:
+        # A state without the two-phase schedule's restart point saves as one saved before
+        # the field existed (a dict of the other fields: the same checkpoint on disk), so
+        # such checkpoints still restore and resume.
+        return {f.name: getattr(out, f.name) for f in dataclasses.fields(out)
+                if f.name != "restart"}
+    return out
 
 
 def unsaved_filled(restored, abstract):
@@ -177,6 +187,8 @@ def unsaved_filled(restored, abstract):
     import jax
     import numpy as np
 
+    if isinstance(restored, dict) and dataclasses.is_dataclass(abstract):  # see savable
+        restored = abstract.replace(**restored)
     leaves, treedef = jax.tree_util.tree_flatten(abstract)
     got = treedef.flatten_up_to(restored)
     filled = []

@@ -355,6 +355,7 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
     cells, seeds = len(configs), config.seeds
     chunk = config.run.iterations_per_chunk
     n_iter = config.num_iterations
+    n_learn = config.learning_iterations  # n_iter online; the first phase's of two
     init_fn = seed_parallel(pipe.init, mesh)
     guard_fn = seed_parallel(pipe.first_nonfinite, mesh)
     chunk_fns = {}
@@ -366,18 +367,22 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
             if line:
                 rundir.note(line)
 
-    def chunk_fn(length, state):
-        """The compiled chunk program of ``length`` iterations (compiled ahead of its first
-        call, so the progress bar's steps/s never include the compile)."""
-        if length not in chunk_fns:
-            fn = seed_parallel(functools.partial(pipe.run_chunk, length=length), mesh)
+    def chunk_fn(length, retrain, state):
+        """The compiled chunk program of ``length`` iterations of the first phase, or with
+        ``retrain`` of the two-phase schedule's second (compiled ahead of its first call,
+        so the progress bar's steps/s never include the compile)."""
+        if (length, retrain) not in chunk_fns:
+            fn = seed_parallel(functools.partial(pipe.run_chunk, length=length,
+                                                 retrain=retrain), mesh)
+            name = f"{'retrain_' if retrain else ''}chunk_{length}"
             t = time.time()
-            chunk_fns[length] = fn.lower(state).compile()
-            compile_seconds[f"chunk_{length}"] = time.time() - t
+            chunk_fns[length, retrain] = fn.lower(state).compile()
+            compile_seconds[name] = time.time() - t
             if main:
-                rundir.note(f"compiled the {length}-iteration chunk program in "
-                            f"{compile_seconds[f'chunk_{length}']:.1f} s")
-        return chunk_fns[length]
+                what = "second-phase " if retrain else ""
+                rundir.note(f"compiled the {length}-iteration {what}chunk program in "
+                            f"{compile_seconds[name]:.1f} s")
+        return chunk_fns[length, retrain]
 
     def make_managers():
         made = [ocp.CheckpointManager(out / "checkpoints", options=ocp.CheckpointManagerOptions(
@@ -460,8 +465,10 @@ def _run_managed(configs, pipe, mesh, outs: list, resume: bool, progress: bool,
         while done_iters < n_iter:
             if max_chunks is not None and chunks_run >= max_chunks:
                 return [{"interrupted_at": done_iters} for _ in outs]
-            length = min(chunk, n_iter - done_iters)
-            program = chunk_fn(length, state)
+            # Chunks never span the two phases of run.retrain_fraction.
+            retrain = done_iters >= n_learn
+            length = min(chunk, (n_iter if retrain else n_learn) - done_iters)
+            program = chunk_fn(length, retrain, state)
             t0 = time.time()
             state, metrics = program(state)
             jax.block_until_ready(metrics)

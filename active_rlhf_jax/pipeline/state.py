@@ -79,6 +79,9 @@ class PipelineState:
         ppo_key: root of the PPO update keys (``split(ppo_key, num_updates)[u]``).
         hyper: the run's traced hyperparameters, ``{dotted field: [] float32}``
             (pipeline/hyper.py).
+        restart: the two-phase schedule's starting point for its second phase
+            (``run.retrain_fraction > 0``): ``(env_state, ppo)`` as they stood after the
+            initial phase; None online.
     """
 
     env_state: Any
@@ -94,3 +97,4 @@ class PipelineState:
     key: jax.Array
     ppo_key: jax.Array
     hyper: Any
+    restart: Any = None

@@ -13,6 +13,15 @@ One RLHF iteration (seed_spec §8.3), all inside one jitted function:
 
 Iterations run under an outer ``lax.scan`` in chunks (``iterations_per_chunk``); the host
 only sees the state between chunks. Seeds are a ``vmap`` axis of everything.
+
+The two-phase schedule (``run.retrain_fraction > 0``): the first
+``config.learning_iterations`` iterations are the above, with the labels paced over them;
+the last ``config.retrain_iterations`` run step 1 alone, on the final reward model and
+pool (never changed again), with the PPO policy, optimiser and envs put back to where
+they stood after the initial phase (kept in ``PipelineState.restart``) and a learning-rate
+schedule over the second phase's own updates. It equals an online run of the first phase's
+length followed by ``benchmarks/frozen_reward.py`` on its final reward, bit for bit
+(tests/test_frozen_reward.py).
 """
 
 from __future__ import annotations
@@ -41,8 +50,9 @@ class Pipeline(NamedTuple):
     ``init(key, hyper=None) -> PipelineState`` runs the initial phase (warm-up, initial
     pool, initial random labels, initial fit); ``hyper`` (pipeline/hyper.py; default the
     config's values) is kept in the state, so runs that differ only in it are one ``vmap``
-    over ``(keys, hyper)`` of one program. ``run_chunk(state) -> (state, metrics)`` runs
-    ``iterations_per_chunk`` iterations (metrics ``[chunk]`` per key). ``evaluate(state, key)``
+    over ``(keys, hyper)`` of one program. ``run_chunk(state, length, retrain) -> (state, metrics)``
+    runs ``length`` iterations (default ``iterations_per_chunk``; metrics ``[length]`` per
+    key) of the first phase, or with ``retrain`` of the two-phase schedule's second. ``evaluate(state, key)``
     returns the deterministic policy's true returns and lengths, ``[eval_episodes]`` each.
     ``train(key, hyper=None)`` chains them all (for ``jax.jit(jax.vmap(train))(keys)``).
     ``first_nonfinite(state)`` is the NaN/Inf guard: int32 ``[]``, 0 when every quantity
@@ -74,8 +84,9 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
     c, run = config, config.run
     env = make(c.env.env_id, backend=c.env.backend, **c.env.options())
     tenv = TrainingEnv(env, c.ppo.num_envs)
-    num_updates = c.warmup_cycles + c.cycles_per_iteration * c.num_iterations
-    # The run's PPO updates (warm-up + every iteration's cycles) set anneal_lr's horizon.
+    num_updates = c.warmup_cycles + c.cycles_per_iteration * c.learning_iterations
+    # The run's PPO updates (warm-up + every iteration's cycles; the first phase's under
+    # the two-phase schedule) set anneal_lr's horizon.
     ppo = make_ppo(c.ppo, tenv, num_updates=num_updates)
     ground_truth = run.feedback == "none"
     fb = None if ground_truth else make_feedback_stages(config, env, choices)
@@ -84,6 +95,14 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
     K = c.cycles_per_iteration
     T, B = c.ppo.num_steps, c.ppo.num_envs
     L = run.segment_length
+    n_learn, n_retrain = c.learning_iterations, c.retrain_iterations
+    if n_retrain:
+        # The second phase is PPO afresh: its learning-rate schedule (and the key table of
+        # its updates) spans its own updates, as a run of that length would.
+        updates2 = c.warmup_cycles + K * n_retrain
+        rollouts2 = rollouts if updates2 == num_updates else make_rollouts(
+            config, env, tenv, make_ppo(c.ppo, tenv, num_updates=updates2), fb.step_reward,
+            updates2)
     dtype = jnp.zeros(()).dtype
     first_nonfinite, guarded_names = make_guard(ground_truth)
     # Fresh-episode collection (the reference's): initial pool, and per iteration.
@@ -159,7 +178,8 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
                                                            state.hyper))
         reward, _ = fb.fit(key_fit, state.reward, state.buffers, initial=True, hyper=state.hyper)
         return state.replace(reward=reward, ep_true=jnp.zeros_like(state.ep_true),
-                             ep_learned=jnp.zeros_like(state.ep_learned))
+                             ep_learned=jnp.zeros_like(state.ep_learned),
+                             restart=(state.env_state, state.ppo) if n_retrain else None)
 
     def iteration(state: PipelineState, _):
         """One RLHF iteration (the module docstring's steps 1-5) -> (state, metrics)."""
@@ -188,7 +208,7 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
             fresh_corr = fb.clip_corr(state.reward, clips)
             # 3. Pacing, then acquisition over the pool.
             n = compute_queries_this_iteration(
-                it, c.num_iterations, run.budget, fb.budget_used(state.buffers, state.counters))
+                it, n_learn, run.budget, fb.budget_used(state.buffers, state.counters))
             n = jnp.minimum(n, c.max_queries)
             key_post, key_select, key_label = jax.random.split(key_acq, 3)
             queries, acq_state, acq_metrics = fb.acquire(
@@ -217,11 +237,68 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
             collection_steps=ctr.collection_steps,
         )
         metrics["nonfinite"] = first_nonfinite(state, metrics)
+        if n_retrain:
+            metrics["phase"] = jnp.int32(1)
         return state, metrics
 
-    def run_chunk(state: PipelineState, length: int | None = None):
-        """``length`` (static; default ``iterations_per_chunk``) iterations -> (state, metrics)."""
-        return jax.lax.scan(iteration, state, None, length=length or run.iterations_per_chunk)
+    def retrain_iteration(state: PipelineState, template: dict):
+        """One iteration of the two-phase schedule's second phase -> (state, metrics): K PPO
+        cycles on the fixed final reward, nothing else changed. Its metrics have the keys
+        of ``template`` (the first phase's): the reward model's fixed figures on the pool,
+        ``reward_corr_fresh`` on clips of this iteration (cut with a key the state never
+        sees, so the run is the same without them), counts of 0 asked, and NaN for what
+        only a refit or an acquisition has."""
+        state, series, metrics = rollouts2.cycles(state, state.key, K, False, True)
+        ctr = state.counters
+        it = ctr.iteration + 1
+        state = state.replace(counters=ctr.replace(iteration=it, env_steps=ctr.env_steps + K * T * B))
+        clips = harvest_segments(jax.random.fold_in(state.key, it), series,
+                                 run.segments_per_iteration, L, absorbing=run.absorbing_clips)
+        ctr = state.counters
+        metrics.update(reward_corr=fb.reward_corr(state.reward, state.pool),
+                       reward_corr_fresh=fb.clip_corr(state.reward, clips),
+                       **reward_shape(fb.step_reward, state.reward, state.pool,
+                                      run.learned_reward_shift != "none"),
+                       iteration=ctr.iteration, env_steps=ctr.env_steps,
+                       queries_pref=ctr.queries_pref, queries_eval=ctr.queries_eval,
+                       queries_total=ctr.queries_pref + ctr.queries_eval,
+                       labels_used=ctr.labels_used, collection_steps=ctr.collection_steps)
+        metrics["nonfinite"] = first_nonfinite(state, metrics)
+        metrics["phase"] = jnp.int32(2)
+        for name, shape in template.items():
+            if name not in metrics:
+                fill = jnp.nan if jnp.issubdtype(shape.dtype, jnp.inexact) else 0
+                metrics[name] = jnp.full(shape.shape, fill, shape.dtype)
+        return state, {name: metrics[name].astype(shape.dtype)
+                       for name, shape in template.items()}
+
+    def restarted(state: PipelineState) -> PipelineState:
+        """``state`` with PPO and the envs put back to ``state.restart`` if its first phase
+        has just ended (iteration ``n_learn``), else unchanged."""
+        at_switch = state.counters.iteration == n_learn
+        env_state, ppo_state = state.restart
+
+        def pick(new, old):
+            return jnp.where(at_switch, new, old)
+
+        return state.replace(
+            env_state=jax.tree_util.tree_map(pick, env_state, state.env_state),
+            ppo=jax.tree_util.tree_map(pick, ppo_state, state.ppo),
+            ep_true=pick(jnp.zeros_like(state.ep_true), state.ep_true),
+            ep_learned=pick(jnp.zeros_like(state.ep_learned), state.ep_learned))
+
+    def run_chunk(state: PipelineState, length: int | None = None, retrain: bool = False):
+        """``length`` (static; default ``iterations_per_chunk``) iterations -> (state, metrics).
+
+        ``retrain`` (static): iterations of the two-phase schedule's second phase; the
+        chunk starts by putting PPO back if it is the phase's first. A chunk never spans
+        the two phases (the runner splits them)."""
+        length = length or run.iterations_per_chunk
+        if not retrain:
+            return jax.lax.scan(iteration, state, None, length=length)
+        template = jax.eval_shape(iteration, state, None)[1]
+        return jax.lax.scan(lambda st, _: retrain_iteration(st, template), restarted(state),
+                            None, length=length)
 
     def evaluate(state: PipelineState, key: jax.Array):
         """Deterministic policy, ``eval_episodes`` episodes -> (true returns ``[E]``,
@@ -233,8 +310,13 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
         (eval returns ``[E]``, eval lengths ``[E]``))."""
         key_init, key_eval = jax.random.split(key)
         state = init(key_init, hyper)
-        # Every iteration under one scan; the runner splits the same loop into chunks.
-        state, metrics = run_chunk(state, c.num_iterations)
+        # Every iteration under one scan (a scan per phase); the runner splits the same
+        # loops into chunks.
+        state, metrics = run_chunk(state, n_learn)
+        if n_retrain:
+            state, second = run_chunk(state, n_retrain, retrain=True)
+            metrics = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]),
+                                             metrics, second)
         return state, metrics, evaluate(state, key_eval)
 
     return Pipeline(
