@@ -24,6 +24,10 @@ Writes ``OUT/metrics.jsonl`` (per seed and iteration: ``true_return``, ``learned
 and their paired difference with a Student-t 95% CI). ``OUT`` must not hold a run; the
 checkpoint is only read.
 
+The two-phase schedule built on this (an online run of half the steps, then this on its
+final reward) is one run now: ``run.retrain_fraction`` (pipeline/train.py), which equals
+the composition bit for bit.
+
 Usage::
 
     python -m benchmarks.frozen_reward RUN_DIR --out OUT [--gym-eval-episodes 10]
