@@ -191,7 +191,9 @@ def _cmd_sweep(args) -> int:
         raise ConfigError("gym_eval_episodes", f"must be >= 0, got {args.gym_eval_episodes}")
     if args.cells_per_call < 0:
         raise ConfigError("cells_per_call", f"must be >= 0, got {args.cells_per_call}")
-    changes = _flag_changes(args, arm_config(args.preset, arms[0], {}, None))
+    # The flags' types from the first arm, unchecked: an arm may be valid only with them
+    # (e.g. a two-phase arm whose budget needs the flags' longer run).
+    changes = _flag_changes(args, arm_config(args.preset, arms[0], {}, None, validate=False))
     changes.pop("seeds", None)  # passed on its own: sweep.json records it apart
     _start_processes(args)
     interrupt.install("interrupted; run the same sweep command again to resume")

@@ -138,9 +138,12 @@ def expand_grid(arms: list[str], grid: list[tuple[str, list[str]]]) -> list[str]
     return cells
 
 
-def arm_config(preset: str, arm: str, changes: dict, seeds: int | None):
+def arm_config(preset: str, arm: str, changes: dict, seeds: int | None,
+               validate: bool = True):
     """The validated Config of one arm: ``preset`` plus the arm's preset parts, then the
-    arm's ``FIELD=VALUE`` settings, then ``changes`` (the sweep's own flags) and seeds."""
+    arm's ``FIELD=VALUE`` settings, then ``changes`` (the sweep's own flags) and seeds.
+    ``validate=False`` skips the check (an arm valid only with the sweep's flags, read for
+    the flags' types)."""
     from active_rlhf_jax.config import parse_value, replace
     from configs.presets import get_preset
 
@@ -159,7 +162,8 @@ def arm_config(preset: str, arm: str, changes: dict, seeds: int | None):
     changes = dict(changes)
     if seeds is not None:
         changes["seeds"] = seeds
-    return replace(cfg, **changes).validate()
+    cfg = replace(cfg, **changes)
+    return cfg.validate() if validate else cfg
 
 
 def _check_sweep_file(out: Path, record: dict) -> list[str]:

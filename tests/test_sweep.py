@@ -324,6 +324,21 @@ def test_bad_sweeps_exit_2_without_writing(tmp_path, capsys, args, field):
     assert not out.exists()
 
 
+def test_an_arm_valid_only_with_the_sweeps_flags_is_accepted(tmp_path, capsys):
+    """A two-phase smoke arm cannot spend its budget in half of smoke's 8 iterations, but
+    can with the sweep's --run.total_ppo_timesteps doubling them: the flags are read
+    against the arm unchecked, and the arm is checked with them (here the sweep then stops
+    at its output path, a file, before compiling anything)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    base = ["sweep", "--preset", "smoke", "--arms", "pref-random+two-phase", "--seeds", "2",
+            "--out", str(blocker), "--no-progress"]
+    for extra, field in (([], "run.budget"), (["--run.total_ppo_timesteps", "3200"], "out")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"active-rlhf: error: {field}:"), err
+
+
 def test_rerun_with_other_seeds_is_refused(sweep_dir, capsys):
     code = main(["sweep", "--preset", "smoke", "--arms", "pref-bald", "--seeds", "3",
                  "--out", str(sweep_dir), "--no-progress"])
