@@ -124,7 +124,11 @@ def test_exact_teacher_labels_agree_with_true_returns(smoke_run):
     pipe = make_train(cfg)
     abstract = jax.eval_shape(jax.vmap(pipe.init), seed_keys(cfg))
     mngr = ocp.CheckpointManager(out / "checkpoints")
-    state = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(abstract))
+    from active_rlhf_jax.pipeline import rundir
+
+    # the runner's restore: a state without the two-phase restart point saves without it
+    state = rundir.unsaved_filled(mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(
+        rundir.savable(abstract))), abstract)
     b = jax.device_get(state.buffers)
 
     def true_rew(obs, act):  # probe/target: 1 - ||clip(a) - u||^2 / 2
