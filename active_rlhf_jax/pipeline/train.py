@@ -181,6 +181,22 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
                              ep_learned=jnp.zeros_like(state.ep_learned),
                              restart=(state.env_state, state.ppo) if n_retrain else None)
 
+    def ppo_cycles(state: PipelineState, key, rollouts_fn) -> tuple:
+        """Step 1: K PPO cycles on the learned reward, the iteration and env-step counters
+        advanced -> (state, Series, metrics)."""
+        state, series, metrics = rollouts_fn.cycles(state, key, K, False, True)
+        ctr = state.counters
+        state = state.replace(counters=ctr.replace(iteration=ctr.iteration + 1,
+                                                   env_steps=ctr.env_steps + K * T * B))
+        return state, series, metrics
+
+    def counter_metrics(ctr: Counters) -> dict:
+        """The counters every iteration logs."""
+        return dict(iteration=ctr.iteration, env_steps=ctr.env_steps,
+                    queries_pref=ctr.queries_pref, queries_eval=ctr.queries_eval,
+                    queries_total=ctr.queries_pref + ctr.queries_eval,
+                    labels_used=ctr.labels_used, collection_steps=ctr.collection_steps)
+
     def iteration(state: PipelineState, _):
         """One RLHF iteration (the module docstring's steps 1-5) -> (state, metrics)."""
         # key_unused: the PPO cycles take their keys from ppo_key; the 5-way split stays
@@ -188,10 +204,8 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
         key, _key_unused, key_harv, key_acq, key_fit = jax.random.split(state.key, 5)
         state = state.replace(key=key)
         # 1. K PPO cycles on the learned reward.
-        state, series, metrics = rollouts.cycles(state, _key_unused, K, False, True)
-        ctr = state.counters
-        it = ctr.iteration + 1
-        state = state.replace(counters=ctr.replace(iteration=it, env_steps=ctr.env_steps + K * T * B))
+        state, series, metrics = ppo_cycles(state, _key_unused, rollouts)
+        it = state.counters.iteration
         if not ground_truth:
             # 2. Harvest clips into the pool (from fresh episodes under the reference).
             if coll_env is not None:
@@ -226,16 +240,7 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
                            reward_corr_fresh=fresh_corr,
                            **reward_shape(fb.step_reward, state.reward, state.pool,
                                           run.learned_reward_shift != "none"))
-        ctr = state.counters
-        metrics.update(
-            iteration=ctr.iteration,
-            env_steps=ctr.env_steps,
-            queries_pref=ctr.queries_pref,
-            queries_eval=ctr.queries_eval,
-            queries_total=ctr.queries_pref + ctr.queries_eval,
-            labels_used=ctr.labels_used,
-            collection_steps=ctr.collection_steps,
-        )
+        metrics.update(counter_metrics(state.counters))
         metrics["nonfinite"] = first_nonfinite(state, metrics)
         if n_retrain:
             metrics["phase"] = jnp.int32(1)
@@ -248,21 +253,15 @@ def make_train(config: Config, choices: dict | None = None) -> Pipeline:
         ``reward_corr_fresh`` on clips of this iteration (cut with a key the state never
         sees, so the run is the same without them), counts of 0 asked, and NaN for what
         only a refit or an acquisition has."""
-        state, series, metrics = rollouts2.cycles(state, state.key, K, False, True)
-        ctr = state.counters
-        it = ctr.iteration + 1
-        state = state.replace(counters=ctr.replace(iteration=it, env_steps=ctr.env_steps + K * T * B))
-        clips = harvest_segments(jax.random.fold_in(state.key, it), series,
-                                 run.segments_per_iteration, L, absorbing=run.absorbing_clips)
-        ctr = state.counters
+        state, series, metrics = ppo_cycles(state, state.key, rollouts2)
+        clips = harvest_segments(jax.random.fold_in(state.key, state.counters.iteration),
+                                 series, run.segments_per_iteration, L,
+                                 absorbing=run.absorbing_clips)
         metrics.update(reward_corr=fb.reward_corr(state.reward, state.pool),
                        reward_corr_fresh=fb.clip_corr(state.reward, clips),
                        **reward_shape(fb.step_reward, state.reward, state.pool,
                                       run.learned_reward_shift != "none"),
-                       iteration=ctr.iteration, env_steps=ctr.env_steps,
-                       queries_pref=ctr.queries_pref, queries_eval=ctr.queries_eval,
-                       queries_total=ctr.queries_pref + ctr.queries_eval,
-                       labels_used=ctr.labels_used, collection_steps=ctr.collection_steps)
+                       **counter_metrics(state.counters))
         metrics["nonfinite"] = first_nonfinite(state, metrics)
         metrics["phase"] = jnp.int32(2)
         for name, shape in template.items():
