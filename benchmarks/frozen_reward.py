@@ -24,14 +24,18 @@ Writes ``OUT/metrics.jsonl`` (per seed and iteration: ``true_return``, ``learned
 and their paired difference with a Student-t 95% CI). ``OUT`` must not hold a run; the
 checkpoint is only read.
 
-The two-phase schedule built on this (an online run of half the steps, then this on its
-final reward) is one run now: ``run.retrain_fraction`` (pipeline/train.py), which equals
-the composition bit for bit.
+``--iterations N`` trains for N iterations instead of the run's own number, with the PPO
+schedule (learning-rate horizon, update keys) of an online run of N iterations; the initial
+phase stays the run's own.
+
+The two-phase schedule built on this (an online run, then this on its final reward) is one
+run now: ``run.retrain_fraction`` (pipeline/train.py), which equals the composition bit for
+bit (with ``--iterations`` set to the second phase's length where the split is not half).
 
 Usage::
 
     python -m benchmarks.frozen_reward RUN_DIR --out OUT [--gym-eval-episodes 10]
-        [--chunk 5]
+        [--chunk 5] [--iterations N]
 """
 
 from __future__ import annotations
@@ -119,7 +123,13 @@ def paired(frozen: dict[int, float], online: dict[int, float]) -> dict:
             "ci95": [float(lo), float(hi)], "n": int(n), "ahead": int(np.sum(d > 0))}
 
 
-def run(run_dir: Path, out: Path, gym_eval_episodes: int, chunk: int) -> dict:
+def run(run_dir: Path, out: Path, gym_eval_episodes: int, chunk: int,
+        iterations: int | None = None) -> dict:
+    """The frozen-reward run of ``run_dir`` into ``out`` -> its ``frozen_reward.json``
+    record. ``iterations``: PPO iterations on the final reward (default the run's
+    ``num_iterations``)."""
+    import dataclasses
+
     import jax
 
     from active_rlhf_jax.config import to_dict
@@ -138,10 +148,20 @@ def run(run_dir: Path, out: Path, gym_eval_episodes: int, chunk: int) -> dict:
                           "is not supported: the window's history is not the final reward's")
     if chunk <= 0:
         raise ConfigError("chunk", f"must be positive, got {chunk}")
+    n_iter = cfg.num_iterations if iterations is None else iterations
+    if n_iter <= 0:
+        raise ConfigError("iterations", f"must be positive, got {n_iter}")
     if (out / "metrics.jsonl").exists():
         raise ConfigError("out", f"{out} already holds a frozen-reward run")
     online = online_finals(run_dir)
     pipe = make_train(cfg, program_choices([cfg]))
+    # The PPO half of an online run of n_iter iterations: its learning-rate horizon and
+    # update keys (the run's own when it is one of that length).
+    ppo_cfg = dataclasses.replace(cfg, run=dataclasses.replace(
+        cfg.run, total_ppo_timesteps=n_iter * cfg.run.ppo_timesteps_per_iteration,
+        retrain_fraction=0.0))
+    ppo_pipe = (pipe if ppo_cfg.num_iterations == cfg.num_iterations == cfg.learning_iterations
+                else make_train(ppo_cfg, program_choices([ppo_cfg])))
     keys = seed_keys(cfg)
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     t0 = time.time()
@@ -157,12 +177,11 @@ def run(run_dir: Path, out: Path, gym_eval_episodes: int, chunk: int) -> dict:
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     programs = {}
     done, rows = 0, []
-    n_iter = cfg.num_iterations
     with open(out / "metrics.jsonl", "w") as fh:
         while done < n_iter:
             length = min(chunk, n_iter - done)
             if length not in programs:
-                programs[length] = jax.jit(jax.vmap(make_frozen_chunk(pipe, length)))
+                programs[length] = jax.jit(jax.vmap(make_frozen_chunk(ppo_pipe, length)))
             t = time.time()
             state, m = programs[length](state)
             m = jax.tree_util.tree_map(np.asarray, m)  # [seeds, length]
@@ -185,7 +204,7 @@ def run(run_dir: Path, out: Path, gym_eval_episodes: int, chunk: int) -> dict:
     save_policy(out, cfg.env.env_id, cfg.env.options(), to_dict(cfg.ppo), state.ppo,
                 seeds=seeds, env=pipe.env)
     record = {"run": str(run_dir), "checkpoint_step": step, "env_id": cfg.env.env_id,
-              "seconds": time.time() - t0}
+              "iterations": n_iter, "seconds": time.time() - t0}
     if gym_eval_episodes > 0:
         ev = evaluate(out, episodes=gym_eval_episodes, backend="gymnasium")
         (out / "final_eval_gymnasium.json").write_text(json.dumps(ev, indent=1))
@@ -207,9 +226,12 @@ def main(argv=None) -> int:
     ap.add_argument("--gym-eval-episodes", type=int, default=10,
                     help="deterministic episodes per seed in Gymnasium's env (0: none)")
     ap.add_argument("--chunk", type=int, default=5, help="iterations per compiled call")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="PPO iterations on the final reward (default: the run's own)")
     args = ap.parse_args(argv)
     try:
-        rec = run(args.run_dir, args.out, args.gym_eval_episodes, args.chunk)
+        rec = run(args.run_dir, args.out, args.gym_eval_episodes, args.chunk,
+                  args.iterations)
     except (ConfigError, FileNotFoundError) as e:
         print(f"frozen_reward: error: {e}", file=sys.stderr)
         return 2

@@ -118,7 +118,7 @@ def test_refuses_unfinished_and_ground_truth_runs(shifted_run, tmp_path):
 def _two_phase(cfg, fraction=0.5, factor=2):
     """``cfg`` with ``factor`` times its PPO steps and ``run.retrain_fraction``."""
     return dataclasses.replace(cfg, run=dataclasses.replace(
-        cfg.run, total_ppo_timesteps=factor * cfg.run.total_ppo_timesteps,
+        cfg.run, total_ppo_timesteps=round(factor * cfg.run.total_ppo_timesteps),
         retrain_fraction=fraction))
 
 
@@ -172,6 +172,42 @@ def test_two_phase_run_equals_online_half_then_frozen_reward(shifted_run, frozen
         assert r["reward_corr_fresh"] is not None
     for a, b in zip(_policy_leaves(two_dir), _policy_leaves(dest), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_two_phase_uneven_split_equals_online_run_then_shorter_frozen_run(
+        shifted_run, tmp_path):
+    """A split other than half: 12 iterations at ``retrain_fraction=1/3`` are the 8-iteration
+    online run, then ``frozen_reward --iterations 4`` on its final reward. The second
+    phase's PPO schedule is its own (learning rate annealed over 4 iterations' updates, not
+    8; ``anneal_lr`` is on), so a wrong horizon changes its training returns."""
+    cfg, out = shifted_run
+    n = cfg.num_iterations  # 8
+    two = _two_phase(cfg, fraction=1 / 3, factor=1.5)
+    assert (two.learning_iterations, two.retrain_iterations) == (n, n // 2)
+    run(two, tmp_path / "two", progress=False)
+    rec = frozen_reward.run(out, tmp_path / "frozen", gym_eval_episodes=0, chunk=4,
+                            iterations=n // 2)
+    assert rec["iterations"] == n // 2
+    rows = _rows(tmp_path / "two")
+    assert sorted((r["seed"], r["iteration"]) for r in rows) == [
+        (s, i) for s in (cfg.seed, cfg.seed + 1) for i in range(1, n + n // 2 + 1)]
+    online = {(r["seed"], r["iteration"]): r for r in _rows(out)}
+    frozen = {(r["seed"], r["iteration"]): r for r in _rows(tmp_path / "frozen")}
+    assert len(frozen) == 2 * (n // 2)
+    for r in rows:
+        key = (r["seed"], r["iteration"])
+        if r["iteration"] <= n:
+            assert {k: v for k, v in r.items() if k not in ("sps", "phase")} == {
+                k: v for k, v in online[key].items() if k != "sps"}
+            continue
+        f = frozen[(r["seed"], r["iteration"] - n)]
+        assert (r["true_return"], r["learned_return"]) == (f["true_return"],
+                                                           f["learned_return"])
+    for a, b in zip(_policy_leaves(tmp_path / "two"), _policy_leaves(tmp_path / "frozen"),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="iterations"):
+        frozen_reward.run(out, tmp_path / "f0", gym_eval_episodes=0, chunk=4, iterations=0)
 
 
 def test_two_phase_resumes_across_the_phase_boundary(two_phase_run, tmp_path):
