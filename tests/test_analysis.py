@@ -559,3 +559,29 @@ def test_plot_warns_and_splits_runs_on_different_envs(tmp_path, capsys):
         for stem in ("return_vs_env_steps", "reward_corr_vs_queries", "bald_vs_env_steps"):
             rows = read_csv(out / f"{stem}_{env}.csv")
             assert {r["run"] for r in rows} == {"a" if env.startswith("Half") else "b"}
+
+
+def test_two_phase_runs_leave_the_second_phase_off_the_query_axes(tmp_path):
+    """A two-phase run (``phase`` 2 rows ask no queries) appears on the query axes with its
+    first phase only, each row still the oracle over its seeds, and on the env-step axis
+    with every iteration."""
+    rows = []
+    for s in range(3):
+        for it in range(1, 7):
+            second = it > 3
+            rows.append({
+                "seed": s, "iteration": it, "env_steps": 1000 * it,
+                "queries_total": 40 * min(it, 3), "phase": 2 if second else 1,
+                "true_return": float(10 * it + s), "reward_corr": 0.5 + 0.1 * s,
+            })
+    run_dir = _write_run(tmp_path / "two_phase", rows)
+    out = tmp_path / "figs"
+    assert commands.main(["plot", str(run_dir), "--out", str(out), "--bootstrap-reps", "50"]) == 0
+    q = read_csv(out / "return_vs_queries.csv")
+    assert [int(r["iteration"]) for r in q] == [1, 2, 3]
+    assert [f(r["queries_total"]) for r in q] == [40.0, 80.0, 120.0]
+    assert [f(r["mean"]) for r in q] == [11.0, 21.0, 31.0]  # mean of 10 it + {0, 1, 2}
+    assert [int(r["iteration"]) for r in read_csv(out / "reward_corr_vs_queries.csv")] == [1, 2, 3]
+    e = read_csv(out / "return_vs_env_steps.csv")
+    assert [int(r["iteration"]) for r in e] == list(range(1, 7))
+    assert f(e[-1]["mean"]) == 61.0

@@ -12,6 +12,11 @@ which stay inside the range. With fewer than 3 seeds no band is drawn: each seed
 instead (the CSV's CI cells are then empty). An iteration in which no seed finished an
 episode has no true return: the line breaks there (and the figure says so) instead of
 bridging it. Runs on different environments get separate figures (file suffix ``_ENV``).
+
+Two-phase runs (``run.retrain_fraction``; rows with ``phase`` 2): the figures against
+queries show the first phase only, since the second buys no query and would draw a vertical
+line at the final count; the figures against env steps show both phases and mark the
+switch with a dotted line. Long run labels (sweep arms) put the legend below the axes.
 """
 
 from __future__ import annotations
@@ -108,6 +113,35 @@ BOUNDED = {"reward_corr": (-1.0, 1.0), "bald_pref": (0.0, np.inf), "bald_eval": 
 NO_BAND = f"none (fewer than {MIN_SEEDS_FOR_BAND} seeds: seeds drawn)"
 
 
+#: Legend labels longer than this put the legend below the axes (it would cover them).
+LONG_LABEL = 40
+#: The x axes along which a two-phase run's second phase (no queries) is left out.
+LABEL_AXES = ("queries_total",)
+
+
+def _second_phase(run: RunData) -> np.ndarray:
+    """``[S, I]`` bool: True where a two-phase run's row is of its second phase."""
+    return run.field("phase") == 2
+
+
+def _xy(run: RunData, x_field: str, y_field: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, each ``[S, I]``; NaN in both for second-phase rows on a label axis."""
+    x, y = run.field(x_field), run.field(y_field)
+    if x_field in LABEL_AXES:
+        drop = _second_phase(run)
+        x, y = np.where(drop, np.nan, x), np.where(drop, np.nan, y)
+    return x, y
+
+
+def _legend(ax) -> None:
+    """The legend inside the axes (``best``), or below them when a label is long."""
+    labels = ax.get_legend_handles_labels()[1]
+    if max((len(label) for label in labels), default=0) > LONG_LABEL:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False, ncol=1)
+    else:
+        ax.legend(loc="best", frameon=False)
+
+
 def _interval(y: np.ndarray, field: str, reps: int, seed: int, value_range=None):
     """``(mean, lo, hi, n, method)`` over the seed axis of ``y [S, P]`` (see module doc)."""
     if value_range is not None or field in BOUNDED:
@@ -121,14 +155,19 @@ def _interval(y: np.ndarray, field: str, reps: int, seed: int, value_range=None)
 
 def series_rows(run: RunData, y_field: str, x_field: str, reps: int = DEFAULT_BOOTSTRAP_REPS,
                 seed: int = 0) -> list[dict]:
-    """Per-iteration mean and 95% CI of ``y_field`` over seeds, at the mean ``x_field``."""
-    x = run.field(x_field)
-    y = run.field(y_field)
+    """Per-iteration mean and 95% CI of ``y_field`` over seeds, at the mean ``x_field``
+    (no row for an iteration every seed ran in a two-phase run's second phase when
+    ``x_field`` counts queries)."""
+    x, y = _xy(run, x_field, y_field)
     mean, lo, hi, n, method = _interval(y, y_field, reps, seed)
     with np.errstate(all="ignore"):
         xm, _, _, _ = compute_mean_ci(x, axis=0)
+    skip = (_second_phase(run).all(axis=0) if x_field in LABEL_AXES
+            else np.zeros(len(run.iterations), bool))
     rows = []
     for j, it in enumerate(run.iterations):
+        if skip[j]:
+            continue
         rows.append(
             {
                 "run": run.label,
@@ -166,7 +205,7 @@ def _draw_series(ax, run: RunData, rows: list[dict], x_field: str, y_field: str,
     gaps = int(np.sum(~np.isfinite(m[finite[0]:finite[-1] + 1])))
     n_seeds = max(r["n_seeds"] for r in rows)
     if n_seeds < MIN_SEEDS_FOR_BAND:
-        x_all, y_all = run.field(x_field), run.field(y_field)
+        x_all, y_all = _xy(run, x_field, y_field)
         styles = ["-", "--", ":", "-."]
         for i, sid in enumerate(run.seeds):
             xi, yi = x_all[i], y_all[i]
@@ -211,12 +250,26 @@ def plot_line_figure(runs: list[RunData], out_dir: pathlib.Path, name: str, suff
         lo_lim, hi_lim = ax.get_ylim()
         b_lo, b_hi = BOUNDED[y_field]
         ax.set_ylim(max(lo_lim, b_lo - 0.05), min(hi_lim, b_hi + 0.05))
+    notes = []
+    two_phase = [i for i, run in enumerate(runs) if _second_phase(run).any()]
+    if two_phase and x_field in LABEL_AXES:
+        notes.append("two-phase runs: first phase only (the second asks no queries)")
+    elif two_phase:
+        for i in two_phase:  # at the first second-phase iteration's mean x
+            run = runs[i]
+            j = int(np.flatnonzero(_second_phase(run).any(axis=0))[0])
+            with np.errstate(all="ignore"):
+                ax.axvline(float(np.nanmean(run.field(x_field)[:, j])), color=_color(i),
+                           ls=":", lw=1.2)
+        notes.append("dotted: a two-phase run's switch to PPO afresh on its final reward")
     if drawn:
-        ax.legend(loc="best", frameon=False)
+        _legend(ax)
         if gaps:
             why = "no episode finished" if y_field == "true_return" else "no value was logged"
-            _note(ax, "line broken where " + why + ": " + ", ".join(
+            notes.append("line broken where " + why + ": " + ", ".join(
                 f"{label} at {g} iteration(s)" for label, g in gaps.items()))
+        if notes:
+            _note(ax, "; ".join(notes))
     else:
         _no_data(ax, f"{y_field} against {x_field}")
     stem = name + suffix
@@ -264,7 +317,7 @@ def plot_bald(runs: list[RunData], out_dir: pathlib.Path, name: str = "bald_vs_e
         ax.set_ylim(bottom=0.0)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         if drawn:
-            ax.legend(loc="best", frameon=False)
+            _legend(ax)
         else:
             _no_data(ax, field)
         if skipped:
