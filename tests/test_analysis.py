@@ -16,6 +16,7 @@ from scipy import stats as sps
 from active_rlhf_jax.analysis import commands
 from active_rlhf_jax.analysis.loading import load_run, load_runs
 from active_rlhf_jax.analysis.stats import compute_iqm_ci, compute_mean_ci
+from active_rlhf_jax.config import ConfigError
 
 REPS = 500  # bootstrap resamples in tests (fast; the CLI default is 2000)
 
@@ -585,3 +586,40 @@ def test_two_phase_runs_leave_the_second_phase_off_the_query_axes(tmp_path):
     e = read_csv(out / "return_vs_env_steps.csv")
     assert [int(r["iteration"]) for r in e] == list(range(1, 7))
     assert f(e[-1]["mean"]) == 61.0
+
+
+def test_plot_pools_an_arms_seeds_over_sweep_directories(tmp_path):
+    """Two sweep directories (seeds 0-1 and 2-4) of the same two arms: one curve per arm,
+    each iteration the t-interval over all five seeds; the second arm ran one iteration
+    fewer in the first directory (its seeds there count only where they logged)."""
+    def arm_rows(seeds, n_iters, offset):
+        return [{"seed": s, "iteration": it, "env_steps": 100 * it, "queries_total": 10 * it,
+                 "true_return": float(offset + 7 * it + s * s), "reward_corr": 0.1 * s}
+                for s in seeds for it in range(1, n_iters + 1)]
+
+    dirs = []
+    for name, seeds, iters_b in (("g0", (0, 1), 2), ("g1", (2, 3, 4), 3)):
+        d = tmp_path / name
+        _write_run(d / "arm-a", arm_rows(seeds, 3, 0.0))
+        _write_run(d / "arm-b", arm_rows(seeds, iters_b, 50.0))
+        (d / "sweep.json").write_text(json.dumps({"arms": ["arm-a", "arm-b"]}))
+        dirs.append(str(d))
+    out = tmp_path / "figs"
+    assert commands.main(["plot", *dirs, "--out", str(out), "--bootstrap-reps", "50"]) == 0
+    rows = read_csv(out / "return_vs_env_steps.csv")
+    assert sorted({r["run"] for r in rows}) == ["arm-a", "arm-b"]
+    for arm, offset in (("arm-a", 0.0), ("arm-b", 50.0)):
+        for r in (r for r in rows if r["run"] == arm):
+            it = int(r["iteration"])
+            seeds = range(5) if (arm == "arm-a" or it <= 2) else range(2, 5)
+            m, lo, hi, n = oracle_mean_ci([offset + 7 * it + s * s for s in seeds])
+            assert int(r["n_seeds"]) == n and close(f(r["mean"]), m)
+            assert close(f(r["ci_lo"]), lo) and close(f(r["ci_hi"]), hi)
+    with pytest.raises(ConfigError, match="^labels: "):
+        commands.main(["plot", *dirs, "--labels", "x", "y", "--out", str(out)])
+    with pytest.raises(ConfigError, match="mixes sweep directories and run directories"):
+        commands.main(["plot", dirs[0], dirs[1] + "/arm-a", "--out", str(out)])
+    # A seed in two directories of one arm is refused.
+    _write_run(tmp_path / "g2" / "arm-a", arm_rows((1,), 3, 0.0))
+    with pytest.raises(ConfigError, match="seed 1 "):
+        commands.main(["plot", dirs[0], str(tmp_path / "g2"), "--out", str(out)])

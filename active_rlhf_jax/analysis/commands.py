@@ -74,9 +74,27 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _plot_runs(args: argparse.Namespace) -> list:
+    """The runs ``plot`` draws: the run directories, or the arms of sweep directories (an
+    arm's seeds pooled over the directories, labelled by the arm)."""
+    from active_rlhf_jax.analysis import matrix
+    from active_rlhf_jax.analysis.loading import load_runs, pool_runs
+
+    sweeps = [matrix.is_matrix_dir(d) for d in args.run_dirs]
+    if not any(sweeps):
+        return load_runs(args.run_dirs, args.labels)
+    if not all(sweeps):
+        raise ConfigError("run_dirs", "mixes sweep directories and run directories; give "
+                          "the sweep's arm directories instead (DIR/ARM)")
+    if args.labels is not None:
+        raise ConfigError("labels", "labels run directories; a sweep directory's curves are "
+                          "labelled by their arms")
+    return [pool_runs(group, group[0].label)
+            for group in matrix.load_matrices(args.run_dirs)]
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from active_rlhf_jax.analysis.figures import env_warning, make_all_figures
-    from active_rlhf_jax.analysis.loading import load_runs
     from active_rlhf_jax.analysis.summary import (
         COLUMNS,
         compute_summary,
@@ -87,7 +105,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"{out} exists and is not a directory")
-    runs = load_runs(args.run_dirs, args.labels)
+    runs = _plot_runs(args)
     warning = env_warning(runs)
     if warning:
         print(warning, file=sys.stderr)
@@ -197,7 +215,8 @@ def add_subparsers(subparsers) -> None:
     p = subparsers.add_parser(
         "plot",
         allow_abbrev=False,
-        help="figures (PNG+SVG+CSV) and a summary table from run directories",
+        help="figures (PNG+SVG+CSV) and a summary table from run directories, or from "
+        "sweep directories (one curve per arm, its seeds pooled over the directories)",
         description="True return vs env steps and vs queries, reward-model Spearman vs "
         "queries, BALD per modality, per-iteration modality split, IQM/mean with 95% CIs and "
         "performance profiles (rliable), and a markdown summary table.",

@@ -176,6 +176,43 @@ def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
     )
 
 
+def pool_runs(runs: list[RunData], label: str) -> RunData:
+    """One RunData with the seeds of ``runs`` (one arm's directories, e.g. the seed groups
+    of a sweep), aligned on the union of their iterations; the first run's path and config,
+    and the final evaluations' seeds concatenated.
+
+    Raises:
+        ConfigError: a seed in two of the runs (naming the second directory).
+    """
+    if len(runs) == 1:
+        return dataclasses.replace(runs[0], label=label)
+    seen: dict[int, pathlib.Path] = {}
+    for r in runs:
+        for sd in r.seeds.tolist():
+            if sd in seen:
+                raise ConfigError(str(r.path), f"seed {sd} is also in {seen[sd]}; each seed "
+                                  "of an arm once")
+            seen[sd] = r.path
+    iterations = np.array(sorted(set().union(*(r.iterations.tolist() for r in runs))), np.int64)
+    names = sorted(set().union(*(r.fields for r in runs)))
+    fields = {}
+    for name in names:
+        parts = []
+        for r in runs:
+            arr = np.full((len(r.seeds), len(iterations)), np.nan)
+            arr[:, np.searchsorted(iterations, r.iterations)] = r.field(name)
+            parts.append(arr)
+        fields[name] = np.concatenate(parts, axis=0)
+    evals = [r.final_eval for r in runs]
+    final_eval = None
+    if all(e and e.get("seeds") for e in evals):
+        final_eval = dict(evals[0], seeds=[sd for e in evals for sd in e["seeds"]])
+    return RunData(path=runs[0].path, label=label, config=runs[0].config,
+                   env_id=runs[0].env_id,
+                   seeds=np.concatenate([r.seeds for r in runs]), iterations=iterations,
+                   fields=fields, final_eval=final_eval)
+
+
 def _read_json(path: pathlib.Path):
     """Parsed JSON object of ``path``, None when missing; damage is a ConfigError."""
     if not path.is_file():
