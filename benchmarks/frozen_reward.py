@@ -160,8 +160,13 @@ def run(run_dir: Path, out: Path, gym_eval_episodes: int, chunk: int,
     ppo_cfg = dataclasses.replace(cfg, run=dataclasses.replace(
         cfg.run, total_ppo_timesteps=n_iter * cfg.run.ppo_timesteps_per_iteration,
         retrain_fraction=0.0))
-    ppo_pipe = (pipe if ppo_cfg.num_iterations == cfg.num_iterations == cfg.learning_iterations
-                else make_train(ppo_cfg, program_choices([ppo_cfg])))
+    try:
+        ppo_pipe = (pipe if ppo_cfg.num_iterations == cfg.num_iterations
+                    == cfg.learning_iterations
+                    else make_train(ppo_cfg, program_choices([ppo_cfg])))
+    except ConfigError as e:
+        raise ConfigError("iterations", f"{n_iter}: an online run of that length is not a "
+                          f"valid config ({e})") from None
     keys = seed_keys(cfg)
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     t0 = time.time()

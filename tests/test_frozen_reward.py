@@ -208,6 +208,9 @@ def test_two_phase_uneven_split_equals_online_run_then_shorter_frozen_run(
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="iterations"):
         frozen_reward.run(out, tmp_path / "f0", gym_eval_episodes=0, chunk=4, iterations=0)
+    with pytest.raises(ConfigError, match="^iterations: 1: an online run of that length"):
+        frozen_reward.run(out, tmp_path / "f1", gym_eval_episodes=0, chunk=4, iterations=1)
+    assert not (tmp_path / "f1").exists()  # refused before anything is written
 
 
 def test_two_phase_resumes_across_the_phase_boundary(two_phase_run, tmp_path):
