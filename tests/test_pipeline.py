@@ -114,21 +114,13 @@ def test_resume_gives_identical_metrics(tmp_path, smoke_run):
 def test_exact_teacher_labels_agree_with_true_returns(smoke_run):
     """probe/target's reward is a function of (obs, action), so the buffers' clips give
     back their true returns: every exact label must agree with them."""
-    import orbax.checkpoint as ocp
-
     from active_rlhf_jax.pipeline.runner import seed_keys
     from active_rlhf_jax.pipeline.train import make_train
     from active_rlhf_jax.teachers import compute_discounted_return
+    from benchmarks.frozen_reward import restore_final
 
     cfg, out, _ = smoke_run
-    pipe = make_train(cfg)
-    abstract = jax.eval_shape(jax.vmap(pipe.init), seed_keys(cfg))
-    mngr = ocp.CheckpointManager(out / "checkpoints")
-    from active_rlhf_jax.pipeline import rundir
-
-    # the runner's restore: a state without the two-phase restart point saves without it
-    state = rundir.unsaved_filled(mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(
-        rundir.savable(abstract))), abstract)
+    state, _ = restore_final(out, make_train(cfg), seed_keys(cfg))  # the runner's restore
     b = jax.device_get(state.buffers)
 
     def true_rew(obs, act):  # probe/target: 1 - ||clip(a) - u||^2 / 2
