@@ -11,6 +11,7 @@
 #   bash benchmarks/device_gpu.sh learner # ~9 min: item 4, ground-truth PPO shaped for a GPU:
 #                                         # learning rates x seeds in one program, final
 #                                         # policies back for a Gymnasium evaluation on a CPU
+#   bash benchmarks/device_gpu.sh learners # the learner stage for several presets at once
 #
 # Packages missing on that machine (mujoco, mujoco-mjx, gymnasium, ...) travel as wheels in
 # .whl/ (see the device notes in docs/benchmarks.md); they are installed into /tmp/site.
@@ -19,12 +20,15 @@ set -uo pipefail
 stage=${1:-check}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
+# SITE_READY=1: the wheels are installed already (a parent stage did it; or a CPU check of
+# this script, whose Python is not the wheels' 3.12).
+if [ -z "${SITE_READY:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export SITE_READY=1
+case ":${PYTHONPATH:-}:" in *":$PWD:"*) ;; *) export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" ;; esac
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache PYTHONUNBUFFERED=1
 
 case "$stage" in
@@ -119,9 +123,11 @@ learner)
   EVAL=${EVAL:-2} PRESET=${PRESET:-cheetah+results}
   per_iter=$((E * 64))   # 64 steps per env per iteration: one clip of 50 fits (the preset's)
   runs=$OUT/runs_tmp
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-  python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
-    'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+  if [ -z "${NO_GPU_TXT:-}" ]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+    python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
+      'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+  fi
   echo "start $(date -u +%FT%TZ)" | tee "$OUT/learner.log"
   timeout -k 10 "$BUDGET" python3 -m active_rlhf_jax.cli sweep --preset "$PRESET" \
     --arms ground-truth --grid "ppo.learning_rate=$LRS" --seeds "$SEEDS" --seed "$SEED" \
@@ -129,14 +135,36 @@ learner)
     --ppo.minibatch_size "$MB" --ppo.update_epochs "$EPOCHS" \
     --run.ppo_timesteps_per_iteration "$per_iter" --run.total_ppo_timesteps $((per_iter * ITERS)) \
     --run.iterations_per_chunk "$CHUNK" --run.eval_episodes "$EVAL" --gym-eval-episodes 0 \
-    --out "$runs" 2>&1 | tee -a "$OUT/learner.log"
+    ${EXTRA:-} --out "$runs" 2>&1 | tee -a "$OUT/learner.log"
   echo "end $(date -u +%FT%TZ) rc=${PIPESTATUS[0]}" | tee -a "$OUT/learner.log"
   tar czf "$OUT/learner_runs.tgz" --exclude=checkpoints --exclude=tb --exclude=run.lock \
     -C "$runs" . && rm -rf "$runs"
   ls -la "$OUT"
   ;;
+learners)
+  # item 4 on several tasks in one lease: one `learner` stage per preset of PRESETS (the
+  # learner's variables apply to each), all started at once: their compiles share the
+  # host's cores and their iterations the GPU, each process held to MEM_FRACTION of its
+  # memory. Results in $OUT/<task>/ (learner.log, learner_runs.tgz, stage.log).
+  PRESETS=${PRESETS:-hopper+results,walker+results}
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+  python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
+    'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+  pids=()
+  for p in ${PRESETS//,/ }; do
+    d="$OUT/${p%%+*}"
+    mkdir -p "$d"
+    OUT="$d" PRESET="$p" NO_GPU_TXT=1 XLA_PYTHON_CLIENT_MEM_FRACTION=${MEM_FRACTION:-0.45} \
+      bash "$0" learner > "$d/stage.log" 2>&1 &
+    pids+=($!)
+  done
+  rc=0
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  for p in ${PRESETS//,/ }; do echo "== ${p%%+*}"; tail -n 4 "$OUT/${p%%+*}/learner.log"; done
+  exit $rc
+  ;;
 *)
-  echo "usage: $0 check|main|accel|latency|learner" >&2
+  echo "usage: $0 check|main|accel|latency|learner|learners" >&2
   exit 2
   ;;
 esac
