@@ -13,8 +13,10 @@
 #                                         # policies back for a Gymnasium evaluation on a CPU
 #   bash benchmarks/device_gpu.sh learners # the learner stage for several presets at once
 #
-# Packages missing on that machine (mujoco, mujoco-mjx, gymnasium, ...) travel as wheels in
-# .whl/ (see the device notes in docs/benchmarks.md); they are installed into /tmp/site.
+# Packages missing on that machine (mujoco, mujoco-mjx, gymnasium, distrax, tensorboardX, ...)
+# travel as wheels in .whl/, fetched here by `bash benchmarks/device_wheels.sh` (the call
+# names .whl in its carry); they are installed into /tmp/site, then benchmarks/preflight.py
+# imports everything a run needs and stops the stage in seconds if anything is missing.
 # Results land in $OUT (default out/gpu): logs and the benchmarks' JSON records.
 set -uo pipefail
 stage=${1:-check}
@@ -29,6 +31,11 @@ if [ -z "${SITE_READY:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export SITE_READY=1
 case ":${PYTHONPATH:-}:" in *":$PWD:"*) ;; *) export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" ;; esac
+# Every module a run imports, lazily imported ones too, before any compile is paid for.
+if [ -z "${PREFLIGHT_DONE:-}" ]; then
+  python3 -m benchmarks.preflight 2>&1 | grep -v "^Failed to import .*warp" || exit 1
+  export PREFLIGHT_DONE=1
+fi
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache PYTHONUNBUFFERED=1
 
 case "$stage" in
