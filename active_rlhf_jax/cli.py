@@ -203,7 +203,17 @@ def _cmd_sweep(args) -> int:
     from active_rlhf_jax.pipeline.distributed import finish, is_main_process
 
     if is_main_process():
-        print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
+        try:
+            print(format_matrix(*compute_matrix(load_matrix(args.out))), end="")
+        except ModuleNotFoundError as e:
+            # A partial environment (a lent GPU image with carried wheels) may lack the
+            # table's bootstrap library; every run is finished and written by now, so say
+            # how to get the table instead of failing the sweep after its work is done.
+            if e.name != "rliable":
+                raise
+            print(f"active-rlhf: every run finished; the closing table needs rliable, which "
+                  f"is not installed: pip install rliable==1.2.0, then active-rlhf compare "
+                  f"{args.out}", file=sys.stderr)
     # Under jax.distributed the other processes wait here while process 0 evaluates in
     # Gymnasium and prints (minutes for MuJoCo tasks), not in JAX's shutdown barrier,
     # which gives up after 300 s; then all leave the runtime together.

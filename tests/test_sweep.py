@@ -396,3 +396,26 @@ def test_compare_pair_adds_any_paired_difference(sweep_dir, capsys):
     assert main(["compare", str(sweep_dir), "--pair", "pref-bald", "pref-random"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pair" in err and "'pref-bald'" in err
+
+
+def test_a_finished_sweep_without_rliable_says_how_to_get_its_table(sweep_dir, capsys,
+                                                                     monkeypatch):
+    """A lent GPU image lacks rliable: the sweep's runs are all written, so it exits 0 with
+    one line saying how to get the closing table instead of a traceback."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_rliable(name, *args, **kwargs):
+        if name == "rliable" or name.startswith("rliable."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="rliable")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_rliable)
+    code = main(["sweep", "--preset", "smoke", "--arms", ",".join(ARMS), "--seeds", "2",
+                 "--out", str(sweep_dir), "--no-progress"])
+    cap = capsys.readouterr()
+    assert code == 0
+    assert cap.out == ""
+    line = [ln for ln in cap.err.splitlines() if "rliable" in ln]
+    assert len(line) == 1 and f"active-rlhf compare {sweep_dir}" in line[0]
