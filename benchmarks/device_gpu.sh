@@ -38,6 +38,12 @@ if [ -z "${PREFLIGHT_DONE:-}" ]; then
 fi
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache PYTHONUNBUFFERED=1
 
+gpu_txt() {  # the card and the versions, into $OUT/gpu.txt
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+  python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
+    'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+}
+
 case "$stage" in
 check)
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv \
@@ -84,9 +90,7 @@ accel)
   SMALL=${SMALL:-512} LARGE=${LARGE:-4096} RUNS=${RUNS:-"1 8 64"} BACKEND=${BACKEND:-mjx}
   PRESET=${PRESET:-cheetah+results} LAT_STEPS=${LAT_STEPS:-50} RAW_STEPS=${RAW_STEPS:-32}
   NUM_STEPS=${NUM_STEPS:-64} MINIBATCHES=${MINIBATCHES:-8} FIDELITY=${FIDELITY:-gymnasium}
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-  python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
-    'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+  gpu_txt
   scale="python3 -m benchmarks.accelerator_scaling --preset $PRESET --backend $BACKEND --raw-actions uniform,zero \
     --num-steps $NUM_STEPS --minibatches $MINIBATCHES --raw-steps $RAW_STEPS --raw-repeats 2 \
     --jsonl $OUT/scaling.jsonl \
@@ -116,25 +120,22 @@ latency)
     2>&1 | tee "$OUT/latency.log"
   ;;
 learner)
-  # #15 item 4: ground-truth PPO sized for a GPU (HalfCheetah-v5, cheetah+results' tuned PPO
-  # settings except the shape: E envs x T steps per update, minibatches of MB, EPOCHS epochs,
+  # #15 item 4: ground-truth PPO sized for a GPU (PRESET, default cheetah+results: its task
+  # and tuned PPO settings except the shape: E envs x T steps per update, minibatches of MB, EPOCHS epochs,
   # MJX at FIDELITY), one cell per learning rate in LRS, SEEDS seeds from SEED, all in one
   # compiled program (the learning rate is traced). The sweep stops at BUDGET seconds
   # whatever it has done (metrics.jsonl is written every CHUNK iterations); the run
   # directories come back without checkpoints (learner_runs.tgz: config, metrics, MJX
   # evaluation, final policies) for `active-rlhf evaluate --backend gymnasium` elsewhere.
-  # CPU check of this stage: BACKEND=mujoco E=8 MB=64 ITERS=2 CHUNK=1 SEEDS=2 LRS=3e-4,1e-3
+  # EXTRA: further sweep flags, as one string. CPU check of this stage (SITE_READY=1):
+  # BACKEND=mujoco E=8 MB=64 ITERS=2 CHUNK=1 SEEDS=2 LRS=3e-4,1e-3
   E=${E:-1024} T=${T:-32} MB=${MB:-4096} EPOCHS=${EPOCHS:-10} ITERS=${ITERS:-112}
   CHUNK=${CHUNK:-16} LRS=${LRS:-1e-4,3e-4,1e-3} SEEDS=${SEEDS:-9} SEED=${SEED:-900}
   BACKEND=${BACKEND:-mjx} FIDELITY=${FIDELITY:-ls8} BUDGET=${BUDGET:-515}
   EVAL=${EVAL:-2} PRESET=${PRESET:-cheetah+results}
   per_iter=$((E * 64))   # 64 steps per env per iteration: one clip of 50 fits (the preset's)
   runs=$OUT/runs_tmp
-  if [ -z "${NO_GPU_TXT:-}" ]; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-    python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
-      'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
-  fi
+  [ -n "${NO_GPU_TXT:-}" ] || gpu_txt
   echo "start $(date -u +%FT%TZ)" | tee "$OUT/learner.log"
   timeout -k 10 "$BUDGET" python3 -m active_rlhf_jax.cli sweep --preset "$PRESET" \
     --arms ground-truth --grid "ppo.learning_rate=$LRS" --seeds "$SEEDS" --seed "$SEED" \
@@ -154,9 +155,7 @@ learners)
   # host's cores and their iterations the GPU, each process held to MEM_FRACTION of its
   # memory. Results in $OUT/<task>/ (learner.log, learner_runs.tgz, stage.log).
   PRESETS=${PRESETS:-hopper+results,walker+results}
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-  python3 -c "import jax, flax, optax, mujoco; print('jax', jax.__version__, 'flax', flax.__version__,
-    'optax', optax.__version__, 'mujoco', mujoco.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
+  gpu_txt
   pids=()
   for p in ${PRESETS//,/ }; do
     d="$OUT/${p%%+*}"
