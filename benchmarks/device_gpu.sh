@@ -121,8 +121,8 @@ latency)
   ;;
 learner)
   # #15 item 4: ground-truth PPO sized for a GPU (PRESET, default cheetah+results: its task
-  # and tuned PPO settings except the shape: E envs x T steps per update, minibatches of MB, EPOCHS epochs,
-  # MJX at FIDELITY), one cell per learning rate in LRS, SEEDS seeds from SEED, all in one
+  # and tuned PPO settings except the shape: E envs x T steps per update, minibatches of
+  # MB, EPOCHS epochs, MJX at FIDELITY), one cell per learning rate in LRS, SEEDS seeds from SEED, all in one
   # compiled program (the learning rate is traced). The sweep stops at BUDGET seconds
   # whatever it has done (metrics.jsonl is written every CHUNK iterations); the run
   # directories come back without checkpoints (learner_runs.tgz: config, metrics, MJX
