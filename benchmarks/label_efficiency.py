@@ -4,7 +4,8 @@ For each ``A:B`` pair of arm directories (same seeds), at the iterations ``--ite
 Spearman of the learned against the true clip return on the pool (``reward_corr``) and on
 the policy's fresh clips (``reward_corr_fresh``, where logged), A - B per seed with a
 Student-t 95% CI; and the mean training return over the whole run (the area under the
-learning curve per iteration). Reads only ``metrics.jsonl``; nothing is trained.
+learning curve per iteration). Reads only ``metrics.jsonl`` (or the committed records'
+``metrics.jsonl.gz``); nothing is trained.
 
 Usage::
 
@@ -15,16 +16,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from active_rlhf_jax.analysis.loading import metrics_path, read_metrics
+
 
 def _rows(path: Path) -> list[dict]:
-    with open(path / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f]
+    return read_metrics(metrics_path(path))
 
 
 def paired_ci(diffs) -> tuple[float, float, float, int, int]:
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
             print(f"label_efficiency: expected ARM_A:ARM_B, got {pair!r}", file=sys.stderr)
             return 2
         for arm in (arm_a, arm_b):
-            if not (root / arm / "metrics.jsonl").exists():
+            if metrics_path(root / arm) is None:
                 print(f"label_efficiency: no metrics.jsonl under {root / arm}", file=sys.stderr)
                 return 2
         print(f"\n{arm_a} - {arm_b}")

@@ -202,6 +202,30 @@ def test_load_run_aligns_seeds_and_iterations(tmp_path):
         assert run.field("true_return")[r["seed"], r["iteration"]] == r["true_return"]
 
 
+def test_gzipped_metrics_record_loads_as_the_plain_file(tmp_path):
+    """Committed records keep metrics.jsonl gzipped; load_run, the matrix loader and
+    label_efficiency read it as the plain file (every field, bitwise)."""
+    import gzip
+    import shutil
+
+    from active_rlhf_jax.analysis.matrix import is_matrix_dir, load_matrix
+    from benchmarks.label_efficiency import _rows
+
+    plain = make_run(tmp_path / "plain" / "arm", n_seeds=3, n_iters=4)
+    packed = tmp_path / "packed" / "arm"
+    shutil.copytree(plain, packed)
+    with open(packed / "metrics.jsonl", "rb") as src, gzip.open(packed / "metrics.jsonl.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (packed / "metrics.jsonl").unlink()
+    a, b = load_run(plain), load_run(packed)
+    assert sorted(a.fields) == sorted(b.fields)
+    for name in a.fields:
+        np.testing.assert_array_equal(a.field(name), b.field(name))
+    assert is_matrix_dir(packed.parent) and not is_matrix_dir(packed)
+    assert [r.label for r in load_matrix(packed.parent)] == ["arm"]
+    assert _rows(packed) == _rows(plain) == raw_rows(plain)
+
+
 def test_load_run_tolerates_truncated_last_line(tmp_path):
     d = make_run(tmp_path / "a", n_seeds=2, n_iters=2)
     with open(d / "metrics.jsonl", "a") as fh:

@@ -1,5 +1,10 @@
 """Read run directories (``config.json``, ``metrics.jsonl``, ``final_eval.json``).
 
+A finished run's metrics may also be stored gzipped, ``metrics.jsonl.gz``: the records
+committed under ``benchmarks/results/`` are, because metrics are four fifths of the
+tracked tree and a device call carries the whole tree in 64 MiB with the wheels. Every
+reader here takes either file (the plain one when both exist).
+
 A run directory is one configuration trained with several seeds (see docs/CONTRACTS.md).
 ``metrics.jsonl`` holds one JSON object per seed per iteration; here it becomes one
 ``[n_seeds, n_iterations]`` float array per field, aligned on ``iteration`` (NaN where a
@@ -9,6 +14,7 @@ seed has no row for an iteration or logged ``null``).
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import math
 import pathlib
@@ -19,6 +25,7 @@ import numpy as np
 from active_rlhf_jax.config import ConfigError
 
 METRICS_FILE = "metrics.jsonl"
+METRICS_FILE_GZ = METRICS_FILE + ".gz"
 CONFIG_FILE = "config.json"
 FINAL_EVAL_FILE = "final_eval.json"
 
@@ -106,15 +113,30 @@ def _find_key(tree: Any, key: str) -> Any:
     return None
 
 
+def metrics_path(run_dir) -> pathlib.Path | None:
+    """``run_dir``'s ``metrics.jsonl``, else its ``metrics.jsonl.gz``, else None."""
+    run_dir = pathlib.Path(run_dir)
+    for name in (METRICS_FILE, METRICS_FILE_GZ):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return None
+
+
 def read_metrics(path: pathlib.Path) -> list[dict]:
-    """Parse ``metrics.jsonl``; a truncated last line (a run still writing) is skipped.
+    """Parse ``metrics.jsonl`` (gzipped if the name ends in ``.gz``); a truncated last
+    line (a run still writing) is skipped.
 
     Raises:
         ConfigError (a ValueError naming the file): a malformed line other than the last,
             or a row without seed/iteration.
     """
     rows = []
-    lines = pathlib.Path(path).read_text().splitlines()
+    path = pathlib.Path(path)
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as fh:
+            lines = fh.read().splitlines()
+    else:
+        lines = path.read_text().splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -138,8 +160,8 @@ def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
         ConfigError (a ValueError naming the file): no rows yet, or a damaged file.
     """
     run_dir = pathlib.Path(run_dir)
-    mpath = run_dir / METRICS_FILE
-    if not mpath.is_file():
+    mpath = metrics_path(run_dir)
+    if mpath is None:
         what = "no such directory" if not run_dir.is_dir() else f"no {METRICS_FILE}"
         raise FileNotFoundError(f"{run_dir}: {what} (is this a run directory?)")
     rows = read_metrics(mpath)

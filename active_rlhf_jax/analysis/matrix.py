@@ -30,7 +30,7 @@ import pathlib
 
 import numpy as np
 
-from active_rlhf_jax.analysis.loading import METRICS_FILE, RunData, load_run
+from active_rlhf_jax.analysis.loading import METRICS_FILE, RunData, load_run, metrics_path
 from active_rlhf_jax.analysis.stats import DEFAULT_BOOTSTRAP_REPS, compute_iqm_ci, compute_mean_ci
 from active_rlhf_jax.config import ConfigError
 
@@ -56,8 +56,8 @@ def is_matrix_dir(path) -> bool:
         return True
     return (
         p.is_dir()
-        and not (p / METRICS_FILE).is_file()
-        and any((c / METRICS_FILE).is_file() for c in p.iterdir() if c.is_dir())
+        and metrics_path(p) is None
+        and any(metrics_path(c) is not None for c in p.iterdir() if c.is_dir())
     )
 
 
@@ -71,7 +71,7 @@ def load_matrix(path) -> list[RunData]:
     order = []
     if (p / SWEEP_FILE).is_file():
         order = json.loads((p / SWEEP_FILE).read_text()).get("arms", [])
-    found = sorted(c.name for c in p.iterdir() if c.is_dir() and (c / METRICS_FILE).is_file())
+    found = sorted(c.name for c in p.iterdir() if c.is_dir() and metrics_path(c) is not None)
     names = [a for a in order if a in found] + [a for a in found if a not in order]
     if not names:
         raise FileNotFoundError(f"{p}: no arm with a {METRICS_FILE} (is this a sweep directory?)")
