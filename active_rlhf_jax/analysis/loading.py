@@ -162,7 +162,7 @@ def load_run(run_dir: str | pathlib.Path, label: str | None = None) -> RunData:
     run_dir = pathlib.Path(run_dir)
     mpath = metrics_path(run_dir)
     if mpath is None:
-        what = "no such directory" if not run_dir.is_dir() else f"no {METRICS_FILE}"
+        what = "no such directory" if not run_dir.is_dir() else f"no {METRICS_FILE}(.gz)"
         raise FileNotFoundError(f"{run_dir}: {what} (is this a run directory?)")
     rows = read_metrics(mpath)
     if not rows:

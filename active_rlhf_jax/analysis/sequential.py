@@ -19,7 +19,7 @@ Spending function: O'Brien-Fleming type, ``alpha(t) = 2 - 2 Phi(z_{1-alpha/2} / 
 It spends almost nothing early (0.0056 of 0.05 at half the information), so a final look
 keeps nearly the fixed-sample boundary (1.98 against 1.96 with looks at a quarter and a
 half). A boundary is a z value; :func:`t_boundary` turns it into a Student-t critical
-value at the final look's degrees of freedom by matching tail probabilities, the usual
+value at a look's degrees of freedom by matching tail probabilities, the usual
 small-sample adjustment.
 """
 
