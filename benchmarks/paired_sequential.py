@@ -5,9 +5,9 @@ Walker2d BALD - random): pairs the two arms' per-seed final returns on the seeds
 have, takes the looks at the first ``n_1 < n_2 < ...`` pairs in seed order, and tests each
 look against the two-sided O'Brien-Fleming alpha-spending boundary of
 ``active_rlhf_jax.analysis.sequential`` (information fraction = pairs at the look / pairs
-at the final look, which is every pair found). The final look's boundary is also given as a
-Student-t critical value at its degrees of freedom, which is what the paired t statistic
-is compared with.
+at the final look, which is every pair found). Each look's z boundary is also given as a
+Student-t critical value at that look's degrees of freedom, which is what its paired t
+statistic is compared with.
 
 Each arm is one or more arm directories (a run directory, or a sweep's per-arm
 directory) holding ``final_eval_gymnasium.json`` (else ``final_eval.json``); the per-seed
@@ -28,10 +28,11 @@ import sys
 
 import numpy as np
 
+from active_rlhf_jax.analysis.matrix import GYM_EVAL_FILE, eval_file_scores
 from active_rlhf_jax.analysis.sequential import boundaries, paired_t, t_boundary
 from active_rlhf_jax.analysis.stats import compute_mean_ci
 
-EVAL_FILES = ("final_eval_gymnasium.json", "final_eval.json")
+EVAL_FILES = (GYM_EVAL_FILE, "final_eval.json")
 
 
 def per_seed_returns(dirs) -> dict[int, float]:
@@ -45,11 +46,10 @@ def per_seed_returns(dirs) -> dict[int, float]:
         path = next((d / f for f in EVAL_FILES if (d / f).is_file()), None)
         if path is None:
             raise ValueError(f"{d}: no {' or '.join(EVAL_FILES)} (is this an arm directory?)")
-        for row in json.loads(path.read_text())["seeds"]:
-            seed = int(row["seed"])
+        for seed, value in eval_file_scores(path).items():
             if seed in out:
                 raise ValueError(f"{path}: seed {seed} is in two directories of one arm")
-            out[seed] = float(row["mean"])
+            out[seed] = value
     return out
 
 

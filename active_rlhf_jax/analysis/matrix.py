@@ -154,14 +154,20 @@ def random_counterpart(arm: str) -> str | None:
     return None
 
 
+def eval_file_scores(path) -> dict[int, float]:
+    """``{seed: mean evaluation return}`` of an evaluation file (``final_eval.json`` or
+    ``final_eval_gymnasium.json``)."""
+    data = json.loads(pathlib.Path(path).read_text())
+    # "per_seed": files written before the evaluation schema was unified.
+    rows = data["seeds"] if "seeds" in data else data["per_seed"]
+    return {int(s["seed"]): float(s["mean"]) for s in rows}
+
+
 def final_scores(run: RunData) -> tuple[dict[int, float], str]:
     """``{seed: final return}`` and its source (Gymnasium evaluation if present)."""
     gym = run.path / GYM_EVAL_FILE
     if gym.is_file():
-        data = json.loads(gym.read_text())
-        # "per_seed": files written before the evaluation schema was unified.
-        rows = data["seeds"] if "seeds" in data else data["per_seed"]
-        return {int(s["seed"]): float(s["mean"]) for s in rows}, "gymnasium"
+        return eval_file_scores(gym), "gymnasium"
     scores, source = run.final_scores()
     seeds = [int(s["seed"]) for s in run.final_eval["seeds"]] if (
         run.final_eval and run.final_eval.get("seeds")) else [int(s) for s in run.seeds]
